@@ -1,0 +1,176 @@
+// Moves tar streams between a helper container and archive files on the host.
+//
+// Local engine (the usual case): the helper's busybox tar reads/writes a FIFO bind-mounted from
+// the host, and zstd on the host reads/writes the other end: no bytes pass through a logged
+// stream or through Docker's API (see DESIGN.md: 10x faster than the attach path).
+// Remote engine (DOCKER_HOST=tcp/ssh): the tar stream travels over an exec stream instead.
+import { closeSync, constants, createWriteStream, openSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { PassThrough } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { isLocalEngine } from "../docker/engine.ts";
+import type { Helper } from "../docker/helper.ts";
+import { log, startProgress, formatBytes } from "../log.ts";
+import { run } from "../shell.ts";
+import { readDecompressed, writeCompressed, type StoredFile } from "./files.ts";
+import { createTarInspector, type TarEntry, type TarSummary } from "./tar-inspector.ts";
+
+/** A host directory holding one FIFO, bind-mounted into helpers at /pipe. */
+export interface PipeDir {
+  dir: string;
+  fifo: string;
+  bind: string;
+  remove(): Promise<void>;
+}
+
+export async function createPipeDir(): Promise<PipeDir> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "composure-pipe-"));
+  const fifo = path.join(dir, "stream");
+  await run("mkfifo", ["-m", "600", fifo]);
+  return { dir, fifo, bind: `${dir}:/pipe`, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+let transportAnnounced = false;
+function announceTransport(): void {
+  if (transportAnnounced) return;
+  transportAnnounced = true;
+  log.info(isLocalEngine() ? "transfer: helper tar <-> host FIFO <-> zstd" : "transfer: remote engine, tar over exec streams");
+}
+
+/** Archives directory `dir` of the helper into `target` (.tar.zst). */
+export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined, dir: string, target: string, level: number, label: string): Promise<StoredFile> {
+  announceTransport();
+  const progress = startProgress(label);
+  const tarArgs = ["tar", "cf", pipe ? "/pipe/stream" : "-", "-C", dir, "."];
+  let stored: StoredFile;
+  if (pipe) {
+    const compressing = writeCompressed(pipe.fifo, target, level, (count) => progress.add(count));
+    const tar = await helper.run(tarArgs).catch((error: Error) => ({ exitCode: -1, stderr: error.message, stdout: "" }));
+    if (tar.exitCode !== 0) {
+      unblockFifoReader(pipe.fifo);
+      await compressing.catch(() => undefined);
+      await rm(target, { force: true });
+      throw new Error(`tar in the helper failed (exit ${tar.exitCode}): ${tar.stderr.trim()}`);
+    }
+    stored = await compressing;
+  } else {
+    const stream = new PassThrough({ highWaterMark: 1 << 20 });
+    const compressing = writeCompressed(stream, target, level, (count) => progress.add(count));
+    const tar = await helper.stream(tarArgs, stream);
+    stream.end();
+    stored = await compressing;
+    if (tar.exitCode !== 0) {
+      await rm(target, { force: true });
+      throw new Error(`tar in the helper failed (exit ${tar.exitCode}): ${tar.stderr.trim()}`);
+    }
+  }
+  progress.done(`${formatBytes(stored.bytes)} stored`);
+  return stored;
+}
+
+/** A FIFO reader blocked in open() (zstd) is released by a writer that opens and closes. */
+function unblockFifoReader(fifo: string): void {
+  try {
+    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+  } catch {
+    // no reader waiting: nothing to release
+  }
+}
+
+/** A FIFO writer blocked in open() (us) is released by a reader that opens and closes. */
+function unblockFifoWriter(fifo: string): void {
+  try {
+    closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+  } catch {
+    // nothing to release
+  }
+}
+
+export interface Extraction {
+  summary: TarSummary;
+  /** Every directory and symlink, in archive order: busybox tar does not restore their mtimes. */
+  timestamps: { name: string; mtime: number; type: TarEntry["type"] }[];
+  root?: TarEntry;
+}
+
+/**
+ * Extracts `archive` into `dir` of the helper. Every entry is checked before tar sees it
+ * (no absolute paths, no '..', nothing written through a symlink, no devices): a bad entry stops
+ * the stream and the extraction fails.
+ */
+export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, archive: string, dir: string, label: string, expected?: StoredFile): Promise<Extraction> {
+  announceTransport();
+  const progress = startProgress(label);
+  const result: Extraction = { summary: undefined as unknown as TarSummary, timestamps: [] };
+  const inspector = createTarInspector({
+    onEntry: (entry) => {
+      if (entry.name === ".") result.root = entry;
+      else if (entry.type === "directory" || entry.type === "symlink") result.timestamps.push({ name: entry.name, mtime: entry.mtime, type: entry.type });
+    },
+  });
+  const source = readDecompressed(archive, expected);
+  source.stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
+  const tarArgs = ["tar", "xf", pipe ? "/pipe/stream" : "-", "--numeric-owner", "-C", dir];
+  if (pipe) {
+    // If tar stops early, our open() of the FIFO (or a write) would wait forever: release it.
+    const extracting = helper.run(tarArgs).then(
+      (tar) => {
+        if (tar.exitCode !== 0) unblockFifoWriter(pipe.fifo);
+        return tar;
+      },
+      (error: unknown) => {
+        unblockFifoWriter(pipe.fifo);
+        throw error;
+      },
+    );
+    const feeding = Promise.all([source.done, pipeline(source.stream, inspector, createWriteStream(pipe.fifo))]);
+    const [tar, fed] = await Promise.allSettled([extracting, feeding]);
+    // A broken pipe only echoes tar's own failure: report tar's message then.
+    const brokenPipe = fed.status === "rejected" && (fed.reason as NodeJS.ErrnoException).code === "EPIPE";
+    if (fed.status === "rejected" && !brokenPipe) throw fed.reason;
+    if (tar.status === "rejected") throw tar.reason;
+    if (tar.value.exitCode !== 0) throw new Error(`tar in the helper failed (exit ${tar.value.exitCode}): ${tar.value.stderr.trim()}`);
+    if (fed.status === "rejected") throw fed.reason;
+  } else {
+    throw new Error("restore through a remote engine is not supported yet: run composure on the Docker host");
+  }
+  result.summary = inspector.summary;
+  progress.done(`${result.summary.entries} entries, ${formatBytes(result.summary.dataBytes)}`);
+  return result;
+}
+
+/** Writes a script into the pipe directory (bytes kept as they are: names may not be UTF-8). */
+export async function writeScript(pipe: PipeDir, name: string, lines: string[]): Promise<string> {
+  await writeFile(path.join(pipe.dir, name), Buffer.from(`${lines.join("\n")}\n`, "latin1"), { mode: 0o600 });
+  return `/pipe/${name}`;
+}
+
+/** Single-quotes a byte string for sh: safe for spaces, newlines, quotes and any other byte. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The shell lines that swap a fully extracted staging directory in for the old content of `root`
+ * and put back what busybox tar leaves out: directory and symlink mtimes, and the root's own
+ * owner, mode and mtime.
+ */
+export function swapInStagedLines(root: string, staging: string, extraction: Extraction): string[] {
+  const lines = [
+    "set -e",
+    `cd ${shellQuote(root)}`,
+    `find . -mindepth 1 -maxdepth 1 ! -name ${shellQuote(staging)} -exec rm -rf -- {} +`,
+    `find ${shellQuote(staging)} -mindepth 1 -maxdepth 1 -exec mv -- {} . \\;`,
+    `rmdir ${shellQuote(staging)}`,
+  ];
+  for (const entry of [...extraction.timestamps].reverse()) {
+    lines.push(`touch -h -c -d @${entry.mtime} -- ${shellQuote(entry.name)}`);
+  }
+  const rootEntry = extraction.root;
+  if (rootEntry) {
+    lines.push(`chown ${rootEntry.uid}:${rootEntry.gid} .`, `chmod ${(rootEntry.mode & 0o7777).toString(8)} .`, `touch -c -d @${rootEntry.mtime} .`);
+  }
+  return lines;
+}

@@ -1,0 +1,110 @@
+// manifest.json seals a run: written LAST, by atomic rename. A run directory without one is
+// incomplete (interrupted or still running) and is ignored by list, verify, restore and retention.
+import { existsSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+
+export const manifestFormat = "composure/1";
+export const manifestFile = "manifest.json";
+
+const volumeFacts = z.object({
+  /** Docker's name of the volume, e.g. shop_data, or the host path of a bind mount. */
+  name: z.string(),
+  kind: z.enum(["volume", "bind"]),
+  /** The name in the compose file (com.docker.compose.volume), used for archive names. */
+  composeName: z.string().optional(),
+  driver: z.string().optional(),
+  labels: z.record(z.string()).optional(),
+  external: z.boolean().optional(),
+  /** Other services that mount the same volume (it is backed up once). */
+  sharedWith: z.array(z.string()).optional(),
+});
+
+export const artifactSchema = z.object({
+  /** Relative to the run directory. */
+  path: z.string(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  compression: z.enum(["zstd", "none"]),
+  volume: volumeFacts.optional(),
+  /** What the archive held when it was written: for verify and restore drills. */
+  facts: z.record(z.unknown()).optional(),
+});
+
+export const serviceRecordSchema = z.object({
+  name: z.string(),
+  strategy: z.string(),
+  status: z.enum(["ok", "failed"]),
+  error: z.string().optional(),
+  image: z.string().optional(),
+  stopped: z.array(z.string()).default([]),
+  downtimeSeconds: z.number().nonnegative(),
+  durationSeconds: z.number().nonnegative(),
+  artifacts: z.array(artifactSchema),
+});
+
+export const manifestSchema = z.object({
+  format: z.literal(manifestFormat),
+  project: z.string(),
+  runId: z.string(),
+  host: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  outcome: z.enum(["success", "partial", "failed"]),
+  /** Why the run was taken, e.g. "rescue before restoring run X". */
+  reason: z.string().optional(),
+  services: z.array(serviceRecordSchema),
+});
+
+export type Artifact = z.infer<typeof artifactSchema>;
+export type ServiceRecord = z.infer<typeof serviceRecordSchema>;
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export class ManifestError extends Error {
+  name = "ManifestError";
+}
+
+export async function writeManifest(runDir: string, manifest: Manifest): Promise<void> {
+  const target = path.join(runDir, manifestFile);
+  const temporary = `${target}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
+  await rename(temporary, target);
+}
+
+/** Reads and validates a run's manifest; every failure names the run and what is wrong. */
+export async function readManifest(runDir: string, expectedProject?: string): Promise<Manifest> {
+  const file = path.join(runDir, manifestFile);
+  if (!existsSync(file)) {
+    throw new ManifestError(`run ${path.basename(runDir)} has no ${manifestFile}: it is incomplete (interrupted or still running)`);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(await readFile(file, "utf8"));
+  } catch (error) {
+    throw new ManifestError(`${file} is not valid JSON (${(error as Error).message}): the run cannot be trusted`);
+  }
+  const parsed = manifestSchema.safeParse(document);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(top)"}: ${issue.message}`).join("; ");
+    throw new ManifestError(`${file} is not a composure manifest: ${problems}`);
+  }
+  if (expectedProject && parsed.data.project !== expectedProject) {
+    throw new ManifestError(`${file} belongs to project ${parsed.data.project}, not ${expectedProject}`);
+  }
+  if (parsed.data.runId !== path.basename(runDir)) {
+    throw new ManifestError(`${file} names run ${parsed.data.runId} but lies in ${path.basename(runDir)}`);
+  }
+  for (const service of parsed.data.services) {
+    for (const artifact of service.artifacts) assertInsideRun(artifact.path, file);
+  }
+  return parsed.data;
+}
+
+/** Artifact paths come from a file an attacker may have edited: keep them inside the run. */
+function assertInsideRun(relative: string, file: string): void {
+  const normalised = path.posix.normalize(relative);
+  if (path.posix.isAbsolute(relative) || normalised.startsWith("../") || normalised === "..") {
+    throw new ManifestError(`${file} lists an artifact outside its run directory: ${JSON.stringify(relative)}`);
+  }
+}

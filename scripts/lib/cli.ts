@@ -1,0 +1,56 @@
+// What every script shares: one top-level catch that maps errors to exit codes, the config, the
+// projects to act on, and the helper image.
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { loadConfig } from "./config/load.ts";
+import type { Config } from "./config/schema.ts";
+import { checkEngine } from "./docker/engine.ts";
+import { defaultHelperImage, ensureHelperImage } from "./docker/helper-image.ts";
+import { ConfigError, exitCodeOf, UsageError } from "./errors.ts";
+import { log } from "./log.ts";
+import { strategyKinds } from "./strategies/registry.ts";
+
+export async function main(task: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await task();
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof UsageError) log.error(error.message);
+    else log.error(error instanceof Error ? error.message : String(error));
+    if (process.env.COMPOSURE_DEBUG && error instanceof Error) log.error(error.stack ?? "");
+    process.exitCode = exitCodeOf(error);
+  }
+}
+
+export function flag(name: string): boolean {
+  return ["1", "true", "yes"].includes((process.env[name] ?? "").toLowerCase());
+}
+
+export function loadSettings(): Config {
+  const { config } = loadConfig(process.env, strategyKinds);
+  config.destination = path.resolve(process.env.DESTINATION || config.destination);
+  if (process.env.LOCK_TIMEOUT) {
+    const seconds = Number(process.env.LOCK_TIMEOUT);
+    if (!Number.isInteger(seconds) || seconds < 0) throw new ConfigError([`LOCK_TIMEOUT must be a whole number of seconds, got "${process.env.LOCK_TIMEOUT}"`]);
+    config.lock.timeout_seconds = seconds;
+  }
+  return config;
+}
+
+const composeFiles = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+
+/** PROJECT= (comma list), else composure.yml's projects, else the compose file in this folder. */
+export function projectsToUse(config: Config): string[] {
+  const fromEnv = (process.env.PROJECT ?? "").split(",").map((name) => name.trim()).filter(Boolean);
+  if (fromEnv.length) return fromEnv;
+  if (config.projects?.length) return config.projects;
+  if (process.env.COMPOSE_PROJECT_NAME) return [process.env.COMPOSE_PROJECT_NAME];
+  if (composeFiles.some((file) => existsSync(file))) {
+    return [path.basename(process.cwd()).toLowerCase().replace(/[^a-z0-9_-]/g, "")];
+  }
+  throw new UsageError("no project named: set PROJECT=<compose project>, list projects in composure.yml, or run from the folder of a compose file");
+}
+
+export async function prepareEngine(config: Config): Promise<string> {
+  await checkEngine();
+  return ensureHelperImage(process.env.COMPOSURE_HELPER_IMAGE || config.helper_image || defaultHelperImage);
+}

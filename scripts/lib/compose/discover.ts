@@ -1,0 +1,97 @@
+// Discovers Compose projects and their services through the labels Compose v1 and v2 both set
+// (never through container names, which differ: proj_svc_1 vs proj-svc-1).
+import { inspectContainer, listContainerIds, type ContainerInfo } from "../docker/containers.ts";
+
+export const projectLabel = "com.docker.compose.project";
+export const serviceLabel = "com.docker.compose.service";
+export const volumeLabel = "com.docker.compose.volume";
+const numberLabel = "com.docker.compose.container-number";
+const dependsOnLabel = "com.docker.compose.depends_on";
+
+export interface ServiceInfo {
+  project: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  /** Every container of the service: scaled replicas and stopped ones too, by number. */
+  containers: ContainerInfo[];
+  /** Services this one needs running: depends_on, network_mode service:x, links. */
+  dependsOn: string[];
+}
+
+export interface ProjectInfo {
+  name: string;
+  services: ServiceInfo[];
+}
+
+export async function listProjects(): Promise<string[]> {
+  const containers = await Promise.all((await listContainerIds([projectLabel])).map(inspectContainer));
+  return [...new Set(containers.map((container) => container.labels[projectLabel]))].sort();
+}
+
+export async function discoverProject(project: string): Promise<ProjectInfo> {
+  const ids = await listContainerIds([`${projectLabel}=${project}`]);
+  const containers = (await Promise.all(ids.map(inspectContainer))).filter(
+    (container) => !container.labels["composure.helper"] && container.labels[serviceLabel],
+  );
+  const byService = new Map<string, ContainerInfo[]>();
+  for (const container of containers) {
+    const name = container.labels[serviceLabel];
+    byService.set(name, [...(byService.get(name) ?? []), container]);
+  }
+  const services = [...byService.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, members]) => {
+      members.sort((a, b) => Number(a.labels[numberLabel] ?? 0) - Number(b.labels[numberLabel] ?? 0));
+      return {
+        project,
+        name,
+        image: members[0].image,
+        labels: members[0].labels,
+        containers: members,
+        dependsOn: dependenciesOf(members, containers),
+      };
+    });
+  return { name: project, services };
+}
+
+function dependenciesOf(members: ContainerInfo[], all: ContainerInfo[]): string[] {
+  const serviceOf = (predicate: (container: ContainerInfo) => boolean) =>
+    all.find(predicate)?.labels[serviceLabel];
+  const found = new Set<string>();
+  for (const container of members) {
+    for (const entry of (container.labels[dependsOnLabel] ?? "").split(",")) {
+      const name = entry.split(":")[0].trim();
+      if (name) found.add(name);
+    }
+    if (container.networkMode.startsWith("container:")) {
+      const target = container.networkMode.slice("container:".length);
+      const name = serviceOf((other) => other.id.startsWith(target) || other.name === target);
+      if (name) found.add(name);
+    }
+    for (const link of container.links) {
+      const name = serviceOf((other) => other.name === link);
+      if (name) found.add(name);
+    }
+  }
+  found.delete(members[0].labels[serviceLabel]);
+  return [...found].sort();
+}
+
+/**
+ * The services that must stop before `names` stop (and start after them): every service that
+ * depends on one of them, transitively. Ordered so that a dependent comes before what it needs.
+ */
+export function dependentsFirst(project: ProjectInfo, names: string[]): string[] {
+  const dependents = (name: string) => project.services.filter((service) => service.dependsOn.includes(name)).map((service) => service.name);
+  const ordered: string[] = [];
+  const visit = (name: string, path: Set<string>) => {
+    if (ordered.includes(name) || path.has(name)) return;
+    path.add(name);
+    for (const dependent of dependents(name)) visit(dependent, path);
+    path.delete(name);
+    ordered.push(name);
+  };
+  for (const name of names) visit(name, new Set());
+  return ordered;
+}

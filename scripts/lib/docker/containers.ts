@@ -1,0 +1,169 @@
+// Containers: listing by label, inspection, stop/start, and exec with demultiplexed output.
+import { PassThrough, type Writable } from "node:stream";
+import { getEngine } from "./engine.ts";
+
+export interface MountInfo {
+  type: "volume" | "bind";
+  /** Volume name, or host path for a bind mount. */
+  source: string;
+  destination: string;
+  readOnly: boolean;
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  running: boolean;
+  startedAt: string;
+  mounts: MountInfo[];
+  /** HostConfig.NetworkMode, e.g. "container:<id>" for `network_mode: service:x`. */
+  networkMode: string;
+  /** Names of containers this one links to (legacy `links:`). */
+  links: string[];
+  env: string[];
+}
+
+export async function listContainerIds(labelFilters: string[]): Promise<string[]> {
+  const summaries = await getEngine().listContainers({ all: true, filters: { label: labelFilters } });
+  return summaries.map((summary) => summary.Id);
+}
+
+export async function inspectContainer(id: string): Promise<ContainerInfo> {
+  const info = await getEngine().getContainer(id).inspect();
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ""),
+    image: info.Config.Image,
+    labels: info.Config.Labels ?? {},
+    running: info.State.Running,
+    startedAt: info.State.StartedAt,
+    mounts: (info.Mounts ?? [])
+      .filter((mount) => mount.Type === "volume" || mount.Type === "bind")
+      .map((mount) => ({
+        type: mount.Type as "volume" | "bind",
+        source: mount.Type === "volume" ? (mount.Name ?? "") : mount.Source,
+        destination: mount.Destination,
+        readOnly: !mount.RW,
+      })),
+    networkMode: info.HostConfig.NetworkMode ?? "",
+    links: (info.HostConfig.Links ?? []).map((link: string) => link.split(":")[0].replace(/^\//, "")),
+    env: info.Config.Env ?? [],
+  };
+}
+
+export async function stopContainer(id: string, timeoutSeconds: number): Promise<void> {
+  try {
+    await getEngine().getContainer(id).stop({ t: timeoutSeconds });
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 304) throw error; // 304: already stopped
+  }
+}
+
+export async function startContainer(id: string): Promise<void> {
+  try {
+    await getEngine().getContainer(id).start();
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 304) throw error; // 304: already running
+  }
+}
+
+export async function isRunning(id: string): Promise<boolean> {
+  try {
+    return (await getEngine().getContainer(id).inspect()).State.Running;
+  } catch {
+    return false;
+  }
+}
+
+export interface ExecOptions {
+  env?: string[];
+  user?: string;
+  workingDir?: string;
+  /** Kills the command (on a local engine) and fails after this many milliseconds. */
+  timeoutMs?: number;
+  /** Bytes to feed to the command's stdin, then close it. */
+  stdin?: Buffer;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stderr: string;
+}
+
+/**
+ * Runs argv in a running container; stdout goes to `stdout` (a stream, never buffered whole),
+ * stderr is collected (capped). Exec streams are not written to the container's log.
+ */
+export async function execStreaming(id: string, argv: string[], stdout: Writable, options: ExecOptions = {}): Promise<ExecResult> {
+  const exec = await getEngine().getContainer(id).exec({
+    Cmd: argv,
+    Env: options.env,
+    User: options.user,
+    WorkingDir: options.workingDir,
+    AttachStdout: true,
+    AttachStderr: true,
+    AttachStdin: Boolean(options.stdin),
+  });
+  const stream = await exec.start({ hijack: true, stdin: Boolean(options.stdin) });
+  const stderr = collectCapped(64 * 1024);
+  getEngine().modem.demuxStream(stream, stdout, stderr.sink);
+  if (options.stdin) stream.end(options.stdin);
+  const timer = options.timeoutMs ? setTimeout(() => void killExec(exec.id, stream), options.timeoutMs) : undefined;
+  let timedOut = false;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      stream.on("end", resolve);
+      stream.on("close", resolve);
+      stream.on("error", reject);
+      stream.on("timeout-kill", () => {
+        timedOut = true;
+        resolve();
+      });
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+  if (timedOut) throw new Error(`command ${JSON.stringify(argv[0])} timed out after ${options.timeoutMs} ms and was killed`);
+  return { exitCode: await exitCodeOf(exec.id), stderr: stderr.text() };
+}
+
+/** Runs argv and returns its (small) stdout as text. */
+export async function execCapture(id: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult & { stdout: string }> {
+  const stdout = collectCapped(16 * 1024 * 1024);
+  const result = await execStreaming(id, argv, stdout.sink, options);
+  return { ...result, stdout: stdout.text() };
+}
+
+async function exitCodeOf(execId: string): Promise<number> {
+  const exec = getEngine().getExec(execId);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const info = await exec.inspect();
+    if (!info.Running && info.ExitCode !== null) return info.ExitCode;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return -1;
+}
+
+async function killExec(execId: string, stream: NodeJS.EventEmitter & { destroy(): void }): Promise<void> {
+  try {
+    const info = await getEngine().getExec(execId).inspect();
+    if (info.Pid) process.kill(info.Pid, "SIGKILL");
+  } catch {
+    // the process may be gone already, or the engine is remote: the stream is dropped anyway
+  }
+  stream.emit("timeout-kill");
+  stream.destroy();
+}
+
+function collectCapped(limit: number) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const sink = new PassThrough();
+  sink.on("data", (chunk: Buffer) => {
+    if (size < limit) chunks.push(chunk.subarray(0, limit - size));
+    size += chunk.length;
+  });
+  return { sink, text: () => Buffer.concat(chunks).toString("utf8") };
+}

@@ -1,0 +1,116 @@
+// Makes sure the helper image exists. Default: the official busybox image. When it is absent and
+// cannot be pulled (no registry), composure builds an equivalent from the host's static busybox
+// (Debian: busybox-static) and says so; it never stops at a bare pull error.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, mkdirSync, copyFileSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { getEngine } from "./engine.ts";
+import { log } from "../log.ts";
+
+export const defaultHelperImage = "busybox:latest";
+
+export async function imageExists(name: string): Promise<boolean> {
+  try {
+    await getEngine().getImage(name).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function ensureHelperImage(name: string): Promise<string> {
+  if (await imageExists(name)) return name;
+  const busybox = findStaticBusybox();
+  const localTag = busybox ? `composure/helper-busybox:${fileHash(busybox)}` : undefined;
+  if (localTag && (await imageExists(localTag))) return localTag;
+  if (await tryPull(name)) return name;
+  if (!busybox || !localTag) {
+    throw new Error(
+      `helper image ${name} is not present and could not be pulled, and no static busybox was found on this host to build one: ` +
+        `install busybox-static (apt-get install busybox-static), or load an image with 'docker load', or set helper_image in composure.yml / COMPOSURE_HELPER_IMAGE`,
+    );
+  }
+  log.warn(`helper image ${name} is not available (no registry?): building ${localTag} from ${busybox}`);
+  await buildBusyboxImage(busybox, localTag);
+  return localTag;
+}
+
+async function tryPull(name: string): Promise<boolean> {
+  const engine = getEngine();
+  try {
+    const stream = await Promise.race([
+      engine.pull(name),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("pull timed out")), 20_000)),
+    ]);
+    await new Promise<void>((resolve, reject) =>
+      engine.modem.followProgress(stream, (error: Error | null) => (error ? reject(error) : resolve())),
+    );
+    return imageExists(name);
+  } catch {
+    return false;
+  }
+}
+
+/** A statically linked busybox on PATH (an ELF file without an interpreter), or undefined. */
+export function findStaticBusybox(): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":").concat(["/bin", "/usr/bin"])) {
+    const candidate = path.join(dir, "busybox");
+    if (existsSync(candidate) && isStaticElf(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isStaticElf(file: string): boolean {
+  const fd = openSync(file, "r");
+  try {
+    const header = Buffer.alloc(64);
+    readSync(fd, header, 0, 64, 0);
+    if (header.toString("latin1", 0, 4) !== "\x7fELF" || header[4] !== 2) return false; // 64-bit ELF only
+    const tableOffset = Number(header.readBigUInt64LE(0x20));
+    const entrySize = header.readUInt16LE(0x36);
+    const entries = header.readUInt16LE(0x38);
+    const table = Buffer.alloc(entrySize * entries);
+    readSync(fd, table, 0, table.length, tableOffset);
+    for (let index = 0; index < entries; index++) {
+      if (table.readUInt32LE(index * entrySize) === 3) return false; // PT_INTERP: dynamically linked
+    }
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fileHash(file: string): string {
+  return createHash("sha256").update(readFileSync(file)).digest("hex").slice(0, 12);
+}
+
+/** Imports a rootfs holding busybox, its applet links, /etc/passwd and /tmp as `tag`. */
+export async function buildBusyboxImage(busybox: string, tag: string): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), "composure-busybox-"));
+  try {
+    for (const dir of ["bin", "etc", "tmp"]) mkdirSync(path.join(root, dir));
+    chmodSync(path.join(root, "tmp"), 0o1777);
+    copyFileSync(busybox, path.join(root, "bin", "busybox"));
+    chmodSync(path.join(root, "bin", "busybox"), 0o755);
+    const applets = execFileSync(busybox, ["--list"], { encoding: "utf8" }).split("\n").filter((name) => name && name !== "busybox");
+    for (const applet of applets) symlinkSync("busybox", path.join(root, "bin", applet));
+    writeFileSync(path.join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
+    writeFileSync(path.join(root, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
+    const tar = spawn("tar", ["-C", root, "-c", "."], { stdio: ["ignore", "pipe", "inherit"] });
+    const [repo, version] = splitTag(tag);
+    const output = await getEngine().importImage(tar.stdout as unknown as string, { repo, tag: version, changes: ['ENV PATH=/bin', 'CMD ["sh"]'] } as object);
+    await new Promise<void>((resolve, reject) =>
+      getEngine().modem.followProgress(output, (error: Error | null) => (error ? reject(error) : resolve())),
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function splitTag(tag: string): [string, string] {
+  const colon = tag.lastIndexOf(":");
+  return colon > tag.lastIndexOf("/") ? [tag.slice(0, colon), tag.slice(colon + 1)] : [tag, "latest"];
+}

@@ -1,0 +1,129 @@
+// One backup run of one project: plan, lock, recover, then every service in turn
+// (pre hook -> prepare -> capture -> release -> post hook), each failure contained to its
+// service, and finally the manifest, written last.
+import { mkdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { writeManifest, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
+import { createRunDir, projectDir } from "../catalog/runs.ts";
+import type { Config } from "../config/schema.ts";
+import { execCapture } from "../docker/containers.ts";
+import { removeLeftoverHelpers } from "../docker/helper.ts";
+import { messageOf } from "../errors.ts";
+import { formatBytes, log } from "../log.ts";
+import { getStrategy } from "../strategies/registry.ts";
+import type { BackupContext } from "../strategies/types.ts";
+import { CleanupStack } from "./cleanup.ts";
+import { StopJournal } from "./journal.ts";
+import { acquireLock } from "./lock.ts";
+import type { PlannedService, ProjectPlan } from "./plan.ts";
+
+export interface BackupOutcome {
+  manifest: Manifest;
+  runDir: string;
+}
+
+export async function runBackup(config: Config, plan: ProjectPlan, helperImage: string, reason?: string): Promise<BackupOutcome> {
+  const project = plan.project.name;
+  const unlock = await acquireLock(projectDir(config.destination, project), "backup", config.lock.timeout_seconds);
+  const cleanup = new CleanupStack();
+  const uninstallSignals = cleanup.releaseOnSignals();
+  try {
+    const journal = new StopJournal(projectDir(config.destination, project));
+    await journal.recover();
+    await removeLeftoverHelpers(project);
+    const startedAt = new Date();
+    const { runId, runDir } = await createRunDir(config.destination, project, startedAt);
+    log.info(`backup of project ${project}: run ${runId}`);
+    const records: ServiceRecord[] = [];
+    for (const planned of plan.services.filter((entry) => !entry.excluded)) {
+      records.push(await backupService(config, plan, planned, { runDir, helperImage, journal, cleanup }));
+    }
+    const failed = records.filter((record) => record.status === "failed").length;
+    const manifest: Manifest = {
+      format: "composure/1",
+      project,
+      runId,
+      host: os.hostname(),
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      outcome: failed === 0 ? "success" : failed === records.length ? "failed" : "partial",
+      reason,
+      services: records,
+    };
+    await writeManifest(runDir, manifest);
+    log.info(`run ${runId} ${manifest.outcome}: ${records.length - failed} of ${records.length} services backed up in ${runDir}`);
+    return { manifest, runDir };
+  } finally {
+    await cleanup.releaseAll();
+    uninstallSignals();
+    await unlock();
+  }
+}
+
+interface RunState {
+  runDir: string;
+  helperImage: string;
+  journal: StopJournal;
+  cleanup: CleanupStack;
+}
+
+async function backupService(config: Config, plan: ProjectPlan, planned: PlannedService, state: RunState): Promise<ServiceRecord> {
+  const started = performance.now();
+  const { service, settings } = planned;
+  const strategy = getStrategy(planned.strategy);
+  const serviceDir = path.join(state.runDir, service.name);
+  const ctx: BackupContext<unknown> = {
+    config,
+    project: plan.project,
+    service,
+    settings,
+    options: strategy.options.parse(settings.options ?? {}),
+    helperImage: state.helperImage,
+    journal: state.journal,
+    runDir: state.runDir,
+    serviceDir,
+    mounts: planned.mounts,
+    stopped: [],
+    downtimeSeconds: () => 0,
+  };
+  const record: ServiceRecord = { name: service.name, strategy: strategy.kind, status: "ok", image: service.image, stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
+  try {
+    await mkdir(serviceDir, { mode: 0o700 });
+    await runHook(planned, "pre");
+    const release = state.cleanup.push(`release ${service.name}`, await strategy.prepare(ctx));
+    try {
+      record.artifacts = await strategy.capture(ctx);
+    } finally {
+      await release(); // downtime is the capture, nothing more
+    }
+    await runHook(planned, "post");
+    const bytes = record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
+    log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${ctx.stopped.length ? `, down ${ctx.downtimeSeconds().toFixed(1)} s` : ", no downtime"}`);
+  } catch (error) {
+    record.status = "failed";
+    record.error = messageOf(error);
+    record.artifacts = [];
+    await rm(serviceDir, { recursive: true, force: true });
+    log.error(`${service.name}: backup failed: ${record.error}`);
+  }
+  record.stopped = ctx.stopped;
+  record.downtimeSeconds = round(ctx.downtimeSeconds());
+  record.durationSeconds = round((performance.now() - started) / 1000);
+  return record;
+}
+
+const round = (value: number) => Math.round(value * 1000) / 1000;
+
+/** composure.exec.pre / .post: an argv run in the service's first running container. */
+async function runHook(planned: PlannedService, which: "pre" | "post"): Promise<void> {
+  const argv = planned.settings.exec?.[which];
+  if (!argv) return;
+  const container = planned.service.containers.find((candidate) => candidate.running);
+  if (!container) throw new Error(`cannot run the ${which} hook: no container of ${planned.service.name} is running`);
+  const timeoutMs = (planned.settings.exec?.timeout ?? 300) * 1000;
+  const result = await execCapture(container.id, argv, { timeoutMs });
+  if (result.exitCode !== 0) {
+    throw new Error(`${which} hook ${JSON.stringify(argv)} exited with ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
+  }
+}

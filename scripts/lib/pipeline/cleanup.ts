@@ -1,0 +1,50 @@
+// The last-in-first-out stack of undo steps (restart a service, delete a snapshot, remove a
+// helper). Every step runs even when an earlier one fails; SIGINT/SIGTERM run them too.
+import { log } from "../log.ts";
+
+export type Release = () => Promise<void>;
+
+export class CleanupStack {
+  private steps: { label: string; release: Release }[] = [];
+
+  push(label: string, release: Release): Release {
+    const entry = { label, release };
+    this.steps.push(entry);
+    // Running it early (as soon as a capture ends) takes it off the stack.
+    return async () => {
+      const index = this.steps.indexOf(entry);
+      if (index === -1) return;
+      this.steps.splice(index, 1);
+      await release();
+    };
+  }
+
+  /** Runs every remaining step, newest first; returns the failures as messages. */
+  async releaseAll(): Promise<string[]> {
+    const failures: string[] = [];
+    while (this.steps.length > 0) {
+      const { label, release } = this.steps.pop()!;
+      try {
+        await release();
+      } catch (error) {
+        failures.push(`${label}: ${(error as Error).message}`);
+        log.error(`cleanup step failed: ${label}: ${(error as Error).message}`);
+      }
+    }
+    return failures;
+  }
+
+  /** On SIGINT/SIGTERM: run the stack, then exit 130/143. Returns a function to uninstall. */
+  releaseOnSignals(): () => void {
+    const handler = (signal: NodeJS.Signals) => {
+      log.warn(`received ${signal}: restoring services before exiting`);
+      void this.releaseAll().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+    };
+    process.once("SIGINT", handler);
+    process.once("SIGTERM", handler);
+    return () => {
+      process.off("SIGINT", handler);
+      process.off("SIGTERM", handler);
+    };
+  }
+}

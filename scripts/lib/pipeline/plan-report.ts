@@ -1,0 +1,37 @@
+// Prints a ProjectPlan with the size of each mount (measured with du in a read-only helper).
+import type { Helper } from "../docker/helper.ts";
+import { formatBytes } from "../log.ts";
+import { withHelper } from "../strategies/volume/index.ts";
+import type { ProjectPlan } from "./plan.ts";
+
+export async function printPlan(plan: ProjectPlan, helperImage: string): Promise<void> {
+  const mounts = plan.services.flatMap((service) => service.mounts.map((selected) => selected.mount.source));
+  const sizes = mounts.length ? await measure(helperImage, plan.project.name, mounts) : new Map<string, number>();
+  const out: string[] = [`project ${plan.project.name}:`];
+  for (const planned of plan.services) {
+    if (planned.excluded) {
+      out.push(`  ${planned.service.name}: excluded (composure.exclude)`);
+      continue;
+    }
+    const stops = planned.strategy === "volume" && planned.settings.stop !== false && planned.mounts.length > 0;
+    out.push(`  ${planned.service.name}: strategy ${planned.strategy} (${planned.strategySource}), ${stops ? "stopped during capture" : "no downtime"}, tier ${planned.settings.tier ?? "medium"}`);
+    for (const selected of planned.mounts) {
+      const size = sizes.get(selected.mount.source);
+      out.push(`    + ${selected.mount.type} ${selected.mount.source} -> ${selected.mount.destination} (${size === undefined ? "size unknown" : formatBytes(size)})`);
+    }
+    for (const skipped of planned.skipped) out.push(`    - ${skipped.mount.type} ${skipped.mount.source}: ${skipped.reason}`);
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+}
+
+async function measure(image: string, project: string, sources: string[]): Promise<Map<string, number>> {
+  return withHelper(image, project, sources.map((source, index) => `${source}:/v/${index}:ro`), async (helper: Helper) => {
+    const result = await helper.run(["du", "-sk", ...sources.map((_, index) => `/v/${index}`)]);
+    const sizes = new Map<string, number>();
+    for (const line of result.stdout.split("\n")) {
+      const match = /^(\d+)\s+\/v\/(\d+)$/.exec(line.trim());
+      if (match) sizes.set(sources[Number(match[2])], Number(match[1]) * 1024);
+    }
+    return sizes;
+  });
+}

@@ -1,0 +1,57 @@
+// What a backup of a project would do, service by service: the strategy (from composure.yml,
+// labels or auto-detection), whether it stops, which mounts it takes and which it skips and why.
+import { ConfigError, UsageError } from "../errors.ts";
+import { discoverProject, type ProjectInfo, type ServiceInfo } from "../compose/discover.ts";
+import { selectMounts, type SelectedMount, type SkippedMount } from "../compose/mounts.ts";
+import { didYouMean } from "../config/did-you-mean.ts";
+import { resolveServiceSettings } from "../config/load.ts";
+import type { Config, ServiceSettings } from "../config/schema.ts";
+import { detectStrategy, strategyKinds } from "../strategies/registry.ts";
+
+export interface PlannedService {
+  service: ServiceInfo;
+  settings: ServiceSettings;
+  strategy: string;
+  /** How the strategy was chosen: "composure.yml", "label", "detected from image" or "default". */
+  strategySource: string;
+  excluded: boolean;
+  mounts: SelectedMount[];
+  skipped: SkippedMount[];
+}
+
+export interface ProjectPlan {
+  project: ProjectInfo;
+  services: PlannedService[];
+}
+
+export async function planProject(config: Config, projectName: string, only?: string): Promise<ProjectPlan> {
+  const project = await discoverProject(projectName);
+  if (project.services.length === 0) {
+    throw new UsageError(`no containers of Compose project ${projectName} on this engine: start it (docker compose up -d) or check PROJECT=`);
+  }
+  const problems: string[] = [];
+  const settingsOf = new Map<string, ServiceSettings>();
+  for (const service of project.services) {
+    const resolved = resolveServiceSettings(config, service, strategyKinds);
+    problems.push(...resolved.problems);
+    settingsOf.set(service.name, resolved.settings);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const names = project.services.map((service) => service.name);
+  if (only && !names.includes(only)) {
+    throw new UsageError(`project ${projectName} has no service ${only}${didYouMean(only, names)} (services: ${names.join(", ")})`);
+  }
+  const isIncluded = (name: string) => !settingsOf.get(name)?.exclude;
+  const services = project.services
+    .filter((service) => !only || service.name === only)
+    .map((service) => {
+      const settings = settingsOf.get(service.name)!;
+      const { selected, skipped } = selectMounts(project, service, settings, isIncluded);
+      const fromFile = config.services[service.name]?.strategy;
+      const detected = detectStrategy(service);
+      const strategy = settings.strategy ?? detected;
+      const strategySource = fromFile ? "composure.yml" : settings.strategy ? "label" : detected !== "volume" ? "detected from image" : "default";
+      return { service, settings, strategy, strategySource, excluded: Boolean(settings.exclude), mounts: selected, skipped };
+    });
+  return { project, services };
+}

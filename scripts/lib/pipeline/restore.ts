@@ -1,0 +1,151 @@
+// make restore: pick the run, show what will be stopped and replaced, ask (or require FORCE=1
+// without a TTY), then restore each chosen service with its strategy, keeping a rescue run of
+// the data being replaced so a mistaken restore can itself be undone.
+import os from "node:os";
+import path from "node:path";
+import { mkdir } from "node:fs/promises";
+import { createInterface } from "node:readline/promises";
+import { writeManifest, type Artifact, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
+import { createRunDir, findRun, projectDir } from "../catalog/runs.ts";
+import { discoverProject, type ProjectInfo } from "../compose/discover.ts";
+import { didYouMean } from "../config/did-you-mean.ts";
+import type { Config } from "../config/schema.ts";
+import { removeLeftoverHelpers } from "../docker/helper.ts";
+import { RefusedError, UsageError } from "../errors.ts";
+import { log } from "../log.ts";
+import { getStrategy } from "../strategies/registry.ts";
+import type { RescueSink, RestoreContext } from "../strategies/types.ts";
+import { StopJournal } from "./journal.ts";
+import { acquireLock } from "./lock.ts";
+
+export interface RestoreRequest {
+  project: string;
+  run: string;
+  service?: string;
+  volume?: string;
+  dryRun: boolean;
+  force: boolean;
+  rescue: boolean;
+  interactive: boolean;
+}
+
+export async function runRestore(config: Config, helperImage: string, request: RestoreRequest): Promise<string[]> {
+  const { manifest, dir } = await findRun(config.destination, request.project, request.run, request.service);
+  const records = chooseServices(manifest, request);
+  const project = await discoverProject(request.project);
+  const journal = new StopJournal(projectDir(config.destination, request.project));
+  const contextFor = (record: ServiceRecord, dryRun: boolean, rescue?: RescueSink): RestoreContext<unknown> => ({
+    config,
+    project,
+    settings: {},
+    options: {},
+    helperImage,
+    journal,
+    service: project.services.find((service) => service.name === record.name),
+    serviceName: record.name,
+    record,
+    runDir: dir,
+    volume: request.volume,
+    rescue,
+    dryRun,
+  });
+  const preview = await restoreAll(records, request, (record) => contextFor(record, true, request.rescue ? noRescue : undefined));
+  if (request.dryRun) return preview;
+  await confirm(manifest, preview, request);
+  const unlock = await acquireLock(projectDir(config.destination, request.project), "restore", config.lock.timeout_seconds);
+  try {
+    await journal.recover();
+    await removeLeftoverHelpers(request.project);
+    const rescue = request.rescue ? createRescueSink(config, project, manifest) : undefined;
+    const done = await restoreAll(records, request, (record) => contextFor(record, false, rescue?.sink));
+    if (rescue) done.push(...(await rescue.seal()));
+    return done;
+  } finally {
+    await unlock();
+  }
+}
+
+const noRescue: RescueSink = { dir: async () => "", add: () => undefined };
+
+function chooseServices(manifest: Manifest, request: RestoreRequest): ServiceRecord[] {
+  const restorable = manifest.services.filter((record) => record.status === "ok");
+  if (!request.service) return restorable;
+  const record = restorable.find((candidate) => candidate.name === request.service);
+  if (!record) {
+    const names = restorable.map((candidate) => candidate.name);
+    throw new UsageError(`run ${manifest.runId} has no backup of service ${request.service}${didYouMean(request.service, names)} (it has: ${names.join(", ") || "none"})`);
+  }
+  if (request.volume && !record.artifacts.some((artifact) => matchesVolume(artifact, request.volume!))) {
+    const volumes = record.artifacts.map((artifact) => artifact.volume?.composeName ?? artifact.path);
+    throw new UsageError(`service ${request.service} in run ${manifest.runId} has no volume ${request.volume} (it has: ${volumes.join(", ")})`);
+  }
+  return [record];
+}
+
+export function matchesVolume(artifact: Artifact, volume: string): boolean {
+  return artifact.volume?.name === volume || artifact.volume?.composeName === volume;
+}
+
+async function restoreAll(records: ServiceRecord[], request: RestoreRequest, contextFor: (record: ServiceRecord) => RestoreContext<unknown>): Promise<string[]> {
+  const lines: string[] = [];
+  for (const record of records) {
+    const artifacts = record.artifacts.filter((artifact) => !request.volume || matchesVolume(artifact, request.volume));
+    const strategy = getStrategy(record.strategy);
+    const done = await strategy.restore(contextFor(record), artifacts);
+    lines.push(...done.map((line) => `${record.name}: ${line}`));
+    if (!contextFor(record).dryRun) for (const line of done) log.info(`${record.name}: ${line}`);
+  }
+  return lines;
+}
+
+async function confirm(manifest: Manifest, preview: string[], request: RestoreRequest): Promise<void> {
+  if (request.force) return;
+  const summary = `restore of run ${manifest.runId} (${manifest.startedAt}) into project ${request.project}:\n${preview.map((line) => `  ${line}`).join("\n")}`;
+  if (!request.interactive) {
+    throw new RefusedError(`${summary}\nrestore replaces live data: run it again with FORCE=1 to proceed (DRY_RUN=1 only shows this plan)`);
+  }
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await prompt.question(`${summary}\nType "yes" to proceed: `);
+    if (answer.trim().toLowerCase() !== "yes") throw new RefusedError("restore cancelled: nothing was changed");
+  } finally {
+    prompt.close();
+  }
+}
+
+/** Rescue copies go into a run of their own, restorable like any other (RUN=<id>). */
+function createRescueSink(config: Config, project: ProjectInfo, restored: Manifest) {
+  let run: Promise<{ runId: string; runDir: string }> | undefined;
+  const startedAt = new Date();
+  const records = new Map<string, ServiceRecord>();
+  const sink: RescueSink = {
+    async dir(service) {
+      run ??= createRunDir(config.destination, project.name, startedAt, "-rescue");
+      const serviceDir = path.join((await run).runDir, service);
+      await mkdir(serviceDir, { recursive: true, mode: 0o700 });
+      return serviceDir;
+    },
+    add(service, artifact) {
+      const record = records.get(service) ?? { name: service, strategy: "volume", status: "ok", stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
+      record.artifacts.push(artifact);
+      records.set(service, record);
+    },
+  };
+  const seal = async (): Promise<string[]> => {
+    if (!run) return [];
+    const { runId, runDir } = await run;
+    await writeManifest(runDir, {
+      format: "composure/1",
+      project: project.name,
+      runId,
+      host: os.hostname(),
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      outcome: "success",
+      reason: `rescue copy taken before restoring run ${restored.runId}`,
+      services: [...records.values()],
+    });
+    return [`rescue copy of the replaced data: run ${runId} (undo with: make restore RUN=${runId} FORCE=1)`];
+  };
+  return { sink, seal };
+}

@@ -1,0 +1,78 @@
+// make verify: the manifest is present and well-formed, and every artifact has its recorded size
+// and sha256, decompresses and lists to the end as a safe tar archive. One read per artifact.
+import { existsSync } from "node:fs";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { PassThrough } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { hashFile, readDecompressed } from "../archive/files.ts";
+import { createTarInspector } from "../archive/tar-inspector.ts";
+import { readManifest, type Artifact } from "../catalog/manifest.ts";
+import { isRescueRun, listRunDirs, projectDir, type RunEntry } from "../catalog/runs.ts";
+import { UsageError, messageOf } from "../errors.ts";
+
+export interface VerifyFinding {
+  run: string;
+  artifact?: string;
+  ok: boolean;
+  message: string;
+}
+
+export async function verifyRuns(destination: string, project: string, selector: string): Promise<VerifyFinding[]> {
+  const runs = await listRunDirs(destination, project);
+  const chosen = chooseRuns(runs, selector, project, destination);
+  const findings: VerifyFinding[] = [];
+  for (const run of chosen) findings.push(...(await verifyRun(run, project)));
+  return findings;
+}
+
+function chooseRuns(runs: RunEntry[], selector: string, project: string, destination: string): RunEntry[] {
+  if (selector === "all") return runs;
+  if (selector === "latest") {
+    const latest = runs.find((run) => run.complete && !isRescueRun(run.id));
+    if (!latest) throw new UsageError(`no complete run of project ${project} in ${projectDir(destination, project)}`);
+    return [latest];
+  }
+  const run = runs.find((entry) => entry.id === selector);
+  if (!run) throw new UsageError(`run ${selector} of project ${project} not found (see 'make list')`);
+  return [run];
+}
+
+async function verifyRun(run: RunEntry, project: string): Promise<VerifyFinding[]> {
+  let manifest;
+  try {
+    manifest = await readManifest(run.dir, project);
+  } catch (error) {
+    return [{ run: run.id, ok: false, message: messageOf(error) }];
+  }
+  const findings: VerifyFinding[] = [];
+  for (const service of manifest.services) {
+    for (const artifact of service.artifacts) {
+      const problem = await checkArtifact(run.dir, artifact);
+      findings.push({ run: run.id, artifact: artifact.path, ok: !problem, message: problem ?? "ok" });
+    }
+  }
+  if (findings.length === 0) findings.push({ run: run.id, ok: manifest.outcome !== "failed", message: `no artifacts (outcome ${manifest.outcome})` });
+  return findings;
+}
+
+/** Returns undefined when the artifact is good, else what is wrong with it. */
+export async function checkArtifact(runDir: string, artifact: Artifact): Promise<string | undefined> {
+  const file = path.join(runDir, artifact.path);
+  if (!existsSync(file)) return "missing: the archive file is gone";
+  const size = (await stat(file)).size;
+  if (size < artifact.bytes) return `truncated: ${size} of ${artifact.bytes} bytes`;
+  if (size > artifact.bytes) return `wrong size: ${size} bytes, the manifest says ${artifact.bytes}`;
+  const stored = await hashFile(file);
+  if (stored.sha256 !== artifact.sha256) return "checksum mismatch: the content differs from what was backed up (corrupted or altered)";
+  try {
+    const source = readDecompressed(file);
+    const listing = pipeline(source.stream, createTarInspector(), new PassThrough().resume());
+    const [decompressed, listed] = await Promise.allSettled([source.done, listing]);
+    if (decompressed.status === "rejected") return `cannot decompress: ${messageOf(decompressed.reason)}`;
+    if (listed.status === "rejected") return `unreadable archive: ${messageOf(listed.reason)}`;
+    return undefined;
+  } catch (error) {
+    return `unreadable archive: ${messageOf(error)}`;
+  }
+}

@@ -1,0 +1,68 @@
+// The one interface every strategy folder implements (volume/, postgres/, cassandra/ ...).
+import type { z } from "zod";
+import type { ProjectInfo, ServiceInfo } from "../compose/discover.ts";
+import type { Config, ServiceSettings } from "../config/schema.ts";
+import type { Artifact, ServiceRecord } from "../catalog/manifest.ts";
+import type { SelectedMount } from "../compose/mounts.ts";
+import type { StopJournal } from "../pipeline/journal.ts";
+
+export type Release = () => Promise<void>;
+
+export interface BaseContext<Options> {
+  config: Config;
+  project: ProjectInfo;
+  settings: ServiceSettings;
+  options: Options;
+  helperImage: string;
+  journal: StopJournal;
+}
+
+export interface BackupContext<Options> extends BaseContext<Options> {
+  service: ServiceInfo;
+  runDir: string;
+  /** Directory of this service's artifacts inside the run (created by the pipeline). */
+  serviceDir: string;
+  /** The mounts this service backs up (shared volumes only with their first service). */
+  mounts: SelectedMount[];
+  /** Stopped container names, filled in by prepare for the manifest. */
+  stopped: string[];
+  /** Downtime so far, read by the pipeline after release. */
+  downtimeSeconds: () => number;
+}
+
+export interface RestoreContext<Options> extends BaseContext<Options> {
+  /** The service in the target project as it runs now; absent on a fresh host. */
+  service?: ServiceInfo;
+  serviceName: string;
+  record: ServiceRecord;
+  runDir: string;
+  /** Only restore the artifact of this volume (compose or docker name). */
+  volume?: string;
+  /** Where to keep a copy of the data about to be replaced; absent with NO_RESCUE=1. */
+  rescue?: RescueSink;
+  dryRun: boolean;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  facts: Record<string, unknown>;
+}
+
+export interface Strategy<Options = Record<string, unknown>> {
+  readonly kind: string;
+  readonly options: z.ZodType<Options, z.ZodTypeDef, unknown>;
+  detect?(service: ServiceInfo): boolean;
+  /** Stop, or flush and snapshot; returns its own undo. */
+  prepare(ctx: BackupContext<Options>): Promise<Release>;
+  /** Streams artifacts into ctx.serviceDir and describes them. */
+  capture(ctx: BackupContext<Options>): Promise<Artifact[]>;
+  /** Restores the artifacts of one service; returns what it did, one line each. */
+  restore(ctx: RestoreContext<Options>, artifacts: Artifact[]): Promise<string[]>;
+  probe?(ctx: BackupContext<Options>): Promise<ProbeResult>;
+}
+
+export interface RescueSink {
+  /** The rescue run's service directory, created on first use. */
+  dir(service: string): Promise<string>;
+  add(service: string, artifact: Artifact): void;
+}

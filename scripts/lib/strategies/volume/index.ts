@@ -1,0 +1,152 @@
+// The `volume` strategy: tar the service's volumes through a read-only helper. Stop mode (the
+// default) stops the service, everything depending on it and every other writer of its volumes
+// for exactly the length of the capture; hot mode (`stop: false`) copies files as they are.
+import path from "node:path";
+import { z } from "zod";
+import type { Artifact } from "../../catalog/manifest.ts";
+import type { SelectedMount } from "../../compose/mounts.ts";
+import { captureDirectory, createPipeDir, extractArchive, swapInStagedLines, writeScript, type PipeDir } from "../../archive/tar-transfer.ts";
+import type { StoredFile } from "../../archive/files.ts";
+import { isLocalEngine } from "../../docker/engine.ts";
+import { startHelper, type Helper } from "../../docker/helper.ts";
+import { createVolume, inspectVolume } from "../../docker/volumes.ts";
+import { log } from "../../log.ts";
+import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
+import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
+
+const stagingName = ".composure-restore";
+
+/** Runs `work` with a helper that mounts `binds` (and the FIFO directory on a local engine). */
+export async function withHelper<T>(image: string, project: string, binds: string[], work: (helper: Helper, pipe: PipeDir | undefined) => Promise<T>): Promise<T> {
+  const pipe = isLocalEngine() ? await createPipeDir() : undefined;
+  try {
+    const helper = await startHelper({ image, project, binds: pipe ? [...binds, pipe.bind] : binds });
+    try {
+      return await work(helper, pipe);
+    } finally {
+      await helper.remove();
+    }
+  } finally {
+    await pipe?.remove();
+  }
+}
+
+/** Archives each mount into `dir`; returns the artifacts with the volume facts restore needs. */
+export async function captureMounts(ctx: { helperImage: string; config: { compression: { level: number } } }, project: string, mounts: SelectedMount[], dir: string, runDir: string): Promise<Artifact[]> {
+  const binds = mounts.map((selected, index) => `${selected.mount.source}:/v/${index}:ro`);
+  return withHelper(ctx.helperImage, project, binds, async (helper, pipe) => {
+    const artifacts: Artifact[] = [];
+    for (const [index, selected] of mounts.entries()) {
+      const file = path.join(dir, `${selected.archiveName}.tar.zst`);
+      const stored = await captureDirectory(helper, pipe, `/v/${index}`, file, ctx.config.compression.level, `${selected.archiveName}`);
+      artifacts.push({ path: path.relative(runDir, file), ...stored, compression: "zstd", volume: await volumeFacts(selected) });
+    }
+    return artifacts;
+  });
+}
+
+async function volumeFacts(selected: SelectedMount): Promise<NonNullable<Artifact["volume"]>> {
+  const { mount, archiveName, sharedWith } = selected;
+  if (mount.type === "bind") return { name: mount.source, kind: "bind", composeName: archiveName, sharedWith };
+  const spec = await inspectVolume(mount.source);
+  const composeProject = spec?.labels["com.docker.compose.project"];
+  return {
+    name: mount.source,
+    kind: "volume",
+    composeName: spec?.labels["com.docker.compose.volume"] ?? archiveName,
+    driver: spec?.driver,
+    labels: spec?.labels,
+    external: !composeProject,
+    sharedWith,
+  };
+}
+
+/** Services of the project that write to any of these volumes (they must stop together). */
+function writersOf(ctx: BackupContext<unknown>, sources: string[]): string[] {
+  return ctx.project.services
+    .filter((service) => service.containers.some((container) => container.mounts.some((mount) => sources.includes(mount.source) && !mount.readOnly)))
+    .map((service) => service.name);
+}
+
+const options = z.object({}).strict();
+
+export const volumeStrategy: Strategy<z.infer<typeof options>> = {
+  kind: "volume",
+  options,
+
+  async prepare(ctx) {
+    if (ctx.settings.stop === false || ctx.mounts.length === 0) return async () => undefined;
+    const services = [ctx.service.name, ...writersOf(ctx, ctx.mounts.map((selected) => selected.mount.source))];
+    const stoppage = await stopContainers(containersToStop(ctx.project, [...new Set(services)]), ctx.journal, ctx.config.stop_timeout_seconds);
+    ctx.stopped.push(...stoppage.stopped.map((container) => container.name));
+    ctx.downtimeSeconds = stoppage.downtimeSeconds;
+    return stoppage.release;
+  },
+
+  capture(ctx) {
+    return captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir);
+  },
+
+  async restore(ctx, artifacts) {
+    const done: string[] = [];
+    for (const artifact of artifacts) {
+      const facts = artifact.volume;
+      if (!facts) throw new Error(`artifact ${artifact.path} does not say which volume it holds`);
+      done.push(await restoreVolume(ctx, artifact, facts));
+    }
+    return done;
+  },
+};
+
+async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, facts: NonNullable<Artifact["volume"]>): Promise<string> {
+  const exists = facts.kind === "bind" || (await inspectVolume(facts.name)) !== undefined;
+  const users = ctx.project.services.filter((service) => service.containers.some((container) => container.mounts.some((mount) => mount.source === facts.name)));
+  const toStop = containersToStop(ctx.project, users.map((service) => service.name));
+  const what = `${facts.kind} ${facts.name} from ${artifact.path}`;
+  if (ctx.dryRun) {
+    return `would restore ${what}: ${exists ? "replace its content" : "create it"}; stop ${toStop.map((c) => c.name).join(", ") || "nothing"}; ${exists && ctx.rescue ? "keep a rescue copy first" : "no rescue copy"}`;
+  }
+  if (!exists) {
+    log.info(`creating volume ${facts.name} (it does not exist on this host)`);
+    await createVolume({ name: facts.name, driver: facts.driver ?? "local", labels: facts.labels ?? {}, options: {} });
+  }
+  const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
+  try {
+    if (exists && ctx.rescue) await keepRescueCopy(ctx, facts);
+    await extractInto(ctx.helperImage, ctx.project.name, facts.name, path.join(ctx.runDir, artifact.path), artifact);
+  } finally {
+    await stoppage.release();
+  }
+  return `restored ${what}${stoppage.stopped.length ? ` (stopped ${stoppage.stopped.map((c) => c.name).join(", ")} for ${stoppage.downtimeSeconds().toFixed(1)} s)` : ""}`;
+}
+
+async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: NonNullable<Artifact["volume"]>): Promise<void> {
+  const rescue = ctx.rescue!;
+  const dir = await rescue.dir(ctx.serviceName);
+  const selected: SelectedMount = {
+    mount: { type: facts.kind, source: facts.name, destination: "", readOnly: true },
+    archiveName: facts.composeName ?? facts.name,
+    sharedWith: facts.sharedWith ?? [],
+  };
+  const [artifact] = await captureMounts(ctx, ctx.project.name, [selected], dir, path.dirname(dir));
+  rescue.add(ctx.serviceName, artifact);
+  log.info(`kept a rescue copy of ${facts.name} in ${path.join(path.dirname(dir), artifact.path)}`);
+}
+
+/** Extracts into a staging directory of the volume, then swaps it in: a bad archive leaves the old content. */
+export async function extractInto(image: string, project: string, source: string, archive: string, expected?: StoredFile): Promise<void> {
+  await withHelper(image, project, [`${source}:/volume`], async (helper, pipe) => {
+    const staging = `/volume/${stagingName}`;
+    const prepared = await helper.run(["sh", "-c", `rm -rf ${staging} && mkdir -m 700 ${staging}`]);
+    if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${source} for the restore: ${prepared.stderr.trim()}`);
+    try {
+      const extraction = await extractArchive(helper, pipe, archive, staging, path.basename(archive), expected);
+      const script = await writeScript(pipe!, "swap.sh", swapInStagedLines("/volume", stagingName, extraction));
+      const swapped = await helper.run(["sh", script]);
+      if (swapped.exitCode !== 0) throw new Error(`cannot swap the restored files into ${source}: ${swapped.stderr.trim()}`);
+    } catch (error) {
+      await helper.run(["rm", "-rf", staging]);
+      throw error;
+    }
+  });
+}

@@ -1,0 +1,23 @@
+// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1]
+import { flag, loadSettings, main, prepareEngine, projectsToUse } from "./lib/cli.ts";
+import { ExitCode, UsageError } from "./lib/errors.ts";
+import { runRestore } from "./lib/pipeline/restore.ts";
+
+await main(async () => {
+  const config = loadSettings();
+  const projects = projectsToUse(config);
+  if (projects.length !== 1) throw new UsageError(`restore acts on one project at a time: set PROJECT= to one of ${projects.join(", ")}`);
+  const helperImage = await prepareEngine(config);
+  const lines = await runRestore(config, helperImage, {
+    project: projects[0],
+    run: process.env.RUN || "latest",
+    service: process.env.SERVICE || undefined,
+    volume: process.env.VOLUME || undefined,
+    dryRun: flag("DRY_RUN"),
+    force: flag("FORCE"),
+    rescue: !flag("NO_RESCUE"),
+    interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+  });
+  if (flag("DRY_RUN")) for (const line of lines) process.stdout.write(`${line}\n`);
+  return ExitCode.ok;
+});
