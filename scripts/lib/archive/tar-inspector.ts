@@ -63,6 +63,7 @@ export class TarSafetyError extends Error {
 
 const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
+const POSIX_MAGIC = Buffer.from('ustar\0', 'latin1');
 /** Cap on meta headers held back before an entry (paths are < 4 KiB on Linux). */
 const MAX_HELD_BYTES = 1 << 20;
 
@@ -130,7 +131,7 @@ interface Header {
   typeflag: string;
   /** The name as a reader of this header's format sees it. */
   name: string;
-  /** Other readings of the name fields (with/without the ustar prefix). */
+  /** Another reading of the name fields: busybox joins the prefix even outside POSIX ustar. */
   altNames: string[];
   linkName: string;
   mode: number;
@@ -144,38 +145,37 @@ function parseHeader(block: Buffer, offset: number): Header {
   if (!checksumMatches(block)) {
     throw new TarFormatError(`corrupt tar header at byte ${offset} (checksum mismatch)`);
   }
-  const field = (start: number, length: number, label: string) =>
-    readNumber(block, start, length, label, offset);
   const nameField = cString(block, 0, 100);
   const prefix = cString(block, 345, 155);
   const prefixed = prefix === '' ? nameField : `${prefix}/${nameField}`;
-  // Only POSIX ustar has a prefix field; GNU tar stores times there, yet busybox joins it anyway.
-  const posix = block.toString('latin1', 257, 263) === 'ustar\0';
+  // Only POSIX ustar has a prefix field (GNU format keeps times there).
+  const posix = block.compare(POSIX_MAGIC, 0, 6, 257, 263) === 0;
   return {
     offset,
     typeflag: String.fromCharCode(block[156]!),
     name: posix ? prefixed : nameField,
-    altNames: prefix === '' ? [] : [nameField, prefixed],
+    altNames: posix || prefix === '' ? [] : [prefixed],
     linkName: cString(block, 157, 100),
-    mode: field(100, 8, 'mode') & 0o7777,
-    uid: field(108, 8, 'uid'),
-    gid: field(116, 8, 'gid'),
-    size: field(124, 12, 'size'),
-    mtime: field(136, 12, 'mtime'),
+    mode: readNumber(block, 100, 8, 'mode', offset) & 0o7777,
+    uid: readNumber(block, 108, 8, 'uid', offset),
+    gid: readNumber(block, 116, 8, 'gid', offset),
+    size: readNumber(block, 124, 12, 'size', offset),
+    mtime: readNumber(block, 136, 12, 'mtime', offset),
   };
 }
 
 /** Sum of the header bytes with the checksum field counted as spaces; old tars summed signed bytes. */
 function checksumMatches(block: Buffer): boolean {
-  let unsigned = 0;
-  let signed = 0;
+  let unsigned = 8 * 0x20;
+  let highBytes = 0;
   for (let i = 0; i < BLOCK; i++) {
-    const byte = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    if (i === 148) i = 156;
+    const byte = block[i]!;
     unsigned += byte;
-    signed += byte < 0x80 ? byte : byte - 0x100;
+    if (byte >= 0x80) highBytes++;
   }
   const stored = parseOctal(block, 148, 8);
-  return stored === unsigned || stored === signed;
+  return stored === unsigned || stored === unsigned - 0x100 * highBytes;
 }
 
 function readNumber(block: Buffer, start: number, length: number, label: string, offset: number): number {
@@ -207,6 +207,7 @@ function parseBase256(block: Buffer, start: number, length: number): number {
 
 /** A NUL-terminated field as a byte string: C readers stop at the first NUL. */
 function cString(buffer: Buffer, start: number, length: number): string {
+  if (buffer[start] === 0) return '';
   const nul = buffer.indexOf(0, start);
   const end = nul === -1 || nul > start + length ? start + length : nul;
   return buffer.toString('latin1', start, end);
@@ -216,16 +217,15 @@ function cString(buffer: Buffer, start: number, length: number): string {
 // PAX records: "<length> <keyword>=<value>\n", length counting the whole record
 
 function parsePax(body: Buffer, offset: number, into: Map<string, string>): void {
-  const invalid = () => new TarFormatError(`invalid PAX extended header at byte ${offset}`);
   for (let pos = 0; pos < body.length;) {
     const space = body.indexOf(0x20, pos);
     const lengthText = space === -1 ? '' : body.toString('latin1', pos, space);
-    if (!/^[1-9]\d*$/.test(lengthText)) throw invalid();
     const end = pos + Number(lengthText);
     const equals = body.indexOf(0x3d, space + 1);
-    if (end > body.length || body[end - 1] !== 0x0a || equals === -1 || equals >= end) throw invalid();
     const value = body.toString('latin1', equals + 1, end - 1);
-    if (value.includes('\0')) throw invalid();
+    const wellFormed = /^[1-9]\d*$/.test(lengthText) && end <= body.length && body[end - 1] === 0x0a
+      && equals !== -1 && equals < end && !value.includes('\0');
+    if (!wellFormed) throw new TarFormatError(`invalid PAX extended header at byte ${offset}`);
     into.set(body.toString('latin1', space + 1, equals), value);
     pos = end;
   }
@@ -270,7 +270,12 @@ function describeTypeflag(typeflag: string, sparse: boolean): string {
 
 /** Path components with '', '.' dropped, so 'a//./b/' and './a/b' compare equal. */
 function components(path: string): string[] {
-  return path.split('/').filter((part) => part !== '' && part !== '.');
+  const parts = path.split('/');
+  return parts.includes('') || parts.includes('.') ? parts.filter(isNamedPart) : parts;
+}
+
+function isNamedPart(part: string): boolean {
+  return part !== '' && part !== '.';
 }
 
 function pathKey(path: string): string {
@@ -304,27 +309,46 @@ interface Resolved {
 
 function findViolation(resolved: Resolved, symlinks: Set<string>): TarSafetyError | undefined {
   const { entry } = resolved;
-  const refuse = (reason: string, name = entry.name) => new TarSafetyError(name, reason);
   for (const name of resolved.names) {
     const problem = pathProblem('path', name, symlinks, true);
-    if (problem) return refuse(problem, name);
+    if (problem) return new TarSafetyError(name, problem);
   }
-  if (entry.type === 'char-device' || entry.type === 'block-device') return refuse('device files are not restored');
-  if (entry.type === 'other') return refuse(`unsupported entry type ${resolved.typeLabel}`);
-  if (entry.type === 'hardlink') {
-    for (const link of resolved.links) {
-      const problem = pathProblem(`hard link target "${displayName(link)}"`, link, symlinks, false);
-      if (problem) return refuse(problem);
-    }
-  }
+  const reason = typeProblem(resolved) ?? linkProblem(resolved, symlinks);
+  return reason === undefined ? undefined : new TarSafetyError(entry.name, reason);
+}
+
+function typeProblem({ entry, typeLabel }: Resolved): string | undefined {
+  if (entry.type === 'char-device' || entry.type === 'block-device') return 'device files are not restored';
+  if (entry.type === 'other') return `unsupported entry type ${typeLabel}`;
   // GNU tar and busybox skip different amounts of data after non-file entries: refuse the ambiguity.
-  if (entry.type !== 'file' && entry.size > 0) return refuse(`${entry.type} entry with ${entry.size} data bytes`);
+  if (entry.type !== 'file' && entry.size > 0) return `${entry.type} entry with ${entry.size} data bytes`;
+  return undefined;
+}
+
+function linkProblem({ entry, links }: Resolved, symlinks: Set<string>): string | undefined {
+  if (entry.type !== 'hardlink') return undefined;
+  for (const link of links) {
+    const problem = pathProblem(`hard link target "${displayName(link)}"`, link, symlinks, false);
+    if (problem) return problem;
+  }
   return undefined;
 }
 
 /** Which entry types are followed by `size` data bytes (GNU tar's reading). */
 function hasData(type: EntryType): boolean {
   return type !== 'directory' && type !== 'hardlink';
+}
+
+/** Distinct non-empty values, in order. */
+function distinct(...values: (string | undefined)[]): string[] {
+  const result: string[] = [];
+  for (const value of values) if (value && !result.includes(value)) result.push(value);
+  return result;
+}
+
+function hasSparseKey(records: Map<string, string>): boolean {
+  for (const key of records.keys()) if (key.startsWith('GNU.sparse.')) return true;
+  return false;
 }
 
 function roundUp(size: number): number {
@@ -512,30 +536,21 @@ class TarInspector extends Transform {
   /** Applies pending GNU long names and PAX records (per-entry over global) to a header. */
   #resolve(header: Header): Resolved {
     const { pax, longName, longLink } = this.#pending;
-    this.#pending = { pax: new Map() };
-    // An empty per-entry value cancels the global one and falls back to the header field.
-    const value = (key: string) => (pax.has(key) ? pax.get(key) || undefined : this.#globalPax.get(key));
-    const number = (key: string, fallback: number) => {
-      const text = value(key);
-      return text === undefined ? fallback : paxNumber(key, text, header.offset);
-    };
-    const rawName = value('path') ?? longName ?? header.name;
+    if (pax.size > 0 || longName !== undefined || longLink !== undefined) this.#pending = { pax: new Map() };
+    const rawName = this.#paxValue(pax, 'path') ?? longName ?? header.name;
     if (rawName === '') throw new TarFormatError(`tar entry without a name at byte ${header.offset}`);
-    const sparse = [...pax.keys(), ...this.#globalPax.keys()].some((key) => key.startsWith('GNU.sparse.'));
-    const type = entryType(header.typeflag, rawName, sparse);
-    const linkName = value('linkpath') ?? longLink ?? header.linkName;
+    const sparse = hasSparseKey(pax) || hasSparseKey(this.#globalPax);
+    const linkName = this.#paxValue(pax, 'linkpath') ?? longLink ?? header.linkName;
     const entry: TarEntry = {
       name: rawName.startsWith('./') ? rawName.slice(2) || '.' : rawName,
-      type,
-      size: number('size', header.size),
+      type: entryType(header.typeflag, rawName, sparse),
+      size: this.#paxNumber(pax, 'size', header.size, header.offset),
       mode: header.mode,
-      uid: number('uid', header.uid),
-      gid: number('gid', header.gid),
-      mtime: number('mtime', header.mtime),
+      uid: this.#paxNumber(pax, 'uid', header.uid, header.offset),
+      gid: this.#paxNumber(pax, 'gid', header.gid, header.offset),
+      mtime: this.#paxNumber(pax, 'mtime', header.mtime, header.offset),
       linkName,
     };
-    const distinct = (...values: (string | undefined)[]) =>
-      [...new Set(values.filter((v): v is string => v !== undefined && v !== ''))];
     return {
       entry,
       names: distinct(rawName, pax.get('path'), this.#globalPax.get('path'), longName, header.name, ...header.altNames),
@@ -544,11 +559,25 @@ class TarInspector extends Transform {
     };
   }
 
+  /** The per-entry PAX value, else the global one; an empty per-entry value cancels the global one. */
+  #paxValue(pax: Map<string, string>, key: string): string | undefined {
+    return pax.has(key) ? pax.get(key) || undefined : this.#globalPax.get(key);
+  }
+
+  #paxNumber(pax: Map<string, string>, key: string, fallback: number, offset: number): number {
+    const text = this.#paxValue(pax, key);
+    return text === undefined ? fallback : paxNumber(key, text, offset);
+  }
+
   /** Symlinks, and hard links to symlinks (which are symlinks too), guard the paths beneath them. */
   #rememberSymlink({ entry, names, links }: Resolved): void {
-    const linksToSymlink = entry.type === 'hardlink' && links.some((link) => this.#symlinks.has(pathKey(link)));
-    if (entry.type !== 'symlink' && !linksToSymlink) return;
+    if (entry.type !== 'symlink' && !(entry.type === 'hardlink' && this.#isSymlink(links))) return;
     for (const name of names) this.#symlinks.add(pathKey(name));
+  }
+
+  #isSymlink(paths: string[]): boolean {
+    for (const path of paths) if (this.#symlinks.has(pathKey(path))) return true;
+    return false;
   }
 
   #count(entry: TarEntry): void {

@@ -58,7 +58,11 @@ export async function runRestore(config: Config, helperImage: string, request: R
     await removeLeftoverHelpers(request.project);
     const rescue = request.rescue ? createRescueSink(config, project, manifest) : undefined;
     const done = await restoreAll(records, request, (record) => contextFor(record, false, rescue?.sink));
-    if (rescue) done.push(...(await rescue.seal()));
+    if (rescue) {
+      const sealed = await rescue.seal();
+      for (const line of sealed) log.info(line);
+      done.push(...sealed);
+    }
     return done;
   } finally {
     await unlock();

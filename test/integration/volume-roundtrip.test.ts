@@ -1,0 +1,130 @@
+// Acceptance of the foundation: a real Compose project, awkward data, backup -> remove the
+// volumes -> restore -> identical trees and running services; restore over live data with a
+// rescue copy; a capture failure still leaves the stopped service running.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { ComposeProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+
+const project = new ComposeProject(
+  `cmpt-round${process.pid}`,
+  `
+version: "3.8"
+services:
+  app:
+    image: $BUSYBOX
+    init: true
+    command: ["sleep", "100000"]
+    volumes: ["files:/files", "shared:/shared", "./excluded:/excluded"]
+  cache:
+    image: $BUSYBOX
+    init: true
+    command: ["sleep", "100000"]
+    volumes: ["state:/state", "shared:/shared"]
+volumes: { files: {}, state: {}, shared: {} }
+`,
+);
+const destination = tempDir("roundtrip-dest");
+const env = { PROJECT: project.name, DESTINATION: destination };
+const volumes = ["files", "state", "shared"].map((name) => project.volume(name));
+
+// Awkward content: many small files, one large file, symlinks (one dangling), a hardlink pair,
+// uid 999 with mode 0600, an empty directory, names with spaces, newlines and non-ASCII.
+const generate = `
+set -e
+cd /files
+mkdir -p small empty "with space" deep/a/b/c
+i=0; while [ $i -lt 10000 ]; do echo "file $i" > small/f$i; i=$((i+1)); done
+dd if=/dev/urandom of=big.bin bs=1M count=200 2>/dev/null
+ln -s big.bin link-to-big; ln -s /nowhere/at/all dangling
+echo pair > hard1; ln hard1 hard2
+echo secret > owned; chown 999:999 owned; chmod 0600 owned
+echo spaced > "with space/a file"; printf 'x' > "$(printf 'new\\nline')"; echo u > "ünïcödé ✓"
+echo deep > deep/a/b/c/leaf; touch -d "2001-02-03 04:05:06" deep/a/b small/f1
+cd /state; echo state > state.txt; mkdir -p sub; echo 1 > sub/one; chown -R 999:999 sub
+cd /shared; echo shared > shared.txt
+`;
+
+describe("volume strategy round trip", { timeout: 600_000 }, () => {
+  before(async () => {
+    await requireDocker();
+    await project.up();
+    await inVolumes(volumes.map((volume, index) => `${volume}:/${["files", "state", "shared"][index]}`), generate);
+  });
+  after(async () => {
+    await project.down().catch(() => undefined);
+  });
+
+  test("backup, removing the volumes and restoring gives identical trees and running services", async () => {
+    const before = await Promise.all(volumes.map(snapshotVolume));
+    const backup = await composure("backup", env);
+    assert.equal(backup.code, 0, backup.stderr);
+    const runs = JSON.parse((await composure("list", env, ["--json"])).stdout);
+    assert.equal(runs.length, 1);
+    const manifest = JSON.parse(readFileSync(path.join(destination, project.name, runs[0].run, "manifest.json"), "utf8"));
+    const archived = manifest.services.flatMap((service: { artifacts: { path: string }[] }) => service.artifacts.map((artifact) => artifact.path)).sort();
+    assert.deepEqual(archived, ["app/files.tar.zst", "app/shared.tar.zst", "cache/state.tar.zst"], "one archive per volume, the shared one once, no bind mount");
+    const mode = (await docker("run", "--rm", "-v", `${destination}:/d:ro`, busyboxImage, "stat", "-c", "%a", `/d/${project.name}/${runs[0].run}/app/files.tar.zst`));
+    assert.equal(mode, "600");
+
+    await project.down();
+    for (const volume of volumes) await assert.rejects(docker("volume", "inspect", volume));
+    const restore = await composure("restore", { ...env, FORCE: "1" });
+    assert.equal(restore.code, 0, restore.stderr);
+    const labels = JSON.parse(await docker("volume", "inspect", "-f", "{{json .Labels}}", volumes[0]));
+    assert.equal(labels["com.docker.compose.project"], project.name, "recreated with the labels Compose adopts");
+    await project.up();
+    assert.ok(await project.running("app"));
+    assert.ok(await project.running("cache"));
+    const after = await Promise.all(volumes.map(snapshotVolume));
+    for (const [index, volume] of volumes.entries()) assert.equal(after[index], before[index], `tree of ${volume} differs`);
+  });
+
+  test("restoring over live data stops the users, keeps a rescue run and restarts them", async () => {
+    const expected = await snapshotVolume(volumes[1]);
+    await inVolumes([`${volumes[1]}:/state`], "echo damaged > /state/state.txt; rm -rf /state/sub");
+    const damaged = await snapshotVolume(volumes[1]);
+    const startedBefore = await project.startedAt("cache");
+    const restore = await composure("restore", { ...env, SERVICE: "cache", FORCE: "1" });
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.match(restore.stderr, /rescue copy of the replaced data: run (\S+)/);
+    assert.equal(await snapshotVolume(volumes[1]), expected);
+    assert.ok(await project.running("cache"));
+    assert.notEqual(await project.startedAt("cache"), startedBefore, "cache was stopped for the restore");
+    const rescueRun = /run (\S+-rescue)/.exec(restore.stderr)![1];
+    const undo = await composure("restore", { ...env, RUN: rescueRun, SERVICE: "cache", FORCE: "1", NO_RESCUE: "1" });
+    assert.equal(undo.code, 0, undo.stderr);
+    assert.equal(await snapshotVolume(volumes[1]), damaged, "the rescue run brings back what the restore replaced");
+  });
+
+  test("restore without a TTY and without FORCE refuses and changes nothing", async () => {
+    const startedBefore = await project.startedAt("cache");
+    const refused = await composure("restore", { ...env, SERVICE: "cache" });
+    assert.equal(refused.code, 4);
+    assert.match(refused.stderr, /FORCE=1/);
+    assert.equal(await project.startedAt("cache"), startedBefore);
+  });
+
+  test("a dry-run restore lists what it would stop and replace and touches nothing", async () => {
+    const startedBefore = await project.startedAt("app");
+    const dry = await composure("restore", { ...env, SERVICE: "app", DRY_RUN: "1" });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /would restore volume .*_files .*replace its content.*stop .*app/);
+    assert.equal(await project.startedAt("app"), startedBefore);
+  });
+
+  test("a service stopped for capture is running again when the capture fails", async () => {
+    const brokenImage = "composure-test/broken-tar:latest";
+    const context = tempDir("broken-tar");
+    writeFileSync(path.join(context, "Dockerfile"), `FROM ${busyboxImage}\nRUN rm /bin/tar && printf '#!/bin/sh\\necho injected tar failure >&2\\nexit 3\\n' > /bin/tar && chmod +x /bin/tar\n`);
+    await docker("build", "-q", "-t", brokenImage, context);
+    const failed = await composure("backup", { ...env, SERVICE: "cache", COMPOSURE_HELPER_IMAGE: brokenImage });
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /injected tar failure/);
+    assert.ok(await project.running("cache"), "cache runs again after the failed capture");
+    const runs = JSON.parse((await composure("list", env, ["--json"])).stdout);
+    assert.equal(runs[0].outcome, "failed");
+    assert.ok(!existsSync(path.join(destination, project.name, runs[0].run, "cache", "state.tar.zst")));
+  });
+});

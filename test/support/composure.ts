@@ -1,0 +1,117 @@
+// Test support: run composure's scripts as a user would (a child process with env vars), drive
+// real Compose projects, and look into volumes through a busybox container.
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+export const repoRoot = path.resolve(import.meta.dirname, "../..");
+export const busyboxImage = process.env.COMPOSURE_IMAGE_BUSYBOX ?? "composure-fixture/busybox:latest";
+
+export interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs scripts/<name>.ts with the given environment; never throws on a non-zero exit. */
+export function composure(name: string, env: Record<string, string>, args: string[] = []): Promise<Outcome> & { pid?: number; kill(signal: NodeJS.Signals): void } {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts", `${name}.ts`), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, COMPOSURE_HELPER_IMAGE: busyboxImage, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+  const promise = new Promise<Outcome>((resolve) => child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
+  return Object.assign(promise, { pid: child.pid, kill: (signal: NodeJS.Signals) => child.kill(signal) });
+}
+
+export async function sh(command: string, args: string[], input?: string): Promise<string> {
+  const { stdout } = await execFileAsync(command, args, { maxBuffer: 256 * 1024 * 1024, encoding: "utf8", ...(input ? { input } : {}) } as never);
+  return stdout as unknown as string;
+}
+
+export async function docker(...args: string[]): Promise<string> {
+  return (await sh("docker", args)).trim();
+}
+
+/** Fails (never skips) when no Docker engine answers: CI must have one. */
+export async function requireDocker(): Promise<void> {
+  try {
+    await docker("info", "--format", "{{.ServerVersion}}");
+  } catch (error) {
+    throw new Error(`integration tests need a running Docker engine (start dockerd): ${(error as Error).message}`);
+  }
+}
+
+const composeCommand = async (): Promise<string[]> => {
+  try {
+    await sh("docker", ["compose", "version"]);
+    return ["docker", "compose"];
+  } catch {
+    return ["docker-compose"];
+  }
+};
+
+/** A Compose project from YAML text, in its own temporary folder, with a unique name. */
+export class ComposeProject {
+  readonly dir: string;
+  readonly file: string;
+
+  constructor(readonly name: string, yaml: string) {
+    this.dir = mkdtempSync(path.join(os.tmpdir(), `composure-test-${name}-`));
+    this.file = path.join(this.dir, "compose.yml");
+    writeFileSync(this.file, yaml.replaceAll("$BUSYBOX", busyboxImage));
+  }
+
+  async compose(...args: string[]): Promise<string> {
+    const [command, ...prefix] = await composeCommand();
+    return sh(command, [...prefix, "-p", this.name, "-f", this.file, ...args]);
+  }
+
+  up = () => this.compose("up", "-d");
+  down = () => this.compose("down", "-v", "--remove-orphans");
+
+  async containerId(service: string): Promise<string> {
+    return (await this.compose("ps", "-q", service)).trim().split("\n")[0];
+  }
+
+  async startedAt(service: string): Promise<string> {
+    return docker("inspect", "-f", "{{.State.StartedAt}}", await this.containerId(service));
+  }
+
+  async running(service: string): Promise<boolean> {
+    return (await docker("inspect", "-f", "{{.State.Running}}", await this.containerId(service))) === "true";
+  }
+
+  volume = (name: string) => `${this.name}_${name}`;
+}
+
+/** Runs a shell script in a throwaway busybox container with `volumes` mounted ("vol:/path"). */
+export async function inVolumes(volumes: string[], script: string): Promise<string> {
+  const mounts = volumes.flatMap((volume) => ["-v", volume]);
+  return sh("docker", ["run", "--rm", "--log-driver", "none", ...mounts, busyboxImage, "sh", "-c", script]);
+}
+
+/**
+ * A listing of everything in a volume that a restore must bring back: names, type+mode,
+ * owner, mtime, size, link count, symlink target, and a hash of each file's content.
+ */
+export async function snapshotVolume(volume: string): Promise<string> {
+  const script = [
+    "cd /v",
+    "find . ! -type d -exec stat -c '%n|%f|%u:%g|%Y|%s|%h|%N' {} + | sort",
+    "find . -type d -exec stat -c '%n|%f|%u:%g|%Y' {} + | sort",
+    "find . -type f -exec sha256sum {} + | sort",
+  ].join(" && ");
+  return sh("docker", ["run", "--rm", "-v", `${volume}:/v:ro`, busyboxImage, "sh", "-c", script]);
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `composure-${prefix}-`));
+}
