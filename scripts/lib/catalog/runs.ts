@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, readdir } from "node:fs/promises";
 import path from "node:path";
+import { didYouMean } from "../config/did-you-mean.ts";
 import { UsageError } from "../errors.ts";
 import { manifestFile, readManifest, type Manifest } from "./manifest.ts";
 
@@ -66,7 +67,12 @@ export async function findRun(destination: string, project: string, selector: st
       const manifest = await readManifest(run.dir, project);
       if (!service || manifest.services.some((record) => record.name === service && record.status === "ok")) return { manifest, dir: run.dir };
     }
-    throw new UsageError(`no complete run of project ${project}${service ? ` with service ${service}` : ""} in ${projectDir(destination, project)}: run 'make backup' first, or check PROJECT=`);
+    const complete = runs.filter((entry) => entry.complete && !isRescueRun(entry.id));
+    if (service && complete.length > 0) {
+      const names = [...new Set((await readManifest(complete[0].dir, project)).services.map((record) => record.name))];
+      throw new UsageError(`no complete run of project ${project} has a backup of service ${service}${didYouMean(service, names)} (the newest run has: ${names.join(", ")})`);
+    }
+    throw new UsageError(`no complete run of project ${project} in ${projectDir(destination, project)}: run 'make backup' first, or check PROJECT= and DESTINATION=`);
   }
   const run = runs.find((entry) => entry.id === selector);
   if (!run) {

@@ -137,15 +137,17 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: NonNullable<A
 export async function extractInto(image: string, project: string, source: string, archive: string, expected?: StoredFile): Promise<void> {
   await withHelper(image, project, [`${source}:/volume`], async (helper, pipe) => {
     const staging = `/volume/${stagingName}`;
-    const prepared = await helper.run(["sh", "-c", `rm -rf ${staging} && mkdir -m 700 ${staging}`]);
+    // The root's mtime changes when the staging directory comes and goes: put it back on failure.
+    const prepared = await helper.run(["sh", "-c", `stat -c %Y /volume && rm -rf ${staging} && mkdir -m 700 ${staging}`]);
     if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${source} for the restore: ${prepared.stderr.trim()}`);
+    const rootMtime = prepared.stdout.trim();
     try {
       const extraction = await extractArchive(helper, pipe, archive, staging, path.basename(archive), expected);
       const script = await writeScript(pipe!, "swap.sh", swapInStagedLines("/volume", stagingName, extraction));
       const swapped = await helper.run(["sh", script]);
       if (swapped.exitCode !== 0) throw new Error(`cannot swap the restored files into ${source}: ${swapped.stderr.trim()}`);
     } catch (error) {
-      await helper.run(["rm", "-rf", staging]);
+      await helper.run(["sh", "-c", `rm -rf ${staging} && touch -c -d @${rootMtime} /volume`]);
       throw error;
     }
   });
