@@ -1,5 +1,6 @@
 // Containers: listing by label, inspection, stop/start, and exec with demultiplexed output.
-import { PassThrough, type Writable } from "node:stream";
+import { once } from "node:events";
+import { PassThrough, type Duplex, type Readable, type Writable } from "node:stream";
 import { getEngine } from "./engine.ts";
 
 export interface MountInfo {
@@ -83,8 +84,8 @@ export interface ExecOptions {
   workingDir?: string;
   /** Kills the command (on a local engine) and fails after this many milliseconds. */
   timeoutMs?: number;
-  /** Bytes to feed to the command's stdin, then close it. */
-  stdin?: Buffer;
+  /** Fed to the command's stdin, which is then closed (a Buffer, or a stream of any size). */
+  stdin?: Buffer | Readable;
 }
 
 export interface ExecResult {
@@ -93,8 +94,10 @@ export interface ExecResult {
 }
 
 /**
- * Runs argv in a running container; stdout goes to `stdout` (a stream, never buffered whole),
- * stderr is collected (capped). Exec streams are not written to the container's log.
+ * Runs argv in a running container; stdout goes to `stdout` with backpressure (a slow consumer
+ * such as zstd slows the producer down, memory stays flat), stderr is collected (capped).
+ * Exec streams are not written to the container's log. Environment values (passwords) travel
+ * in the exec's Env, never in any argv.
  */
 export async function execStreaming(id: string, argv: string[], stdout: Writable, options: ExecOptions = {}): Promise<ExecResult> {
   const exec = await getEngine().getContainer(id).exec({
@@ -106,27 +109,54 @@ export async function execStreaming(id: string, argv: string[], stdout: Writable
     AttachStderr: true,
     AttachStdin: Boolean(options.stdin),
   });
-  const stream = await exec.start({ hijack: true, stdin: Boolean(options.stdin) });
+  const stream = (await exec.start({ hijack: true, stdin: Boolean(options.stdin) })) as Duplex;
   const stderr = collectCapped(64 * 1024);
-  getEngine().modem.demuxStream(stream, stdout, stderr.sink);
-  if (options.stdin) stream.end(options.stdin);
-  const timer = options.timeoutMs ? setTimeout(() => void killExec(exec.id, stream), options.timeoutMs) : undefined;
   let timedOut = false;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      stream.on("end", resolve);
-      stream.on("close", resolve);
-      stream.on("error", reject);
-      stream.on("timeout-kill", () => {
+  const timer = options.timeoutMs
+    ? setTimeout(() => {
         timedOut = true;
-        resolve();
-      });
-    });
+        void killExec(exec.id, stream);
+      }, options.timeoutMs)
+    : undefined;
+  try {
+    const feeding = feedStdin(stream, options.stdin);
+    await demultiplex(stream, stdout, stderr.sink);
+    await feeding;
+  } catch (error) {
+    if (!timedOut) throw error;
   } finally {
     clearTimeout(timer);
   }
   if (timedOut) throw new Error(`command ${JSON.stringify(argv[0])} timed out after ${options.timeoutMs} ms and was killed`);
   return { exitCode: await exitCodeOf(exec.id), stderr: stderr.text() };
+}
+
+async function feedStdin(stream: Duplex, stdin: Buffer | Readable | undefined): Promise<void> {
+  if (!stdin) return;
+  if (Buffer.isBuffer(stdin)) {
+    stream.end(stdin);
+    return;
+  }
+  for await (const chunk of stdin) {
+    if (!stream.write(chunk)) await once(stream, "drain");
+  }
+  stream.end(); // half-close: the command sees end of input
+}
+
+/** Docker's multiplexed exec stream: frames of [type, 0, 0, 0, size(4, big endian), payload]. */
+async function demultiplex(source: Duplex, stdout: Writable, stderr: Writable): Promise<void> {
+  let pending: Buffer = Buffer.alloc(0);
+  for await (const chunk of source) {
+    pending = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4);
+      if (pending.length < 8 + size) break;
+      const target = pending[0] === 2 ? stderr : stdout;
+      const payload = pending.subarray(8, 8 + size);
+      pending = pending.subarray(8 + size);
+      if (!target.write(payload)) await once(target, "drain");
+    }
+  }
 }
 
 /** Runs argv and returns its (small) stdout as text. */
@@ -146,14 +176,13 @@ async function exitCodeOf(execId: string): Promise<number> {
   return -1;
 }
 
-async function killExec(execId: string, stream: NodeJS.EventEmitter & { destroy(): void }): Promise<void> {
+async function killExec(execId: string, stream: Duplex): Promise<void> {
   try {
     const info = await getEngine().getExec(execId).inspect();
     if (info.Pid) process.kill(info.Pid, "SIGKILL");
   } catch {
     // the process may be gone already, or the engine is remote: the stream is dropped anyway
   }
-  stream.emit("timeout-kill");
   stream.destroy();
 }
 
