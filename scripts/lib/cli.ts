@@ -1,6 +1,6 @@
 // What every script shares: one top-level catch that maps errors to exit codes, the config, the
 // projects to act on, and the helper image.
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
@@ -13,12 +13,21 @@ import { strategyKinds } from "./strategies/registry.ts";
 export async function main(task: () => Promise<number>): Promise<void> {
   try {
     process.exitCode = await task();
+    writeStats();
   } catch (error) {
     if (error instanceof ConfigError || error instanceof UsageError) log.error(error.message);
     else log.error(error instanceof Error ? error.message : String(error));
     if (process.env.COMPOSURE_DEBUG && error instanceof Error) log.error(error.stack ?? "");
     process.exitCode = exitCodeOf(error);
   }
+}
+
+/** COMPOSURE_STATS_FILE=<path>: the process's peak RSS and CPU time, for `make bench`. */
+function writeStats(): void {
+  const file = process.env.COMPOSURE_STATS_FILE;
+  if (!file) return;
+  const usage = process.resourceUsage();
+  writeFileSync(file, JSON.stringify({ peakRssMb: usage.maxRSS / 1024, cpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6 }));
 }
 
 export function flag(name: string): boolean {
