@@ -4,10 +4,12 @@ SHELL := bash
 TSX := node --import tsx
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 DEMO_PROJECT ?= composure-demo
+# Fixture images the integration tests use (built from packages, cached by recipe hash).
+TEST_IMAGES ?= busybox
 export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFIG DESTINATION LOCK_TIMEOUT
 
 .DEFAULT_GOAL := help
-.PHONY: help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench
+.PHONY: images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -49,10 +51,13 @@ test-unit: node_modules ## unit tests (no Docker)
 	@node --import tsx --test test/unit/*.test.ts
 
 test-integration: node_modules ## integration tests on the real Docker engine
-	@bash test/images/build.sh busybox
+	@bash test/images/build.sh $(TEST_IMAGES)
 	@node --import tsx --test --test-concurrency=2 --test-timeout=900000 test/integration/*.test.ts
 
 test: typecheck test-unit test-integration ## typecheck + unit + integration tests
 
 bench: node_modules ## measure backup/restore against raw read and the classic recipe (bench/results.json)
 	@$(TSX) bench/bench.ts
+
+images-for-tests: ## build only the fixture images the integration tests use
+	@bash test/images/build.sh $(TEST_IMAGES)
