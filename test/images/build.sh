@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-IMAGES=(busybox)
+IMAGES=(busybox postgres mariadb sqlite redis prometheus victoriametrics cassandra opensearch)
 [ $# -gt 0 ] && IMAGES=("$@")
 for name in "${IMAGES[@]}"; do
   build_image "$name"

@@ -1,7 +1,8 @@
 # Shared functions for test/images/build.sh and the recipes it runs.
 # A recipe is test/images/<name>/build: an executable that receives the tag to produce in $TAG and
-# a scratch directory in $WORK, and may call `needs_base` (see below) to get the shared Debian
-# rootfs image. Its hash covers every file in its folder, this file, and the base recipe if used.
+# a scratch directory in $WORK; a recipe folder holding a file `uses-base` gets the shared Debian
+# rootfs image (tag in $BASE_TAG) built first. Its hash covers every file in its folder, this
+# file, and the base recipe if used.
 
 FIXTURE_PREFIX=${COMPOSURE_FIXTURE_PREFIX:-composure-fixture}
 CACHE_DIR=${COMPOSURE_CACHE:-$HOME/.cache/composure}
