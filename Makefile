@@ -6,10 +6,11 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 DEMO_PROJECT ?= composure-demo
 # Fixture images the integration tests use (built from packages, cached by recipe hash).
 TEST_IMAGES ?= busybox
-export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFIG DESTINATION LOCK_TIMEOUT
+export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFIG DESTINATION LOCK_TIMEOUT FROM
+export TIER METRICS_DIR CRON CRON_FILE CRON_LOG
 
 .DEFAULT_GOAL := help
-.PHONY: images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench
+.PHONY: prune sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -20,20 +21,38 @@ node_modules: package.json package-lock.json
 
 install: node_modules ## install the npm dependencies (npm ci)
 
-backup: node_modules ## back up every service (PROJECT= SERVICE= DRY_RUN=1)
+backup: node_modules ## back up every service (PROJECT= SERVICE= TIER=critical|medium|low DRY_RUN=1)
 	@$(TSX) scripts/backup.ts
 
-restore: node_modules ## restore a run (RUN=latest|<id> SERVICE= VOLUME= DRY_RUN=1 FORCE=1 NO_RESCUE=1)
+restore: node_modules ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote DRY_RUN=1 FORCE=1 NO_RESCUE=1)
 	@$(TSX) scripts/restore.ts
 
 verify: node_modules ## check manifests, sizes, sha256 and archive structure (RUN=latest|<id>|all)
 	@$(TSX) scripts/verify.ts
 
-list: node_modules ## list complete runs (add ARGS=--json for scripts)
+list: node_modules ## list complete runs (FROM=remote; ARGS=--json for scripts)
 	@$(TSX) scripts/list.ts $(ARGS)
+
+prune: node_modules ## apply the retention policies (FROM=local|remote|all DRY_RUN=1 prints keep/delete and why)
+	@$(TSX) scripts/prune.ts
+
+sync: node_modules ## upload every complete local run missing on the remote
+	@$(TSX) scripts/sync.ts
 
 plan: node_modules ## show what a backup would do, service by service, with sizes; touches nothing
 	@$(TSX) scripts/plan.ts
+
+metrics: node_modules ## rewrite the node_exporter textfile(s) from the catalog (PROJECT= METRICS_DIR=)
+	@$(TSX) scripts/metrics.ts
+
+cron-install: node_modules ## write crontab entries from schedule: in composure.yml (CRON=user CRON_FILE= CRON_LOG= DRY_RUN=1)
+	@$(TSX) scripts/cron.ts install
+
+cron-remove: node_modules ## remove the crontab entries written by cron-install (CRON=user CRON_FILE=)
+	@$(TSX) scripts/cron.ts remove
+
+schedule: node_modules ## run the schedule in the foreground (node-cron, one job at a time; SIGTERM stops cleanly)
+	@exec $(TSX) scripts/schedule.ts
 
 images: ## build the fixture images from packages (cached by recipe hash)
 	@bash test/images/build.sh

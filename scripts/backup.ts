@@ -1,22 +1,38 @@
-// make backup [PROJECT=] [SERVICE=] [DRY_RUN=1]
+// make backup [PROJECT=] [SERVICE=] [TIER=critical|medium|low] [DRY_RUN=1]
 import { flag, loadSettings, main, prepareEngine, projectsToUse } from "./lib/cli.ts";
+import { tiers } from "./lib/config/schema.ts";
 import { ExitCode } from "./lib/errors.ts";
+import { backupPlannedProject, narrowToTier, parseTier, recordFailedBackup } from "./lib/pipeline/monitored-backup.ts";
 import { planProject } from "./lib/pipeline/plan.ts";
-import { runBackup } from "./lib/pipeline/backup.ts";
 import { printPlan } from "./lib/pipeline/plan-report.ts";
 
 await main(async () => {
   const config = loadSettings();
-  const helperImage = await prepareEngine(config);
+  const tier = parseTier(process.env.TIER, tiers);
+  const projects = projectsToUse(config);
+  const dryRun = flag("DRY_RUN");
   let exitCode: number = ExitCode.ok;
-  for (const project of projectsToUse(config)) {
-    const plan = await planProject(config, project, process.env.SERVICE || undefined);
-    if (flag("DRY_RUN")) {
-      await printPlan(plan, helperImage);
+  let helperImage: string;
+  try {
+    helperImage = await prepareEngine(config);
+  } catch (error) {
+    if (!dryRun) for (const project of projects) await recordFailedBackup(config, project, error);
+    throw error;
+  }
+  for (const project of projects) {
+    let plan;
+    try {
+      plan = await planProject(config, project, process.env.SERVICE || undefined);
+    } catch (error) {
+      if (!dryRun) await recordFailedBackup(config, project, error);
+      throw error;
+    }
+    if (dryRun) {
+      await printPlan(narrowToTier(plan, tier), helperImage);
       continue;
     }
-    const { manifest } = await runBackup(config, plan, helperImage);
-    if (manifest.outcome !== "success") exitCode = ExitCode.failed;
+    const { ok } = await backupPlannedProject(config, plan, helperImage, tier);
+    if (!ok) exitCode = ExitCode.failed;
   }
   return exitCode;
 });

@@ -1,6 +1,7 @@
-// make list [PROJECT=] [--json]: complete runs, newest first (incomplete ones are counted, not listed).
+// make list [PROJECT=] [FROM=remote] [--json]: complete runs, newest first (incomplete ones are counted, not listed).
 import { listRunDirs } from "./lib/catalog/runs.ts";
-import { readManifest } from "./lib/catalog/manifest.ts";
+import { readManifest, type Manifest } from "./lib/catalog/manifest.ts";
+import { listRemoteRuns, readRemoteManifest, readUploadState, requireRemote } from "./lib/pipeline/offsite.ts";
 import { loadSettings, main, projectsToUse } from "./lib/cli.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { formatBytes } from "./lib/log.ts";
@@ -9,32 +10,35 @@ await main(async () => {
   const config = loadSettings();
   const rows: Record<string, string | number>[] = [];
   let incomplete = 0;
+  const remote = process.env.FROM === "remote" ? requireRemote(config) : undefined;
   for (const project of projectsToUse(config)) {
+    if (remote) {
+      for (const runId of await listRemoteRuns(remote, project)) rows.push(rowOf(project, await readRemoteManifest(remote, project, runId), "remote"));
+      continue;
+    }
     for (const run of await listRunDirs(config.destination, project)) {
       if (!run.complete) {
         incomplete += 1;
         continue;
       }
-      const manifest = await readManifest(run.dir, project);
-      const bytes = manifest.services.flatMap((service) => service.artifacts).reduce((sum, artifact) => sum + artifact.bytes, 0);
-      rows.push({
-        project,
-        run: run.id,
-        started: manifest.startedAt,
-        outcome: manifest.outcome,
-        services: manifest.services.map((service) => (service.status === "ok" ? service.name : `${service.name}(failed)`)).join(","),
-        bytes,
-      });
+      const upload = await readUploadState(run.dir);
+      rows.push(rowOf(project, await readManifest(run.dir, project), upload ? upload.state : config.remote ? "not uploaded" : "-"));
     }
   }
   if (process.argv.includes("--json")) {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return ExitCode.ok;
   }
-  const table = rows.map((row) => [row.project, row.run, row.started, row.outcome, formatBytes(Number(row.bytes)), row.services].map(String));
-  const header = ["PROJECT", "RUN", "STARTED", "OUTCOME", "SIZE", "SERVICES"];
+  const table = rows.map((row) => [row.project, row.run, row.started, row.outcome, formatBytes(Number(row.bytes)), row.offsite, row.services].map(String));
+  const header = ["PROJECT", "RUN", "STARTED", "OUTCOME", "SIZE", "OFF-SITE", "SERVICES"];
   const widths = header.map((title, column) => Math.max(title.length, ...table.map((row) => row[column].length)));
   for (const row of [header, ...table]) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()}\n`);
   if (incomplete) process.stdout.write(`(${incomplete} incomplete run(s) without a manifest not listed)\n`);
   return ExitCode.ok;
 });
+
+function rowOf(project: string, manifest: Manifest, offsite: string): Record<string, string | number> {
+  const bytes = manifest.services.flatMap((service) => service.artifacts).reduce((sum, artifact) => sum + artifact.bytes, 0);
+  const services = manifest.services.map((service) => (service.status === "ok" ? service.name : `${service.name}(failed)`)).join(",");
+  return { project, run: manifest.runId, started: manifest.startedAt, outcome: manifest.outcome, services, bytes, offsite };
+}

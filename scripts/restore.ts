@@ -1,6 +1,7 @@
-// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1]
+// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [FROM=remote] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1]
 import { flag, loadSettings, main, prepareEngine, projectsToUse } from "./lib/cli.ts";
 import { ExitCode, UsageError } from "./lib/errors.ts";
+import { fetchRemoteRun, requireRemote } from "./lib/pipeline/offsite.ts";
 import { runRestore } from "./lib/pipeline/restore.ts";
 
 await main(async () => {
@@ -8,9 +9,12 @@ await main(async () => {
   const projects = projectsToUse(config);
   if (projects.length !== 1) throw new UsageError(`restore acts on one project at a time: set PROJECT= to one of ${projects.join(", ")}`);
   const helperImage = await prepareEngine(config);
+  let run = process.env.RUN || "latest";
+  if (process.env.FROM === "remote") run = await fetchRemoteRun(config, requireRemote(config), projects[0], run);
+  else if (process.env.FROM && process.env.FROM !== "local") throw new UsageError(`FROM must be local or remote, not "${process.env.FROM}"`);
   const lines = await runRestore(config, helperImage, {
     project: projects[0],
-    run: process.env.RUN || "latest",
+    run,
     service: process.env.SERVICE || undefined,
     volume: process.env.VOLUME || undefined,
     dryRun: flag("DRY_RUN"),

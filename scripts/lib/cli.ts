@@ -2,6 +2,7 @@
 // projects to act on, and the helper image.
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { configureArchives } from "./archive/files.ts";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { checkEngine } from "./docker/engine.ts";
@@ -37,11 +38,17 @@ export function flag(name: string): boolean {
 export function loadSettings(): Config {
   const { config } = loadConfig(process.env, strategyKinds);
   config.destination = path.resolve(process.env.DESTINATION || config.destination);
+  config.metrics.textfile_dir = path.resolve(process.env.METRICS_DIR || config.metrics.textfile_dir);
   if (process.env.LOCK_TIMEOUT) {
     const seconds = Number(process.env.LOCK_TIMEOUT);
     if (!Number.isInteger(seconds) || seconds < 0) throw new ConfigError([`LOCK_TIMEOUT must be a whole number of seconds, got "${process.env.LOCK_TIMEOUT}"`]);
     config.lock.timeout_seconds = seconds;
   }
+  configureArchives({
+    compression: config.compression.algorithm,
+    recipients: config.encryption?.recipients ?? [],
+    identityFile: process.env.AGE_IDENTITY_FILE || config.encryption?.identity_file,
+  });
   return config;
 }
 

@@ -20,7 +20,8 @@ export interface Outcome {
 export function composure(name: string, env: Record<string, string>, args: string[] = []): Promise<Outcome> & { pid?: number; kill(signal: NodeJS.Signals): void } {
   const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts", `${name}.ts`), ...args], {
     cwd: repoRoot,
-    env: { ...process.env, COMPOSURE_HELPER_IMAGE: busyboxImage, ...env },
+    // METRICS_DIR: keep test runs' node_exporter textfiles out of the repo's exporters/textfile/
+    env: { ...process.env, COMPOSURE_HELPER_IMAGE: busyboxImage, METRICS_DIR: path.join(os.tmpdir(), "composure-test-metrics"), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -2,10 +2,10 @@
 // host (hashed on the way, with backpressure, never buffered whole), and a restore streams the
 // decompressed archive into the loader's stdin. Exec streams are not logged by Docker.
 import { rm } from "node:fs/promises";
-import { PassThrough } from "node:stream";
+import { PassThrough, Transform } from "node:stream";
 import { execStreaming } from "../docker/containers.ts";
 import { formatBytes, startProgress } from "../log.ts";
-import { readDecompressed, writeCompressed, type StoredFile } from "./files.ts";
+import { readDecompressed, writeCompressed, type Encoding, type StoredFile, type WrittenFile } from "./files.ts";
 
 export interface ExecStreamOptions {
   /** KEY=value pairs for the command (credentials go here, never into argv). */
@@ -15,7 +15,7 @@ export interface ExecStreamOptions {
 }
 
 /** Runs `argv` in the container and stores its stdout as a .zst archive at `target`. */
-export async function dumpToArchive(containerId: string, argv: string[], target: string, level: number, options: ExecStreamOptions): Promise<StoredFile> {
+export async function dumpToArchive(containerId: string, argv: string[], target: string, level: number, options: ExecStreamOptions): Promise<WrittenFile> {
   const progress = startProgress(options.label);
   const output = new PassThrough({ highWaterMark: 4 << 20 });
   const compressing = writeCompressed(output, target, level, (count) => progress.add(count));
@@ -27,7 +27,7 @@ export async function dumpToArchive(containerId: string, argv: string[], target:
   }
   const stored = await compressing;
   if (result.exitCode !== 0) {
-    await rm(target, { force: true });
+    await rm(stored.file, { force: true });
     throw new Error(`${argv[0]} exited with ${result.exitCode}: ${result.stderr.trim() || "no message"}`);
   }
   progress.done(`${formatBytes(stored.bytes)} stored`);
@@ -35,14 +35,23 @@ export async function dumpToArchive(containerId: string, argv: string[], target:
 }
 
 /** Streams the decompressed `archive` (checked against `expected`) into `argv`'s stdin. */
-export async function loadFromArchive(containerId: string, argv: string[], archive: string, expected: StoredFile, options: ExecStreamOptions): Promise<string> {
+export async function loadFromArchive(containerId: string, argv: string[], archive: string, expected: StoredFile & Encoding, options: ExecStreamOptions): Promise<string> {
   const progress = startProgress(options.label);
-  const source = readDecompressed(archive, expected);
-  source.stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
+  const source = readDecompressed(archive, expected, expected);
+  // Counted on the way through, not with a "data" listener: that would start the flow before the
+  // exec reads stdin, and the first chunks (all of a small archive) would be lost.
+  const counted = source.stream.pipe(
+    new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        progress.add(chunk.length);
+        callback(null, chunk);
+      },
+    }),
+  );
   const output = new PassThrough();
   let stdout = "";
   output.on("data", (chunk: Buffer) => (stdout = (stdout + chunk.toString("utf8")).slice(-8000)));
-  const [loaded, read] = await Promise.allSettled([execStreaming(containerId, argv, output, { env: options.env, user: options.user, stdin: source.stream }), source.done]);
+  const [loaded, read] = await Promise.allSettled([execStreaming(containerId, argv, output, { env: options.env, user: options.user, stdin: counted }), source.done]);
   if (read.status === "rejected") throw read.reason;
   if (loaded.status === "rejected") throw loaded.reason;
   if (loaded.value.exitCode !== 0) throw new Error(`${argv[0]} exited with ${loaded.value.exitCode}: ${loaded.value.stderr.trim() || stdout.trim()}`);

@@ -14,7 +14,7 @@ import { isLocalEngine } from "../docker/engine.ts";
 import type { Helper } from "../docker/helper.ts";
 import { log, startProgress, formatBytes } from "../log.ts";
 import { run } from "../shell.ts";
-import { readDecompressed, writeCompressed, type StoredFile } from "./files.ts";
+import { readDecompressed, writeCompressed, type Encoding, type StoredFile, type WrittenFile } from "./files.ts";
 import { createTarInspector, type TarEntry, type TarSummary } from "./tar-inspector.ts";
 
 /** A host directory holding one FIFO, bind-mounted into helpers at /pipe. */
@@ -39,19 +39,27 @@ function announceTransport(): void {
   log.info(isLocalEngine() ? "transfer: helper tar <-> host FIFO <-> zstd" : "transfer: remote engine, tar over exec streams");
 }
 
+/** What to put in the archive: by default everything in the directory, as it is. */
+export interface CaptureOptions {
+  /** Names relative to the directory (default ["."]). */
+  entries?: string[];
+  /** Archive what symlinks point to instead of the links (tar -h), e.g. VictoriaMetrics snapshots. */
+  dereference?: boolean;
+}
+
 /** Archives directory `dir` of the helper into `target` (.tar.zst). */
-export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined, dir: string, target: string, level: number, label: string): Promise<StoredFile> {
+export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined, dir: string, target: string, level: number, label: string, options: CaptureOptions = {}): Promise<WrittenFile> {
   announceTransport();
   const progress = startProgress(label);
-  const tarArgs = ["tar", "cf", pipe ? "/pipe/stream" : "-", "-C", dir, "."];
-  let stored: StoredFile;
+  const tarArgs = ["tar", options.dereference ? "chf" : "cf", pipe ? "/pipe/stream" : "-", "-C", dir, "--", ...(options.entries ?? ["."])];
+  let stored: WrittenFile;
   if (pipe) {
     const compressing = writeCompressed(pipe.fifo, target, level, (count) => progress.add(count));
     const tar = await helper.run(tarArgs).catch((error: Error) => ({ exitCode: -1, stderr: error.message, stdout: "" }));
     if (tar.exitCode !== 0) {
       unblockFifoReader(pipe.fifo);
-      await compressing.catch(() => undefined);
-      await rm(target, { force: true });
+      const partial = await compressing.catch(() => undefined);
+      if (partial) await rm(partial.file, { force: true });
       throw new Error(`tar in the helper failed (exit ${tar.exitCode}): ${tar.stderr.trim()}`);
     }
     stored = await compressing;
@@ -62,7 +70,7 @@ export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined
     stream.end();
     stored = await compressing;
     if (tar.exitCode !== 0) {
-      await rm(target, { force: true });
+      await rm(stored.file, { force: true });
       throw new Error(`tar in the helper failed (exit ${tar.exitCode}): ${tar.stderr.trim()}`);
     }
   }
@@ -100,7 +108,7 @@ export interface Extraction {
  * (no absolute paths, no '..', nothing written through a symlink, no devices): a bad entry stops
  * the stream and the extraction fails.
  */
-export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, archive: string, dir: string, label: string, expected?: StoredFile): Promise<Extraction> {
+export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, archive: string, dir: string, label: string, expected?: StoredFile & Encoding): Promise<Extraction> {
   announceTransport();
   const progress = startProgress(label);
   const result: Extraction = { summary: undefined as unknown as TarSummary, timestamps: [] };
@@ -110,7 +118,7 @@ export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, 
       else if (entry.type === "directory" || entry.type === "symlink") result.timestamps.push({ name: entry.name, mtime: entry.mtime, type: entry.type });
     },
   });
-  const source = readDecompressed(archive, expected);
+  const source = readDecompressed(archive, expected, expected);
   source.stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
   const tarArgs = ["tar", "xf", pipe ? "/pipe/stream" : "-", "--numeric-owner", "-C", dir];
   if (pipe) {
@@ -125,14 +133,18 @@ export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, 
         throw error;
       },
     );
-    const feeding = Promise.all([source.done, pipeline(source.stream, inspector, createWriteStream(pipe.fifo))]);
-    const [tar, fed] = await Promise.allSettled([extracting, feeding]);
-    // A broken pipe only echoes tar's own failure: report tar's message then.
+    const feeding = pipeline(source.stream, inspector, createWriteStream(pipe.fifo));
+    const [tar, read, fed] = await Promise.allSettled([extracting, source.done, feeding]);
+    // The most telling cause first: the stored file (checksum, decryption, decompression), then
+    // an unsafe or broken entry, then tar itself; a broken pipe only echoes tar's failure.
+    const echo = (reason: unknown) => /SIGPIPE|EPIPE/.test(String((reason as Error)?.message ?? reason));
+    if (read.status === "rejected" && !echo(read.reason)) throw read.reason;
     const brokenPipe = fed.status === "rejected" && (fed.reason as NodeJS.ErrnoException).code === "EPIPE";
     if (fed.status === "rejected" && !brokenPipe) throw fed.reason;
     if (tar.status === "rejected") throw tar.reason;
     if (tar.value.exitCode !== 0) throw new Error(`tar in the helper failed (exit ${tar.value.exitCode}): ${tar.value.stderr.trim()}`);
     if (fed.status === "rejected") throw fed.reason;
+    if (read.status === "rejected") throw read.reason;
   } else {
     throw new Error("restore through a remote engine is not supported yet: run composure on the Docker host");
   }

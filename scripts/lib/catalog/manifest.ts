@@ -26,7 +26,9 @@ export const artifactSchema = z.object({
   path: z.string(),
   bytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  compression: z.enum(["zstd", "none"]),
+  compression: z.enum(["zstd", "gzip"]),
+  /** "age": the stored bytes are an age file (decrypt with the identity, then decompress). */
+  encryption: z.enum(["none", "age"]).optional(),
   volume: volumeFacts.optional(),
   /** What the archive held when it was written: for verify and restore drills. */
   facts: z.record(z.unknown()).optional(),
@@ -35,6 +37,8 @@ export const artifactSchema = z.object({
 export const serviceRecordSchema = z.object({
   name: z.string(),
   strategy: z.string(),
+  /** critical | medium | low at backup time: retention may keep tiers differently. */
+  tier: z.enum(["critical", "medium", "low"]).optional(),
   status: z.enum(["ok", "failed"]),
   error: z.string().optional(),
   image: z.string().optional(),

@@ -46,6 +46,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, strategyKinds: readonly strin
   const config = parseConfig(document, strategyKinds);
   // A relative destination is relative to the config file, not to wherever make was started.
   config.destination = path.resolve(path.dirname(file), config.destination);
+  config.metrics.textfile_dir = path.resolve(path.dirname(file), config.metrics.textfile_dir);
   return { config, file };
 }
 

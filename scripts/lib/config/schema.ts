@@ -1,6 +1,8 @@
 // One zod schema for composure.yml. Compose labels are translated into the same service shape
 // (see labels.ts) and validated by the same `serviceSettingsSchema`.
+import { validateDetailed } from "node-cron";
 import { z } from "zod";
+import { retentionPolicySchema } from "../catalog/retention.ts";
 
 export const tiers = ["critical", "medium", "low"] as const;
 export type Tier = (typeof tiers)[number];
@@ -31,21 +33,112 @@ export const serviceSettingsSchema = z
 
 export type ServiceSettings = z.infer<typeof serviceSettingsSchema>;
 
+export const metricsSchema = z
+  .object({
+    /** node_exporter textfile directory; relative to the config file like destination. */
+    textfile_dir: z.string().min(1).default("exporters/textfile"),
+  })
+  .strict()
+  .default({});
+
+/** A cron expression (5 fields, or 6 with seconds for `make schedule`) that fires at least once; false turns the job off. */
+const cronJob = z
+  .union([z.literal(false), z.string()], { errorMap: () => ({ message: "expected a cron expression in quotes, or false" }) })
+  .superRefine((value, ctx) => {
+    if (value !== false) checkCronExpression(value, ctx);
+  });
+
+export const scheduleSchema = z
+  .object({
+    critical: cronJob.default("0 2 * * *"),
+    medium: cronJob.default("0 3 * * 0"),
+    low: cronJob.default("0 4 1 * *"),
+    verify: cronJob.default("0 6 * * *"),
+    prune: cronJob.default("30 5 * * *"),
+    sync: cronJob.default("0 5 * * *"),
+  })
+  .strict()
+  .default({});
+
+export type Schedule = z.infer<typeof scheduleSchema>;
+
+export const webhookEvents = ["start", "success", "failure"] as const;
+export type WebhookEvent = (typeof webhookEvents)[number];
+
+export const webhookSchema = z
+  .object({
+    url: z
+      .string()
+      .url()
+      .refine((url) => /^https?:\/\//i.test(url), "only http:// and https:// URLs are supported"),
+    events: z.array(z.enum(webhookEvents)).min(1).default([...webhookEvents]),
+    /** POST sends the JSON payload; GET is a plain ping (Healthchecks.io style). */
+    method: z.enum(["POST", "GET"]).default("POST"),
+    timeout_seconds: z.number().positive().max(300).default(10),
+  })
+  .strict();
+
+export type Webhook = z.infer<typeof webhookSchema>;
+
+export const notificationsSchema = z
+  .object({ webhooks: z.array(webhookSchema).default([]) })
+  .strict()
+  .default({});
+
+/** age public keys: backups need no secret; the identity file is read only to restore or verify deeply. */
+const encryptionSchema = z
+  .object({
+    recipients: z.array(z.string().regex(/^(age1[0-9a-z]{58}|ssh-(ed25519|rsa) \S+.*)$/, "expected an age public key (age1...) or an ssh public key")).min(1),
+    identity_file: z.string().min(1).optional(),
+  })
+  .strict();
+
+const remoteSchema = z
+  .object({
+    /** rclone remote and path, e.g. "offsite:backups/composure", or a local path. */
+    target: z.string().min(1),
+    config_file: z.string().min(1).optional(),
+    bwlimit: z.string().regex(/^[0-9.]+[KMGkmg]?$/, 'expected an rclone bandwidth such as "10M"').optional(),
+    transfers: z.number().int().min(1).max(64).default(4),
+    /** After upload: compare sizes, and sha256 where the backend can hash ("hash" downloads to hash when it cannot). */
+    check: z.enum(["size", "hash"]).default("size"),
+    upload: z.boolean().default(true),
+  })
+  .strict();
+
+const locationsSchema = z.object({ local: retentionPolicySchema.optional(), remote: retentionPolicySchema.optional() }).strict();
+
+/** Grandfather-father-son policies per location; a tier may override them (a run is kept if any tier in it keeps it). */
+const retentionSchema = z
+  .object({
+    local: retentionPolicySchema.optional(),
+    remote: retentionPolicySchema.optional(),
+    tiers: z.object({ critical: locationsSchema.optional(), medium: locationsSchema.optional(), low: locationsSchema.optional() }).strict().optional(),
+    incomplete_grace_hours: z.number().positive().default(24),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     destination: z.string().min(1).default("backups"),
     projects: z.array(z.string().min(1)).optional(),
     helper_image: z.string().min(1).optional(),
     compression: z
-      .object({ level: z.number().int().min(1).max(19).default(3) })
+      .object({ algorithm: z.enum(["zstd", "gzip"]).default("zstd"), level: z.number().int().min(1).max(19).default(3) })
       .strict()
       .default({}),
+    encryption: encryptionSchema.optional(),
+    remote: remoteSchema.optional(),
+    retention: retentionSchema.default({}),
     lock: z
       .object({ timeout_seconds: z.number().int().min(0).max(86_400).default(600) })
       .strict()
       .default({}),
     stop_timeout_seconds: z.number().int().min(0).max(3600).default(30),
     services: z.record(serviceSettingsSchema).default({}),
+    metrics: metricsSchema,
+    schedule: scheduleSchema,
+    notifications: notificationsSchema,
   })
   .strict();
 
@@ -57,3 +150,11 @@ export const knownKeys: Record<string, readonly string[]> = {
   service: Object.keys(serviceSettingsSchema.shape),
   exec: Object.keys(execHooksSchema.shape),
 };
+
+/** node-cron's own validation, which also rejects dates that never come (February 30). */
+function checkCronExpression(expression: string, ctx: z.RefinementCtx): void {
+  const result = validateDetailed(expression.trim());
+  if (result.valid) return;
+  const reasons = result.errors.map((error) => error.message).join("; ");
+  ctx.addIssue({ code: z.ZodIssueCode.custom, message: `invalid cron expression "${expression}": ${reasons} (write 5 fields "minute hour day-of-month month day-of-week", 6 with seconds first, or false to turn the job off)` });
+}

@@ -14,6 +14,7 @@ import { formatBytes, log } from "../log.ts";
 import { getStrategy } from "../strategies/registry.ts";
 import type { BackupContext } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
+import { remoteFrom, uploadRun } from "./offsite.ts";
 import { StopJournal } from "./journal.ts";
 import { acquireLock } from "./lock.ts";
 import type { PlannedService, ProjectPlan } from "./plan.ts";
@@ -21,6 +22,8 @@ import type { PlannedService, ProjectPlan } from "./plan.ts";
 export interface BackupOutcome {
   manifest: Manifest;
   runDir: string;
+  /** Set when a remote is configured and the off-site copy failed (the local run is intact). */
+  uploadError?: string;
 }
 
 export async function runBackup(config: Config, plan: ProjectPlan, helperImage: string, reason?: string): Promise<BackupOutcome> {
@@ -52,12 +55,26 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
       services: records,
     };
     await writeManifest(runDir, manifest);
+    const uploadError = await uploadIfConfigured(config, runDir, manifest);
     log.info(`run ${runId} ${manifest.outcome}: ${records.length - failed} of ${records.length} services backed up in ${runDir}`);
-    return { manifest, runDir };
+    return { manifest, runDir, uploadError };
   } finally {
     await cleanup.releaseAll();
     uninstallSignals();
     await unlock();
+  }
+}
+
+/** Copies the sealed run off-site when a remote is configured; a failure is reported, not thrown. */
+async function uploadIfConfigured(config: Config, runDir: string, manifest: Manifest): Promise<string | undefined> {
+  const remote = remoteFrom(config);
+  if (!remote || config.remote?.upload === false || manifest.outcome === "failed") return undefined;
+  try {
+    await uploadRun(config, remote, runDir, manifest);
+    return undefined;
+  } catch (error) {
+    log.error(`${messageOf(error)} (the local run is intact; 'make sync' uploads it later)`);
+    return messageOf(error);
   }
 }
 
@@ -87,11 +104,11 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     stopped: [],
     downtimeSeconds: () => 0,
   };
-  const record: ServiceRecord = { name: service.name, strategy: strategy.kind, status: "ok", image: service.image, stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
+  const record: ServiceRecord = { name: service.name, strategy: strategy.kind, tier: settings.tier ?? "medium", status: "ok", image: service.image, stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
   try {
     await mkdir(serviceDir, { mode: 0o700 });
     await runHook(planned, "pre");
-    const release = state.cleanup.push(`release ${service.name}`, await strategy.prepare(ctx));
+    const release = await state.cleanup.pushWhenReady(`release ${service.name}`, strategy.prepare(ctx));
     try {
       record.artifacts = await strategy.capture(ctx);
     } finally {

@@ -19,6 +19,24 @@ export class CleanupStack {
     };
   }
 
+  private pending = new Set<Promise<unknown>>();
+
+  /**
+   * Pushes the undo step that `preparing` resolves to, as soon as it does. Until then the step is
+   * in flight: a signal arriving meanwhile (say, while `docker stop` runs) waits for it, so the
+   * stop it is making is undone too instead of being left to the next run's journal recovery.
+   */
+  pushWhenReady(label: string, preparing: Promise<Release>): Promise<Release> {
+    const pushed = preparing.then((release) => this.push(label, release));
+    const settled = pushed.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pending.add(settled);
+    void settled.then(() => this.pending.delete(settled));
+    return pushed;
+  }
+
   /** Runs every remaining step, newest first; returns the failures as messages. */
   async releaseAll(): Promise<string[]> {
     const failures: string[] = [];
@@ -38,7 +56,9 @@ export class CleanupStack {
   releaseOnSignals(): () => void {
     const handler = (signal: NodeJS.Signals) => {
       log.warn(`received ${signal}: restoring services before exiting`);
-      void this.releaseAll().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+      void Promise.all([...this.pending])
+        .then(() => this.releaseAll())
+        .finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
     };
     process.once("SIGINT", handler);
     process.once("SIGTERM", handler);

@@ -6,7 +6,8 @@ import { selectMounts, type SelectedMount, type SkippedMount } from "../compose/
 import { didYouMean } from "../config/did-you-mean.ts";
 import { resolveServiceSettings } from "../config/load.ts";
 import type { Config, ServiceSettings } from "../config/schema.ts";
-import { detectStrategy, strategyKinds } from "../strategies/registry.ts";
+import { describeIssues } from "../config/issues.ts";
+import { detectStrategy, getStrategy, strategyKinds } from "../strategies/registry.ts";
 
 export interface PlannedService {
   service: ServiceInfo;
@@ -53,5 +54,15 @@ export async function planProject(config: Config, projectName: string, only?: st
       const strategySource = fromFile ? "composure.yml" : settings.strategy ? "label" : detected !== "volume" ? "detected from image" : "default";
       return { service, settings, strategy, strategySource, excluded: Boolean(settings.exclude), mounts: selected, skipped };
     });
+  // Strategy options (composure.<kind>.* labels, services.<name>.options) are checked here, with
+  // every other problem, so that a bad or missing option stops the run before anything is touched.
+  for (const planned of services.filter((entry) => !entry.excluded)) {
+    const schema = getStrategy(planned.strategy).options;
+    const parsed = schema.safeParse(planned.settings.options ?? {});
+    if (!parsed.success) {
+      problems.push(...describeIssues(parsed.error, schema, [`composure.${planned.strategy}`]).map((issue) => `service ${planned.service.name}: ${issue}`));
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
   return { project, services };
 }

@@ -9,11 +9,12 @@ import { writeManifest, type Artifact, type Manifest, type ServiceRecord } from 
 import { createRunDir, findRun, projectDir } from "../catalog/runs.ts";
 import { discoverProject, type ProjectInfo } from "../compose/discover.ts";
 import { didYouMean } from "../config/did-you-mean.ts";
-import type { Config } from "../config/schema.ts";
+import { resolveServiceSettings } from "../config/load.ts";
+import type { Config, ServiceSettings } from "../config/schema.ts";
 import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { RefusedError, UsageError } from "../errors.ts";
 import { log } from "../log.ts";
-import { getStrategy } from "../strategies/registry.ts";
+import { detectStrategy, getStrategy, strategyKinds } from "../strategies/registry.ts";
 import type { RescueSink, RestoreContext } from "../strategies/types.ts";
 import { StopJournal } from "./journal.ts";
 import { acquireLock } from "./lock.ts";
@@ -37,8 +38,7 @@ export async function runRestore(config: Config, helperImage: string, request: R
   const contextFor = (record: ServiceRecord, dryRun: boolean, rescue?: RescueSink): RestoreContext<unknown> => ({
     config,
     project,
-    settings: {},
-    options: {},
+    ...currentSettings(config, project, record),
     helperImage,
     journal,
     service: project.services.find((service) => service.name === record.name),
@@ -69,6 +69,20 @@ export async function runRestore(config: Config, helperImage: string, request: R
   }
 }
 
+/**
+ * The service's settings as its labels and composure.yml give them now, and its strategy options
+ * when the service still uses the strategy of the record (a restore reads e.g. credentials or
+ * parallelism from them); otherwise none.
+ */
+function currentSettings(config: Config, project: ProjectInfo, record: ServiceRecord): { settings: ServiceSettings; options: unknown } {
+  const service = project.services.find((candidate) => candidate.name === record.name);
+  const settings = service ? resolveServiceSettings(config, service, strategyKinds).settings : (config.services[record.name] ?? {});
+  const kind = settings.strategy ?? (service ? detectStrategy(service) : undefined);
+  if (kind !== record.strategy || !settings.options) return { settings, options: {} };
+  const parsed = getStrategy(record.strategy).options.safeParse(settings.options);
+  return { settings, options: parsed.success ? parsed.data : {} };
+}
+
 const noRescue: RescueSink = { dir: async () => "", add: () => undefined };
 
 function chooseServices(manifest: Manifest, request: RestoreRequest): ServiceRecord[] {
@@ -80,14 +94,15 @@ function chooseServices(manifest: Manifest, request: RestoreRequest): ServiceRec
     throw new UsageError(`run ${manifest.runId} has no backup of service ${request.service}${didYouMean(request.service, names)} (it has: ${names.join(", ") || "none"})`);
   }
   if (request.volume && !record.artifacts.some((artifact) => matchesVolume(artifact, request.volume!))) {
-    const volumes = record.artifacts.map((artifact) => artifact.volume?.composeName ?? artifact.path);
+    const volumes = record.artifacts.map((artifact) => artifact.volume?.composeName ?? (artifact.facts?.database as string | undefined) ?? artifact.path);
     throw new UsageError(`service ${request.service} in run ${manifest.runId} has no volume ${request.volume} (it has: ${volumes.join(", ")})`);
   }
   return [record];
 }
 
+/** VOLUME= names a volume (docker or compose name), or a database of a database strategy. */
 export function matchesVolume(artifact: Artifact, volume: string): boolean {
-  return artifact.volume?.name === volume || artifact.volume?.composeName === volume;
+  return artifact.volume?.name === volume || artifact.volume?.composeName === volume || artifact.facts?.database === volume;
 }
 
 async function restoreAll(records: ServiceRecord[], request: RestoreRequest, contextFor: (record: ServiceRecord) => RestoreContext<unknown>): Promise<string[]> {
@@ -129,8 +144,8 @@ function createRescueSink(config: Config, project: ProjectInfo, restored: Manife
       await mkdir(serviceDir, { recursive: true, mode: 0o700 });
       return serviceDir;
     },
-    add(service, artifact) {
-      const record = records.get(service) ?? { name: service, strategy: "volume", status: "ok", stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
+    add(service, artifact, strategy = "volume") {
+      const record = records.get(service) ?? { name: service, strategy, status: "ok", stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
       record.artifacts.push(artifact);
       records.set(service, record);
     },

@@ -2,9 +2,15 @@
 // with a `detect` in this order; `volume` is the fallback.
 import type { ServiceInfo } from "../compose/discover.ts";
 import type { Strategy } from "./types.ts";
+import { mariadbStrategy } from "./mariadb/index.ts";
+import { postgresStrategy } from "./postgres/index.ts";
+import { sqliteStrategy } from "./sqlite/index.ts";
+import { prometheusStrategy } from "./prometheus/index.ts";
+import { redisStrategy } from "./redis/index.ts";
+import { victoriaMetricsStrategy } from "./victoriametrics/index.ts";
 import { volumeStrategy } from "./volume/index.ts";
 
-const strategies: Strategy<any>[] = [volumeStrategy];
+const strategies: Strategy<any>[] = [postgresStrategy, mariadbStrategy, sqliteStrategy, redisStrategy, prometheusStrategy, victoriaMetricsStrategy, volumeStrategy];
 
 export const strategyKinds: readonly string[] = strategies.map((strategy) => strategy.kind);
 

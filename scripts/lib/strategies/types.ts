@@ -58,11 +58,16 @@ export interface Strategy<Options = Record<string, unknown>> {
   capture(ctx: BackupContext<Options>): Promise<Artifact[]>;
   /** Restores the artifacts of one service; returns what it did, one line each. */
   restore(ctx: RestoreContext<Options>, artifacts: Artifact[]): Promise<string[]>;
-  probe?(ctx: BackupContext<Options>): Promise<ProbeResult>;
+  /**
+   * "Does it answer, with data?": live facts of the service; given the artifacts of a run, also
+   * compares them with the facts recorded at backup time (ok is false when they differ).
+   */
+  probe?(ctx: BackupContext<Options>, recorded?: Artifact[]): Promise<ProbeResult>;
 }
 
 export interface RescueSink {
   /** The rescue run's service directory, created on first use. */
   dir(service: string): Promise<string>;
-  add(service: string, artifact: Artifact): void;
+  /** `strategy` restores the artifact (default volume). */
+  add(service: string, artifact: Artifact, strategy?: string): void;
 }

@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
 import { captureDirectory, createPipeDir, extractArchive, swapInStagedLines, writeScript, type PipeDir } from "../../archive/tar-transfer.ts";
-import type { StoredFile } from "../../archive/files.ts";
+import { artifactFields } from "../../archive/files.ts";
 import { isLocalEngine } from "../../docker/engine.ts";
 import { startHelper, type Helper } from "../../docker/helper.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
@@ -39,7 +39,7 @@ export async function captureMounts(ctx: { helperImage: string; config: { compre
     for (const [index, selected] of mounts.entries()) {
       const file = path.join(dir, `${selected.archiveName}.tar.zst`);
       const stored = await captureDirectory(helper, pipe, `/v/${index}`, file, ctx.config.compression.level, `${selected.archiveName}`);
-      artifacts.push({ path: path.relative(runDir, file), ...stored, compression: "zstd", volume: await volumeFacts(selected) });
+      artifacts.push({ ...artifactFields(runDir, stored), volume: await volumeFacts(selected) });
     }
     return artifacts;
   });
@@ -134,7 +134,7 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: NonNullable<A
 }
 
 /** Extracts into a staging directory of the volume, then swaps it in: a bad archive leaves the old content. */
-export async function extractInto(image: string, project: string, source: string, archive: string, expected?: StoredFile): Promise<void> {
+export async function extractInto(image: string, project: string, source: string, archive: string, expected?: Artifact): Promise<void> {
   await withHelper(image, project, [`${source}:/volume`], async (helper, pipe) => {
     const staging = `/volume/${stagingName}`;
     // The root's mtime changes when the staging directory comes and goes: put it back on failure.

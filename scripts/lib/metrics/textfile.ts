@@ -1,0 +1,143 @@
+// The node_exporter textfile `<textfile_dir>/composure-<project>.prom`, rebuilt from the catalog
+// on disk (the newest manifests) and the project's status file at the end of every backup and
+// verify invocation, success or not, and by `make metrics`. Written to a temporary name that
+// node_exporter ignores (it reads *.prom only), then renamed over the old file.
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { readManifest, type Manifest } from "../catalog/manifest.ts";
+import { isRescueRun, listRunDirs } from "../catalog/runs.ts";
+import type { Config, Tier } from "../config/schema.ts";
+import { messageOf } from "../errors.ts";
+import { log } from "../log.ts";
+import { buildRegistry, renderRegistry, type ProjectState, type ServiceState } from "./registry.ts";
+import { readStatus, updateStatus, type CheckKind, type CheckResult, type ProjectStatus } from "./status.ts";
+
+export const defaultTier: Tier = "medium";
+
+export function textfilePath(directory: string, project: string): string {
+  return path.join(directory, `composure-${project}.prom`);
+}
+
+/** The newest complete runs of the project (rescue copies left out), newest first; unreadable manifests are skipped. */
+async function readCatalog(destination: string, project: string): Promise<Manifest[]> {
+  const manifests: Manifest[] = [];
+  for (const run of await listRunDirs(destination, project)) {
+    if (!run.complete || isRescueRun(run.id)) continue;
+    try {
+      manifests.push(await readManifest(run.dir, project));
+    } catch (error) {
+      log.warn(`metrics: skipping run ${run.id}: ${messageOf(error)}`);
+    }
+  }
+  return manifests;
+}
+
+/** A project's state from its catalog and status file: what the textfile says. */
+export function deriveProjectState(project: string, manifests: Manifest[], status: ProjectStatus, config: Pick<Config, "services">): ProjectState {
+  const services = new Map<string, ServiceState>();
+  // the tier the last plan resolved (labels included), else the newest manifest's, else composure.yml's, else medium
+  const recordedTier = new Map<string, Tier>();
+  for (const manifest of [...manifests].reverse()) {
+    for (const record of manifest.services) {
+      const tier = (record as { tier?: Tier }).tier;
+      if (tier) recordedTier.set(record.name, tier);
+    }
+  }
+  const tierOf = (name: string): Tier => status.services[name]?.tier ?? recordedTier.get(name) ?? config.services[name]?.tier ?? defaultTier;
+  const excluded = (name: string) => status.services[name]?.excluded ?? config.services[name]?.exclude ?? false;
+  const entryOf = (name: string): ServiceState => {
+    let entry = services.get(name);
+    if (!entry) services.set(name, (entry = { service: name, tier: tierOf(name), localBackups: 0 }));
+    return entry;
+  };
+  for (const name of Object.keys(status.services)) entryOf(name);
+  for (const manifest of manifests) {
+    const at = Date.parse(manifest.finishedAt) / 1000;
+    for (const record of manifest.services) {
+      const entry = entryOf(record.name);
+      const ok = record.status === "ok";
+      // manifests come newest first: the first one seen is the service's last run
+      entry.lastRun ??= { at, ok, durationSeconds: record.durationSeconds, downtimeSeconds: record.downtimeSeconds };
+      if (!ok) continue;
+      entry.localBackups += 1;
+      entry.lastSuccess ??= { at, bytes: record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0) };
+    }
+  }
+  for (const [location, counts] of Object.entries(status.remote_backups)) {
+    for (const [name, count] of Object.entries(counts)) (entryOf(name).remoteBackups ??= {})[location] = count;
+  }
+  for (const entry of services.values()) {
+    entry.verify = status.checks.verify[entry.service];
+    entry.restoreDrill = status.checks.restore_drill[entry.service];
+  }
+  return {
+    project,
+    services: [...services.values()].filter((entry) => !excluded(entry.service)),
+    uploads: status.uploads,
+    invocations: status.invocations,
+  };
+}
+
+/** Rebuilds the project's textfile from disk; returns its path. */
+export async function writeProjectMetrics(config: Config, project: string): Promise<string> {
+  const [manifests, status] = await Promise.all([readCatalog(config.destination, project), readStatus(config.destination, project)]);
+  const text = await renderRegistry(buildRegistry(deriveProjectState(project, manifests, status, config)));
+  const directory = config.metrics.textfile_dir;
+  await mkdir(directory, { recursive: true });
+  const target = textfilePath(directory, project);
+  const temporary = `${target}.${process.pid}.tmp`;
+  try {
+    await writeFile(temporary, text, { mode: 0o644 });
+    await rename(temporary, target);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  return target;
+}
+
+export interface PlannedTier {
+  name: string;
+  tier?: Tier;
+  excluded: boolean;
+}
+
+export interface InvocationRecord {
+  command: "backup" | "verify";
+  ok: boolean;
+  /** Services as this invocation's plan resolved them (tier, exclusion), remembered for later rewrites. */
+  planned?: PlannedTier[];
+  /** Per-service check results (verify, restore drill) of this invocation. */
+  checks?: { kind: CheckKind; results: Record<string, CheckResult> };
+}
+
+/**
+ * Records an invocation's outcome in the status file and rewrites the textfile. Never throws:
+ * metrics must not change what a backup or verify reports; a failure is logged.
+ */
+export async function recordInvocation(config: Config, project: string, invocation: InvocationRecord): Promise<void> {
+  try {
+    const at = new Date().toISOString();
+    await updateStatus(config.destination, project, (status) => {
+      status.invocations[invocation.command] = { ok: invocation.ok, at };
+      for (const planned of invocation.planned ?? []) status.services[planned.name] = { tier: planned.tier ?? defaultTier, excluded: planned.excluded };
+      if (invocation.checks) Object.assign(status.checks[invocation.checks.kind], invocation.checks.results);
+    });
+    const file = await writeProjectMetrics(config, project);
+    log.info(`metrics: wrote ${file}`);
+  } catch (error) {
+    log.error(`metrics: could not record the ${invocation.command} of project ${project}: ${messageOf(error)}`);
+  }
+}
+
+
+/** Per-service verify results from make verify's findings: a service is good when all its artifacts are. */
+export function checksFromFindings(findings: readonly { service?: string; run: string; ok: boolean }[], at = new Date().toISOString()): Record<string, CheckResult> {
+  const results: Record<string, CheckResult> = {};
+  for (const finding of findings) {
+    if (!finding.service) continue;
+    const previous = results[finding.service];
+    results[finding.service] = { ok: (previous?.ok ?? true) && finding.ok, at, run: previous?.run ?? finding.run };
+  }
+  return results;
+}

@@ -1,0 +1,130 @@
+// Off-site copies: a sealed run is uploaded artifacts first and manifest last (so a partial
+// upload is an incomplete run on the remote too), then sizes (and hashes) are checked. The
+// outcome is kept beside the run in upload.json; `make sync` uploads what is missing. Local
+// pruning never deletes remote copies: nothing here mirrors deletions.
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { manifestFile, manifestSchema, readManifest, type Manifest } from "../catalog/manifest.ts";
+import { isRescueRun, listRunDirs, projectDir } from "../catalog/runs.ts";
+import type { Config } from "../config/schema.ts";
+import { RemoteError, UsageError, messageOf } from "../errors.ts";
+import { log } from "../log.ts";
+import { RcloneRemote } from "../remote/rclone.ts";
+import type { Remote } from "../remote/types.ts";
+
+export const uploadStateFile = "upload.json";
+
+export interface UploadState {
+  state: "uploaded" | "failed";
+  at: string;
+  remote: string;
+  error?: string;
+}
+
+export function remoteFrom(config: Config): Remote | undefined {
+  if (!config.remote) return undefined;
+  const { target, config_file, bwlimit, transfers } = config.remote;
+  return new RcloneRemote({ target, configFile: config_file, bwlimit, transfers, backoffSeconds: Number(process.env.COMPOSURE_RCLONE_BACKOFF ?? 2) });
+}
+
+export function requireRemote(config: Config): Remote {
+  const remote = remoteFrom(config);
+  if (!remote) throw new UsageError("no remote configured: add remote.target (an rclone remote such as offsite:backups) to composure.yml");
+  return remote;
+}
+
+export async function readUploadState(runDir: string): Promise<UploadState | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(runDir, uploadStateFile), "utf8")) as UploadState;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeUploadState(runDir: string, state: UploadState): Promise<void> {
+  const file = path.join(runDir, uploadStateFile);
+  await writeFile(`${file}.tmp`, JSON.stringify(state), { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
+}
+
+/** Uploads one sealed run; records and rethrows a failure (the local run stays as it is). */
+export async function uploadRun(config: Config, remote: Remote, runDir: string, manifest: Manifest): Promise<void> {
+  const base = `${manifest.project}/${manifest.runId}`;
+  try {
+    log.info(`uploading run ${manifest.runId} to ${remote.description}`);
+    await remote.upload(runDir, base, { exclude: [manifestFile, uploadStateFile, "*.partial", "*.tmp"] });
+    await checkRemoteCopy(config, remote, base, manifest);
+    await remote.upload(path.join(runDir, manifestFile), `${base}/${manifestFile}`);
+    await writeUploadState(runDir, { state: "uploaded", at: new Date().toISOString(), remote: remote.description });
+    log.info(`run ${manifest.runId} is off-site (${remote.description})`);
+  } catch (error) {
+    await writeUploadState(runDir, { state: "failed", at: new Date().toISOString(), remote: remote.description, error: messageOf(error) });
+    throw error instanceof RemoteError ? error : new RemoteError(`upload of run ${manifest.runId} failed: ${messageOf(error)}`);
+  }
+}
+
+async function checkRemoteCopy(config: Config, remote: Remote, base: string, manifest: Manifest): Promise<void> {
+  const entries = new Map((await remote.list(base)).map((entry) => [entry.path, entry]));
+  for (const artifact of manifest.services.flatMap((service) => service.artifacts)) {
+    const entry = entries.get(artifact.path);
+    if (!entry) throw new RemoteError(`${artifact.path} is missing on ${remote.description} after the upload`);
+    if (entry.bytes !== artifact.bytes) throw new RemoteError(`${artifact.path} has ${entry.bytes} bytes on ${remote.description}, ${artifact.bytes} locally`);
+    const sha256 = entry.sha256 ?? (config.remote?.check === "hash" ? await remote.hash(`${base}/${artifact.path}`) : undefined);
+    if (sha256 && sha256 !== artifact.sha256) throw new RemoteError(`${artifact.path} on ${remote.description} does not match its sha256`);
+  }
+}
+
+/** Complete runs on the remote, newest first (a run folder without manifest.json is incomplete). */
+export async function listRemoteRuns(remote: Remote, project: string): Promise<string[]> {
+  const entries = await remote.list(project);
+  return [...new Set(entries.filter((entry) => entry.path.endsWith(`/${manifestFile}`)).map((entry) => entry.path.split("/")[0]))].sort().reverse();
+}
+
+export async function readRemoteManifest(remote: Remote, project: string, runId: string): Promise<Manifest> {
+  const dir = path.join(os.tmpdir(), `composure-manifest-${process.pid}-${runId}`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await remote.downloadFile(`${project}/${runId}/${manifestFile}`, path.join(dir, manifestFile));
+    return manifestSchema.parse(JSON.parse(await readFile(path.join(dir, manifestFile), "utf8")));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Brings a remote run into the local destination (artifacts first, manifest last, so an
+ * interrupted download stays an incomplete run), then validates it like any local run.
+ */
+export async function fetchRemoteRun(config: Config, remote: Remote, project: string, selector: string): Promise<string> {
+  const runs = (await listRemoteRuns(remote, project)).filter((id) => selector !== "latest" || !isRescueRun(id));
+  const runId = selector === "latest" ? runs[0] : runs.find((id) => id === selector);
+  if (!runId) throw new UsageError(`${selector === "latest" ? "no complete run" : `no complete run ${selector}`} of project ${project} on ${remote.description}`);
+  const runDir = path.join(projectDir(config.destination, project), runId);
+  if (!existsSync(path.join(runDir, manifestFile))) {
+    log.info(`downloading run ${runId} from ${remote.description}`);
+    await mkdir(runDir, { recursive: true, mode: 0o700 });
+    await remote.downloadDir(`${project}/${runId}`, runDir, { exclude: [manifestFile] });
+    await remote.downloadFile(`${project}/${runId}/${manifestFile}`, path.join(runDir, manifestFile));
+  }
+  await readManifest(runDir, project);
+  return runId;
+}
+
+/** Uploads every complete local run that has no manifest on the remote yet. */
+export async function syncProject(config: Config, remote: Remote, project: string): Promise<{ uploaded: string[]; failed: string[] }> {
+  const onRemote = new Set(await listRemoteRuns(remote, project));
+  const result = { uploaded: [] as string[], failed: [] as string[] };
+  for (const run of (await listRunDirs(config.destination, project)).filter((entry) => entry.complete).reverse()) {
+    if (onRemote.has(run.id)) continue;
+    try {
+      await uploadRun(config, remote, run.dir, await readManifest(run.dir, project));
+      result.uploaded.push(run.id);
+    } catch (error) {
+      log.error(messageOf(error));
+      result.failed.push(run.id);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,70 @@
+// make prune: grandfather-father-son retention, decided by the pure decideRetention per tier
+// and location; a run is kept when any tier present in it keeps it. Local and remote are pruned
+// separately, each by its own policy: deleting a local run never touches its off-site copy.
+import { rm } from "node:fs/promises";
+import { readManifest, type Manifest } from "../catalog/manifest.ts";
+import { decideRetention, type RetentionDecision, type RetentionPolicy, type RunFacts } from "../catalog/retention.ts";
+import { listRunDirs } from "../catalog/runs.ts";
+import { tiers, type Config, type Tier } from "../config/schema.ts";
+import type { Remote } from "../remote/types.ts";
+import { listRemoteRuns, readRemoteManifest } from "./offsite.ts";
+
+export type Location = "local" | "remote";
+
+interface RunWithManifest {
+  id: string;
+  startedAt: Date;
+  manifest?: Manifest;
+}
+
+/** "20261122T013005Z" (and suffixed ids) -> the time it names. */
+export function startOfRunId(id: string): Date {
+  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(id);
+  return match ? new Date(`${match[1]}-${match[2]}-${match[3]}T${match[4]}:${match[5]}:${match[6]}Z`) : new Date(Number.NaN);
+}
+
+function policyFor(config: Config, location: Location, tier: Tier): RetentionPolicy {
+  return config.retention.tiers?.[tier]?.[location] ?? config.retention[location] ?? {};
+}
+
+/** One decision per run: kept if any tier keeps it, with every reason. */
+export function decide(config: Config, location: Location, runs: RunWithManifest[], now: Date): RetentionDecision[] {
+  const verdicts = new Map<string, RetentionDecision>(runs.map((run) => [run.id, { id: run.id, keep: false, reasons: [] }]));
+  for (const tier of tiers) {
+    const facts: RunFacts[] = runs
+      .filter((run) => !run.manifest || run.manifest.services.some((service) => (service.tier ?? "medium") === tier))
+      .map((run) => ({
+        id: run.id,
+        startedAt: run.startedAt,
+        complete: Boolean(run.manifest),
+        services: run.manifest?.services.filter((service) => service.status === "ok" && (service.tier ?? "medium") === tier).map((service) => service.name) ?? [],
+      }));
+    if (facts.length === 0) continue;
+    for (const decision of decideRetention(facts, policyFor(config, location, tier), now, { incompleteGraceHours: config.retention.incomplete_grace_hours })) {
+      const verdict = verdicts.get(decision.id)!;
+      verdict.keep ||= decision.keep;
+      verdict.reasons.push(...decision.reasons.map((reason) => `${tier}: ${reason}`));
+    }
+  }
+  return [...verdicts.values()].sort((a, b) => b.id.localeCompare(a.id));
+}
+
+export async function pruneLocal(config: Config, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
+  const dirs = await listRunDirs(config.destination, project);
+  const runs = await Promise.all(dirs.map(async (run) => ({ id: run.id, startedAt: startOfRunId(run.id), manifest: run.complete ? await readManifest(run.dir, project) : undefined, dir: run.dir })));
+  const decisions = decide(config, "local", runs, now);
+  if (!dryRun) {
+    for (const decision of decisions.filter((entry) => !entry.keep)) await rm(runs.find((run) => run.id === decision.id)!.dir, { recursive: true, force: true });
+  }
+  return decisions;
+}
+
+export async function pruneRemote(config: Config, remote: Remote, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
+  const ids = await listRemoteRuns(remote, project);
+  const runs = await Promise.all(ids.map(async (id) => ({ id, startedAt: startOfRunId(id), manifest: await readRemoteManifest(remote, project, id) })));
+  const decisions = decide(config, "remote", runs, now);
+  if (!dryRun) {
+    for (const decision of decisions.filter((entry) => !entry.keep)) await remote.removeDir(`${project}/${decision.id}`);
+  }
+  return decisions;
+}

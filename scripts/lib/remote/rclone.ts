@@ -1,0 +1,116 @@
+// The rclone implementation of Remote. Credentials stay in rclone's config file or RCLONE_*
+// environment variables, never in argv. rclone's exit code 5 means "temporary, retrying may
+// help": those (and network errors met while opening the remote) are retried with backoff;
+// every other failure is permanent and reported at once.
+import { RemoteError } from "../errors.ts";
+import { log } from "../log.ts";
+import { spawnChecked } from "../shell.ts";
+import type { Remote, RemoteEntry } from "./types.ts";
+
+export interface RcloneSettings {
+  target: string;
+  configFile?: string;
+  bwlimit?: string;
+  transfers?: number;
+  /** Attempts for temporary failures (exit code 5). */
+  attempts?: number;
+  backoffSeconds?: number;
+}
+
+const exitMeanings: Record<number, string> = {
+  1: "syntax or usage error",
+  2: "error not otherwise categorised",
+  3: "directory not found",
+  4: "file not found",
+  5: "temporary error",
+  6: "less serious error",
+  7: "fatal error (e.g. account suspended, wrong credentials)",
+  8: "transfer limit exceeded",
+  9: "no files transferred",
+};
+
+/** Network trouble rclone reports as a plain failure when it happens while opening the remote. */
+const transientPattern = /connection refused|connection reset|i\/o timeout|TLS handshake timeout|broken pipe|unexpected EOF|50[234] /i;
+
+export class RcloneRemote implements Remote {
+  readonly description: string;
+
+  constructor(private readonly settings: RcloneSettings) {
+    this.description = `rclone ${settings.target}`;
+  }
+
+  private join(remotePath: string): string {
+    const root = this.settings.target.replace(/\/+$/, "");
+    return remotePath ? `${root}/${remotePath}` : root;
+  }
+
+  private async rclone(args: string[], what: string): Promise<string> {
+    const attempts = this.settings.attempts ?? 3;
+    const env = { ...process.env, ...(this.settings.configFile ? { RCLONE_CONFIG: this.settings.configFile } : {}) };
+    for (let attempt = 1; ; attempt++) {
+      const spawned = spawnChecked("rclone", [...args, "--retries", "1", "--low-level-retries", "3"], ["ignore", "pipe", "pipe"], env);
+      let stdout = "";
+      spawned.child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+      try {
+        await spawned.done;
+        return stdout;
+      } catch (error) {
+        const code = spawned.child.exitCode ?? -1;
+        const temporary = code === 5 || transientPattern.test((error as Error).message);
+        const meaning = temporary && code !== 5 ? `temporary error: ${exitMeanings[code] ?? `exit code ${code}`}` : (exitMeanings[code] ?? `exit code ${code}`);
+        if (temporary && attempt < attempts) {
+          const delay = (this.settings.backoffSeconds ?? 2) * 2 ** (attempt - 1);
+          log.warn(`${what} on ${this.description}: ${meaning}, retrying in ${delay} s (attempt ${attempt + 1} of ${attempts})`);
+          await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+          continue;
+        }
+        throw new RemoteError(`${what} on ${this.description} failed (${meaning}): ${(error as Error).message.split("\n").slice(-3).join(" ")}`);
+      }
+    }
+  }
+
+  private transferFlags(): string[] {
+    return [
+      "--transfers", String(this.settings.transfers ?? 4),
+      ...(this.settings.bwlimit ? ["--bwlimit", this.settings.bwlimit] : []),
+    ];
+  }
+
+  async upload(localPath: string, remotePath: string, options: { exclude?: string[] } = {}): Promise<void> {
+    const excludes = (options.exclude ?? []).flatMap((pattern) => ["--exclude", pattern]);
+    const { statSync } = await import("node:fs");
+    const verb = statSync(localPath).isDirectory() ? "copy" : "copyto";
+    await this.rclone([verb, localPath, this.join(remotePath), ...excludes, ...this.transferFlags()], `upload of ${remotePath}`);
+  }
+
+  async downloadFile(remotePath: string, localPath: string): Promise<void> {
+    await this.rclone(["copyto", this.join(remotePath), localPath, ...this.transferFlags()], `download of ${remotePath}`);
+  }
+
+  async downloadDir(remotePath: string, localPath: string, options: { exclude?: string[] } = {}): Promise<void> {
+    const excludes = (options.exclude ?? []).flatMap((pattern) => ["--exclude", pattern]);
+    await this.rclone(["copy", this.join(remotePath), localPath, ...excludes, ...this.transferFlags()], `download of ${remotePath}`);
+  }
+
+  async list(remotePath: string): Promise<RemoteEntry[]> {
+    let output: string;
+    try {
+      output = await this.rclone(["lsjson", "-R", "--files-only", "--hash", this.join(remotePath)], `listing of ${remotePath || "/"}`);
+    } catch (error) {
+      if (/directory not found/.test((error as Error).message)) return [];
+      throw error;
+    }
+    const items = JSON.parse(output || "[]") as { Path: string; Size: number; Hashes?: Record<string, string> }[];
+    return items.map((item) => ({ path: item.Path, bytes: item.Size, sha256: item.Hashes?.sha256?.toLowerCase() }));
+  }
+
+  async hash(remotePath: string): Promise<string> {
+    const output = await this.rclone(["hashsum", "sha256", "--download", this.join(remotePath)], `hash of ${remotePath}`);
+    return output.trim().split(/\s+/)[0].toLowerCase();
+  }
+
+  async removeDir(remotePath: string): Promise<void> {
+    if ((await this.list(remotePath)).length === 0) return;
+    await this.rclone(["purge", this.join(remotePath)], `removal of ${remotePath}`);
+  }
+}
