@@ -5,8 +5,8 @@ TSX := node --import tsx
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 DEMO_PROJECT ?= composure-demo
 # Fixture images the integration tests use (built from packages, cached by recipe hash).
-TEST_IMAGES ?= busybox
-export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFIG DESTINATION LOCK_TIMEOUT FROM
+TEST_IMAGES ?= busybox opensearch
+export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFLICT CONFIG DESTINATION LOCK_TIMEOUT FROM
 export TIER METRICS_DIR CRON CRON_FILE CRON_LOG
 
 .DEFAULT_GOAL := help
@@ -24,7 +24,7 @@ install: node_modules ## install the npm dependencies (npm ci)
 backup: node_modules ## back up every service (PROJECT= SERVICE= TIER=critical|medium|low DRY_RUN=1)
 	@$(TSX) scripts/backup.ts
 
-restore: node_modules ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote DRY_RUN=1 FORCE=1 NO_RESCUE=1)
+restore: node_modules ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote DRY_RUN=1 FORCE=1 NO_RESCUE=1 CONFLICT=)
 	@$(TSX) scripts/restore.ts
 
 verify: node_modules ## check manifests, sizes, sha256 and archive structure (RUN=latest|<id>|all)

@@ -2,6 +2,7 @@
 import { flag, loadSettings, main, projectsToUse } from "./lib/cli.ts";
 import { ExitCode, UsageError } from "./lib/errors.ts";
 import { log } from "./lib/log.ts";
+import { recordInvocation } from "./lib/metrics/textfile.ts";
 import { requireRemote } from "./lib/pipeline/offsite.ts";
 import { pruneLocal, pruneRemote } from "./lib/pipeline/prune.ts";
 import { acquireLock } from "./lib/pipeline/lock.ts";
@@ -15,11 +16,14 @@ await main(async () => {
   const dryRun = flag("DRY_RUN");
   for (const project of projectsToUse(config)) {
     const unlock = await acquireLock(projectDir(config.destination, project), "prune", config.lock.timeout_seconds);
+    let ok = false;
     try {
       if (where !== "remote") report(project, "local", await pruneLocal(config, project, dryRun), dryRun);
       if (where !== "local") report(project, "remote", await pruneRemote(config, requireRemote(config), project, dryRun), dryRun);
+      ok = true;
     } finally {
       await unlock();
+      if (!dryRun) await recordInvocation(config, project, { command: "prune", ok }); // backups kept changed: rewrite the textfile
     }
   }
   return ExitCode.ok;

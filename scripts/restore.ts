@@ -1,4 +1,4 @@
-// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [FROM=remote] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1]
+// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [FROM=remote] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1] [CONFLICT=]
 import { flag, loadSettings, main, prepareEngine, projectsToUse } from "./lib/cli.ts";
 import { ExitCode, UsageError } from "./lib/errors.ts";
 import { fetchRemoteRun, requireRemote } from "./lib/pipeline/offsite.ts";
@@ -21,6 +21,7 @@ await main(async () => {
     force: flag("FORCE"),
     rescue: !flag("NO_RESCUE"),
     interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    conflict: process.env.CONFLICT || undefined,
   });
   if (flag("DRY_RUN")) for (const line of lines) process.stdout.write(`${line}\n`);
   return ExitCode.ok;

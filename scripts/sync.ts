@@ -2,6 +2,7 @@
 import { loadSettings, main, projectsToUse } from "./lib/cli.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { log } from "./lib/log.ts";
+import { recordInvocation } from "./lib/metrics/textfile.ts";
 import { requireRemote, syncProject } from "./lib/pipeline/offsite.ts";
 
 await main(async () => {
@@ -9,9 +10,15 @@ await main(async () => {
   const remote = requireRemote(config);
   let failed = 0;
   for (const project of projectsToUse(config)) {
-    const result = await syncProject(config, remote, project);
-    log.info(`${project}: ${result.uploaded.length} run(s) uploaded, ${result.failed.length} failed`);
-    failed += result.failed.length;
+    let ok = false;
+    try {
+      const result = await syncProject(config, remote, project);
+      log.info(`${project}: ${result.uploaded.length} run(s) uploaded, ${result.failed.length} failed`);
+      failed += result.failed.length;
+      ok = result.failed.length === 0;
+    } finally {
+      await recordInvocation(config, project, { command: "sync", ok }); // node_exporter textfile
+    }
   }
   return failed ? ExitCode.failed : ExitCode.ok;
 });

@@ -110,6 +110,28 @@ describe("metrics in a node_exporter textfile", { timeout: 600_000 }, () => {
     assert.equal(valueOf(samples, "composure_last_run_success", labels("web", "medium")), 1, "per-service state still comes from the catalog");
   });
 
+  test("the outcome of the off-site copy is exported, and a failed upload shows as 0", async () => {
+    const good = path.join(tempDir("monitoring-remote-config"), "composure.yml");
+    writeFileSync(good, `remote: { target: "${path.join(tempDir("monitoring-remote"), "store")}" }\n`);
+    const uploaded = await composure("backup", { ...env, CONFIG: good, COMPOSURE_RCLONE_BACKOFF: "0" });
+    assert.equal(uploaded.code, 0, uploaded.stderr);
+    let samples = await exporter.scrape();
+    assert.equal(valueOf(samples, "composure_last_upload_success", { project: project.name, location: "remote" }), 1);
+    const uploadedAt = valueOf(samples, "composure_last_upload_timestamp_seconds", { project: project.name, location: "remote" })!;
+
+    const blocker = path.join(tempDir("monitoring-remote-bad"), "a-file");
+    writeFileSync(blocker, "not a directory\n");
+    const bad = path.join(tempDir("monitoring-remote-config"), "composure.yml");
+    writeFileSync(bad, `remote: { target: "${path.join(blocker, "store")}" }\n`);
+    const failed = await composure("backup", { ...env, CONFIG: bad, COMPOSURE_RCLONE_BACKOFF: "0" });
+    assert.equal(failed.code, 1, failed.stderr);
+    samples = await exporter.scrape();
+    assert.equal(valueOf(samples, "composure_last_upload_success", { project: project.name, location: "remote" }), 0);
+    assert.ok(valueOf(samples, "composure_last_upload_timestamp_seconds", { project: project.name, location: "remote" })! > uploadedAt);
+    assert.equal(valueOf(samples, "composure_last_run_success", labels("web", "medium")), 1, "the local backup itself succeeded");
+    assert.equal(valueOf(samples, "composure_last_invocation_success", { project: project.name, command: "backup" }), 0);
+  });
+
   test("verify records its result per service and make metrics rebuilds the same file from the catalog", async () => {
     const outcome = await composure("verify", env);
     assert.equal(outcome.code, 0, outcome.stderr);

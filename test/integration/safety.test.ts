@@ -112,13 +112,12 @@ describe("safety of verify, restore and the run lock", { timeout: 600_000 }, () 
   }
 
   test("a second backup waits for the lock and then exits naming the holder", async () => {
-    // A pre hook that sleeps keeps the first run (and its lock) busy for a few seconds.
-    const config = path.join(tempDir("slow-config"), "composure.yml");
-    writeFileSync(config, 'services:\n  db:\n    exec: { pre: ["sleep", "4"] }\n');
-    const holder = composure("backup", { ...env, CONFIG: config });
-    const lockFile = path.join(runsDir(), ".lock");
-    await waitFor(() => existsSync(lockFile));
+    // A failpoint holds the first run (and its lock) until the second one has given up.
+    const marker = path.join(tempDir("lock-failpoint"), "reached");
+    const holder = composure("backup", { ...env, COMPOSURE_FAILPOINT: "backup:capture", COMPOSURE_FAILPOINT_MARKER: marker });
+    await waitFor(() => existsSync(marker));
     const second = await composure("backup", { ...env, LOCK_TIMEOUT: "1" });
+    writeFileSync(`${marker}.continue`, "");
     assert.equal(second.code, 3, second.stderr);
     assert.match(second.stderr, /project is locked by pid \d+ .*\(backup/);
     assert.equal((await holder).code, 0);

@@ -33,8 +33,11 @@ export function composure(name: string, env: Record<string, string>, args: strin
 }
 
 export async function sh(command: string, args: string[], input?: string): Promise<string> {
-  const { stdout } = await execFileAsync(command, args, { maxBuffer: 256 * 1024 * 1024, encoding: "utf8", ...(input ? { input } : {}) } as never);
-  return stdout as unknown as string;
+  // execFile (unlike execFileSync) ignores an `input` option: feed stdin and close it ourselves.
+  const running = execFileAsync(command, args, { maxBuffer: 256 * 1024 * 1024, encoding: "utf8" });
+  if (input !== undefined) running.child.stdin?.end(input);
+  const { stdout } = await running;
+  return stdout;
 }
 
 export async function docker(...args: string[]): Promise<string> {

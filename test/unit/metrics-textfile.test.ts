@@ -97,18 +97,18 @@ describe("metrics textfile", () => {
 
   test("tiers come from the last plan, then the config, then default to medium; excluded services are left out", () => {
     const { config } = setup();
-    const manifests = [
-      { format: "composure/1" as const, project: "shop", runId: "20261101T020000Z", host: "h", startedAt: "2026-11-01T02:00:00Z", finishedAt: "2026-11-01T02:00:10Z", outcome: "success" as const, services: ["db", "web", "cache", "old", "gone"].map((name) => ({ name, strategy: "volume", status: "ok" as const, stopped: [], downtimeSeconds: 0, durationSeconds: 1, artifacts: [] })) },
+    const runs = [
+      { manifest: { format: "composure/1" as const, project: "shop", runId: "20261101T020000Z", host: "h", startedAt: "2026-11-01T02:00:00Z", finishedAt: "2026-11-01T02:00:10Z", outcome: "success" as const, services: ["db", "web", "cache", "old", "gone"].map((name) => ({ name, strategy: "volume", status: "ok" as const, stopped: [], downtimeSeconds: 0, durationSeconds: 1, artifacts: [] })) } },
     ];
-    const status = { format: "composure-status/1" as const, services: { cache: { tier: "low" as const, excluded: false }, gone: { tier: "medium" as const, excluded: true } }, checks: { verify: {}, restore_drill: {} }, uploads: {}, remote_backups: {}, invocations: {} };
-    const state = deriveProjectState("shop", manifests, status, config);
+    const status = { format: "composure-status/1" as const, services: { cache: { tier: "low" as const, excluded: false }, gone: { tier: "medium" as const, excluded: true } }, checks: { verify: {}, restore_drill: {} }, invocations: {} };
+    const state = deriveProjectState("shop", runs, status, config);
     assert.deepEqual(
       Object.fromEntries(state.services.map((entry) => [entry.service, entry.tier])),
       { db: "critical", web: "medium", cache: "low" },
     );
   });
 
-  test("the invocation's outcome, verify and restore-drill results and uploads are recorded and survive a rewrite", async () => {
+  test("the invocation's outcome and verify and restore-drill results are recorded and survive a rewrite", async () => {
     const { config } = setup();
     writeRun(config.destination, "shop", "20261101T020000Z", "2026-11-01T02:00:10Z", [{ name: "db", ok: true }, { name: "web", ok: true }]);
     await recordInvocation(config, "shop", { command: "backup", ok: false, planned: [{ name: "db", tier: "low", excluded: false }] });
@@ -121,8 +121,6 @@ describe("metrics textfile", () => {
     await recordInvocation(config, "shop", { command: "verify", ok: false, checks: { kind: "verify", results: checksFromFindings(findings, "2026-11-02T00:00:00Z") } });
     await updateStatus(config.destination, "shop", (status) => {
       status.checks.restore_drill.db = { ok: true, at: "2026-11-03T00:00:00Z" };
-      status.uploads.remote = { ok: false, at: "2026-11-03T01:00:00Z" };
-      status.remote_backups.remote = { db: 4 };
     });
     const samples = parseExposition(readFileSync(await writeProjectMetrics(config, "shop"), "utf8"));
     const db = { project: "shop", service: "db", tier: "low" };
@@ -134,9 +132,24 @@ describe("metrics textfile", () => {
     assert.equal(valueOf(samples, "composure_last_verify_timestamp_seconds", db), at("2026-11-02T00:00:00Z"));
     assert.equal(valueOf(samples, "composure_last_restore_drill_success", db), 1);
     assert.equal(valueOf(samples, "composure_last_restore_drill_timestamp_seconds", db), at("2026-11-03T00:00:00Z"));
-    assert.equal(valueOf(samples, "composure_last_upload_success", { project: "shop", location: "remote" }), 0);
-    assert.equal(valueOf(samples, "composure_backups", { ...db, location: "remote" }), 4);
     assert.equal(valueOf(samples, "composure_backups", { ...db, location: "local" }), 1);
+    assert.equal(valueOf(samples, "composure_last_upload_success", { project: "shop" }), undefined, "no remote in use");
+  });
+
+  test("the last off-site copy is the newest upload.json of any run: a later sync can clear a failure", async () => {
+    const { config } = setup();
+    const upload = (runId: string, state: "uploaded" | "failed", at: string) =>
+      writeFileSync(path.join(config.destination, "shop", runId, "upload.json"), JSON.stringify({ state, at, remote: "rclone offsite:x" }));
+    writeRun(config.destination, "shop", "20261101T020000Z", "2026-11-01T02:00:10Z", [{ name: "db", ok: true }]);
+    writeRun(config.destination, "shop", "20261102T020000Z", "2026-11-02T02:00:10Z", [{ name: "db", ok: true }]);
+    upload("20261101T020000Z", "uploaded", "2026-11-01T02:01:00Z");
+    upload("20261102T020000Z", "failed", "2026-11-02T02:01:00Z");
+    let samples = parseExposition(readFileSync(await writeProjectMetrics(config, "shop"), "utf8"));
+    assert.equal(valueOf(samples, "composure_last_upload_success", { project: "shop", location: "remote" }), 0);
+    assert.equal(valueOf(samples, "composure_last_upload_timestamp_seconds", { project: "shop", location: "remote" }), at("2026-11-02T02:01:00Z"));
+    upload("20261102T020000Z", "uploaded", "2026-11-03T05:00:00Z"); // make sync
+    samples = parseExposition(readFileSync(await writeProjectMetrics(config, "shop"), "utf8"));
+    assert.equal(valueOf(samples, "composure_last_upload_success", { project: "shop", location: "remote" }), 1);
   });
 
   test("an unreadable manifest is skipped, not fatal", async () => {

@@ -67,7 +67,7 @@ describe("webhook notifications", () => {
     const started = performance.now();
     await notify(webhooks, payloadOf("failure", "shop", { outcome: "failed", error: "boom" }));
     const seconds = (performance.now() - started) / 1000;
-    assert.ok(seconds >= 0.45 && seconds < 2, `took ${seconds} s`);
+    assert.ok(seconds >= 0.45 && seconds < 4, `took ${seconds} s`);
   });
 
   test("webhook settings are validated with the rest of composure.yml", () => {

@@ -19,9 +19,15 @@ export async function dumpToArchive(containerId: string, argv: string[], target:
   const progress = startProgress(options.label);
   const output = new PassThrough({ highWaterMark: 4 << 20 });
   const compressing = writeCompressed(output, target, level, (count) => progress.add(count));
+  // If the archive cannot be written (disk full), stop the dump instead of letting it block.
+  const abort = new AbortController();
+  compressing.catch(() => abort.abort());
   let result;
   try {
-    result = await execStreaming(containerId, argv, output, { env: options.env, user: options.user });
+    result = await execStreaming(containerId, argv, output, { env: options.env, user: options.user, signal: abort.signal });
+  } catch (error) {
+    await compressing; // its error (e.g. ENOSPC) explains the abort better
+    throw error;
   } finally {
     output.end();
   }

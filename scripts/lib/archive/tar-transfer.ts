@@ -55,18 +55,25 @@ export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined
   let stored: WrittenFile;
   if (pipe) {
     const compressing = writeCompressed(pipe.fifo, target, level, (count) => progress.add(count));
+    compressing.catch(() => undefined); // awaited below, after tar: a disk-full error must not go unhandled meanwhile
     const tar = await helper.run(tarArgs).catch((error: Error) => ({ exitCode: -1, stderr: error.message, stdout: "" }));
     if (tar.exitCode !== 0) {
       unblockFifoReader(pipe.fifo);
-      const partial = await compressing.catch(() => undefined);
-      if (partial) await rm(partial.file, { force: true });
+      const outcome = await compressing.then((written) => ({ written }), (error: unknown) => ({ error }));
+      if ("error" in outcome) throw outcome.error; // e.g. ENOSPC: why tar's pipe broke
+      await rm(outcome.written.file, { force: true });
       throw new Error(`tar in the helper failed (exit ${tar.exitCode}): ${tar.stderr.trim()}`);
     }
     stored = await compressing;
   } else {
     const stream = new PassThrough({ highWaterMark: 1 << 20 });
     const compressing = writeCompressed(stream, target, level, (count) => progress.add(count));
-    const tar = await helper.stream(tarArgs, stream);
+    const abort = new AbortController();
+    compressing.catch(() => abort.abort());
+    const tar = await helper.stream(tarArgs, stream, { signal: abort.signal }).catch(async (error: unknown) => {
+      await compressing; // its error (e.g. ENOSPC) explains the abort better
+      throw error;
+    });
     stream.end();
     stored = await compressing;
     if (tar.exitCode !== 0) {

@@ -46,6 +46,8 @@ export const serviceRecordSchema = z.object({
   downtimeSeconds: z.number().nonnegative(),
   durationSeconds: z.number().nonnegative(),
   artifacts: z.array(artifactSchema),
+  /** Facts about the service's backup as a whole, e.g. `capturedWith` for a node group of a cluster captured by another service. */
+  facts: z.record(z.unknown()).optional(),
 });
 
 export const manifestSchema = z.object({

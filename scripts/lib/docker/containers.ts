@@ -31,6 +31,12 @@ export async function listContainerIds(labelFilters: string[]): Promise<string[]
   return summaries.map((summary) => summary.Id);
 }
 
+/** Running containers (of any project) that mount the named volume. */
+export async function runningUsersOfVolume(volume: string): Promise<{ id: string; name: string; labels: Record<string, string> }[]> {
+  const summaries = await getEngine().listContainers({ filters: { volume: [volume] } });
+  return summaries.map((summary) => ({ id: summary.Id, name: (summary.Names[0] ?? summary.Id).replace(/^\//, ""), labels: summary.Labels ?? {} }));
+}
+
 export async function inspectContainer(id: string): Promise<ContainerInfo> {
   const info = await getEngine().getContainer(id).inspect();
   return {
@@ -86,6 +92,8 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Fed to the command's stdin, which is then closed (a Buffer, or a stream of any size). */
   stdin?: Buffer | Readable;
+  /** Aborting drops the connection: the command sees a broken pipe, and this call rejects. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -118,14 +126,17 @@ export async function execStreaming(id: string, argv: string[], stdout: Writable
         void killExec(exec.id, stream);
       }, options.timeoutMs)
     : undefined;
+  const abort = () => stream.destroy(new Error(`command ${JSON.stringify(argv[0])} was aborted`));
+  options.signal?.addEventListener("abort", abort, { once: true });
   try {
     const feeding = feedStdin(stream, options.stdin);
-    await demultiplex(stream, stdout, stderr.sink);
+    await demultiplex(stream, stdout, stderr.sink, options.signal);
     await feeding;
   } catch (error) {
     if (!timedOut) throw error;
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener("abort", abort);
   }
   if (timedOut) throw new Error(`command ${JSON.stringify(argv[0])} timed out after ${options.timeoutMs} ms and was killed`);
   return { exitCode: await exitCodeOf(exec.id), stderr: stderr.text() };
@@ -144,7 +155,7 @@ async function feedStdin(stream: Duplex, stdin: Buffer | Readable | undefined): 
 }
 
 /** Docker's multiplexed exec stream: frames of [type, 0, 0, 0, size(4, big endian), payload]. */
-async function demultiplex(source: Duplex, stdout: Writable, stderr: Writable): Promise<void> {
+async function demultiplex(source: Duplex, stdout: Writable, stderr: Writable, signal?: AbortSignal): Promise<void> {
   let pending: Buffer = Buffer.alloc(0);
   for await (const chunk of source) {
     pending = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
@@ -154,7 +165,7 @@ async function demultiplex(source: Duplex, stdout: Writable, stderr: Writable): 
       const target = pending[0] === 2 ? stderr : stdout;
       const payload = pending.subarray(8, 8 + size);
       pending = pending.subarray(8 + size);
-      if (!target.write(payload)) await once(target, "drain");
+      if (!target.write(payload)) await once(target, "drain", { signal });
     }
   }
 }

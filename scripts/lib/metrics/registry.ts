@@ -16,14 +16,14 @@ export const metricDefinitions = {
   composure_last_run_duration_seconds: { help: "Wall time of the service's part of its newest run (hooks, prepare, capture, release).", labels: serviceLabels },
   composure_last_downtime_seconds: { help: "How long the service's containers were stopped in its newest run (0 for hot backups).", labels: serviceLabels },
   composure_last_archive_bytes: { help: "Compressed bytes of the service's artifacts in its newest good backup.", labels: serviceLabels },
-  composure_backups: { help: "Number of complete runs holding a good backup of the service, per location (local; remote once off-site copies exist).", labels: [...serviceLabels, "location"] as const },
+  composure_backups: { help: "Number of complete runs holding a good backup of the service, per location (local for now).", labels: [...serviceLabels, "location"] as const },
   composure_last_verify_success: { help: "1 when the last make verify found every artifact of the service intact, 0 otherwise.", labels: serviceLabels },
   composure_last_verify_timestamp_seconds: { help: "When make verify last checked the service's artifacts (Unix seconds).", labels: serviceLabels },
   composure_last_restore_drill_success: { help: "1 when the last restore drill of the service restored and answered, 0 otherwise. Present only once a drill has run.", labels: serviceLabels },
   composure_last_restore_drill_timestamp_seconds: { help: "When the last restore drill of the service ran (Unix seconds).", labels: serviceLabels },
-  composure_last_upload_success: { help: "1 when the last off-site copy of the project to this location succeeded, 0 otherwise. Present only once uploads exist.", labels: ["project", "location"] as const },
-  composure_last_upload_timestamp_seconds: { help: "When the last off-site copy of the project to this location ended (Unix seconds).", labels: ["project", "location"] as const },
-  composure_last_invocation_success: { help: "1 when the last invocation of the command (backup, verify) for the project succeeded, 0 when it failed or ended in error.", labels: ["project", "command"] as const },
+  composure_last_upload_success: { help: "1 when the last off-site copy (upload after a backup, or make sync) of a run of the project succeeded, 0 when it failed. Present once a remote is used.", labels: ["project", "location"] as const },
+  composure_last_upload_timestamp_seconds: { help: "When the last off-site copy of a run of the project ended (Unix seconds).", labels: ["project", "location"] as const },
+  composure_last_invocation_success: { help: "1 when the last invocation of the command (backup, verify, sync) for the project succeeded, 0 when it failed or ended in error.", labels: ["project", "command"] as const },
   composure_last_invocation_timestamp_seconds: { help: "When the last invocation of the command for the project ended (Unix seconds).", labels: ["project", "command"] as const },
 } as const;
 
@@ -36,7 +36,6 @@ export interface ServiceState {
   lastRun?: { at: number; ok: boolean; durationSeconds: number; downtimeSeconds: number };
   lastSuccess?: { at: number; bytes: number };
   localBackups: number;
-  remoteBackups?: Record<string, number>;
   verify?: CheckResult;
   restoreDrill?: CheckResult;
 }
@@ -70,7 +69,6 @@ export function buildRegistry(state: ProjectState): Registry {
       gauges.composure_last_downtime_seconds.set(labels, entry.lastRun.downtimeSeconds);
     }
     gauges.composure_backups.set({ ...labels, location: "local" }, entry.localBackups);
-    for (const [location, count] of Object.entries(entry.remoteBackups ?? {})) gauges.composure_backups.set({ ...labels, location }, count);
     if (entry.verify) {
       gauges.composure_last_verify_success.set(labels, bit(entry.verify.ok));
       gauges.composure_last_verify_timestamp_seconds.set(labels, seconds(entry.verify.at));

@@ -1,7 +1,7 @@
 // What the run folders alone do not say, kept next to them in `<destination>/<project>/.status.json`:
 // each service's tier and exclusion as the last plan resolved them (labels need the engine to
-// read), the last verify / restore drill / upload result per service, and the outcome of the
-// last invocation of each command. Read-modify-write with an atomic rename; a missing or
+// read), the last verify / restore drill result per service, and the outcome of the last
+// invocation of each command. (Off-site copies are read from each run's upload.json.) Read-modify-write with an atomic rename; a missing or
 // unreadable file is an empty status, never an error.
 import { readFile, rename, writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -22,9 +22,6 @@ const statusSchema = z.object({
   format: z.literal("composure-status/1"),
   services: z.record(z.object({ tier: z.enum(tiers), excluded: z.boolean() })).default({}),
   checks: z.object({ verify: z.record(checkSchema).default({}), restore_drill: z.record(checkSchema).default({}) }).default({}),
-  /** Off-site copies per location (e.g. "remote"): result of the last upload, and backups held there per service. */
-  uploads: z.record(checkSchema).default({}),
-  remote_backups: z.record(z.record(z.number().int().nonnegative())).default({}),
   invocations: z.record(checkSchema).default({}),
 });
 

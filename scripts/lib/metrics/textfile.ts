@@ -1,10 +1,11 @@
 // The node_exporter textfile `<textfile_dir>/composure-<project>.prom`, rebuilt from the catalog
-// on disk (the newest manifests) and the project's status file at the end of every backup and
-// verify invocation, success or not, and by `make metrics`. Written to a temporary name that
+// on disk (the newest manifests and their upload.json) and the project's status file at the end
+// of every backup, verify and sync invocation, success or not, and by `make metrics`. Written to a temporary name that
 // node_exporter ignores (it reads *.prom only), then renamed over the old file.
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { readManifest, type Manifest } from "../catalog/manifest.ts";
+import { readUploadState, type UploadState } from "../pipeline/offsite.ts";
 import { isRescueRun, listRunDirs } from "../catalog/runs.ts";
 import type { Config, Tier } from "../config/schema.ts";
 import { messageOf } from "../errors.ts";
@@ -18,29 +19,44 @@ export function textfilePath(directory: string, project: string): string {
   return path.join(directory, `composure-${project}.prom`);
 }
 
-/** The newest complete runs of the project (rescue copies left out), newest first; unreadable manifests are skipped. */
-async function readCatalog(destination: string, project: string): Promise<Manifest[]> {
-  const manifests: Manifest[] = [];
+/** One complete run as the catalog holds it: its manifest and, once it was copied off-site, the upload's outcome. */
+export interface CatalogRun {
+  manifest: Manifest;
+  upload?: UploadState;
+}
+
+/** The complete runs of the project (rescue copies left out), newest first; unreadable manifests are skipped. */
+async function readCatalog(destination: string, project: string): Promise<CatalogRun[]> {
+  const runs: CatalogRun[] = [];
   for (const run of await listRunDirs(destination, project)) {
     if (!run.complete || isRescueRun(run.id)) continue;
     try {
-      manifests.push(await readManifest(run.dir, project));
+      runs.push({ manifest: await readManifest(run.dir, project), upload: await readUploadState(run.dir) });
     } catch (error) {
       log.warn(`metrics: skipping run ${run.id}: ${messageOf(error)}`);
     }
   }
-  return manifests;
+  return runs;
+}
+
+/** The newest upload attempt of any run (upload or sync), as the last off-site copy's result. */
+function lastUpload(runs: CatalogRun[]): Record<string, CheckResult> {
+  let newest: { upload: UploadState; run: string } | undefined;
+  for (const { manifest, upload } of runs) {
+    if (upload && (!newest || Date.parse(upload.at) > Date.parse(newest.upload.at))) newest = { upload, run: manifest.runId };
+  }
+  return newest ? { remote: { ok: newest.upload.state === "uploaded", at: newest.upload.at, run: newest.run } } : {};
 }
 
 /** A project's state from its catalog and status file: what the textfile says. */
-export function deriveProjectState(project: string, manifests: Manifest[], status: ProjectStatus, config: Pick<Config, "services">): ProjectState {
+export function deriveProjectState(project: string, runs: CatalogRun[], status: ProjectStatus, config: Pick<Config, "services">): ProjectState {
+  const manifests = runs.map((run) => run.manifest);
   const services = new Map<string, ServiceState>();
   // the tier the last plan resolved (labels included), else the newest manifest's, else composure.yml's, else medium
   const recordedTier = new Map<string, Tier>();
   for (const manifest of [...manifests].reverse()) {
     for (const record of manifest.services) {
-      const tier = (record as { tier?: Tier }).tier;
-      if (tier) recordedTier.set(record.name, tier);
+      if (record.tier) recordedTier.set(record.name, record.tier);
     }
   }
   const tierOf = (name: string): Tier => status.services[name]?.tier ?? recordedTier.get(name) ?? config.services[name]?.tier ?? defaultTier;
@@ -63,9 +79,6 @@ export function deriveProjectState(project: string, manifests: Manifest[], statu
       entry.lastSuccess ??= { at, bytes: record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0) };
     }
   }
-  for (const [location, counts] of Object.entries(status.remote_backups)) {
-    for (const [name, count] of Object.entries(counts)) (entryOf(name).remoteBackups ??= {})[location] = count;
-  }
   for (const entry of services.values()) {
     entry.verify = status.checks.verify[entry.service];
     entry.restoreDrill = status.checks.restore_drill[entry.service];
@@ -73,15 +86,15 @@ export function deriveProjectState(project: string, manifests: Manifest[], statu
   return {
     project,
     services: [...services.values()].filter((entry) => !excluded(entry.service)),
-    uploads: status.uploads,
+    uploads: lastUpload(runs),
     invocations: status.invocations,
   };
 }
 
 /** Rebuilds the project's textfile from disk; returns its path. */
 export async function writeProjectMetrics(config: Config, project: string): Promise<string> {
-  const [manifests, status] = await Promise.all([readCatalog(config.destination, project), readStatus(config.destination, project)]);
-  const text = await renderRegistry(buildRegistry(deriveProjectState(project, manifests, status, config)));
+  const [runs, status] = await Promise.all([readCatalog(config.destination, project), readStatus(config.destination, project)]);
+  const text = await renderRegistry(buildRegistry(deriveProjectState(project, runs, status, config)));
   const directory = config.metrics.textfile_dir;
   await mkdir(directory, { recursive: true });
   const target = textfilePath(directory, project);
@@ -103,7 +116,7 @@ export interface PlannedTier {
 }
 
 export interface InvocationRecord {
-  command: "backup" | "verify";
+  command: "backup" | "verify" | "sync" | "prune";
   ok: boolean;
   /** Services as this invocation's plan resolved them (tier, exclusion), remembered for later rewrites. */
   planned?: PlannedTier[];

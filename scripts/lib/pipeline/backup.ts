@@ -14,7 +14,9 @@ import { formatBytes, log } from "../log.ts";
 import { getStrategy } from "../strategies/registry.ts";
 import type { BackupContext } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
+import { failpoint } from "./failpoint.ts";
 import { remoteFrom, uploadRun } from "./offsite.ts";
+import { stagingCleaner } from "../strategies/volume/index.ts";
 import { StopJournal } from "./journal.ts";
 import { acquireLock } from "./lock.ts";
 import type { PlannedService, ProjectPlan } from "./plan.ts";
@@ -33,7 +35,7 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
   const uninstallSignals = cleanup.releaseOnSignals();
   try {
     const journal = new StopJournal(projectDir(config.destination, project));
-    await journal.recover();
+    await journal.recover(stagingCleaner(helperImage, project));
     await removeLeftoverHelpers(project);
     const startedAt = new Date();
     const { runId, runDir } = await createRunDir(config.destination, project, startedAt);
@@ -54,7 +56,9 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
       reason,
       services: records,
     };
+    await failpoint("backup:seal");
     await writeManifest(runDir, manifest);
+    await failpoint("backup:upload");
     const uploadError = await uploadIfConfigured(config, runDir, manifest);
     log.info(`run ${runId} ${manifest.outcome}: ${records.length - failed} of ${records.length} services backed up in ${runDir}`);
     return { manifest, runDir, uploadError };
@@ -108,9 +112,12 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
   try {
     await mkdir(serviceDir, { mode: 0o700 });
     await runHook(planned, "pre");
+    await failpoint("backup:prepare");
     const release = await state.cleanup.pushWhenReady(`release ${service.name}`, strategy.prepare(ctx));
     try {
+      await failpoint("backup:capture");
       record.artifacts = await strategy.capture(ctx);
+      await failpoint("backup:release");
     } finally {
       await release(); // downtime is the capture, nothing more
     }
@@ -125,6 +132,7 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     log.error(`${service.name}: backup failed: ${record.error}`);
   }
   record.stopped = ctx.stopped;
+  if (ctx.facts) record.facts = ctx.facts;
   record.downtimeSeconds = round(ctx.downtimeSeconds());
   record.durationSeconds = round((performance.now() - started) / 1000);
   return record;

@@ -60,7 +60,8 @@ export async function backupPlannedProject(config: Config, plan: ProjectPlan, he
       throw error;
     }
     ok = manifest.outcome === "success" && !uploadError;
-    await notify(webhooks, payloadOf(ok ? "success" : "failure", project, { runId: manifest.runId, outcome: manifest.outcome, services: summariesOf(manifest, (name) => tierByName.get(name)) }));
+    const summary = { runId: manifest.runId, outcome: manifest.outcome, services: summariesOf(manifest, (name) => tierByName.get(name)) };
+    await notify(webhooks, payloadOf(ok ? "success" : "failure", project, uploadError ? { ...summary, error: `off-site copy failed: ${uploadError}` } : summary));
     return { ok, ran: true };
   } finally {
     await recordInvocation(config, project, { command: "backup", ok, planned });

@@ -7,6 +7,7 @@ import { decideRetention, type RetentionDecision, type RetentionPolicy, type Run
 import { listRunDirs } from "../catalog/runs.ts";
 import { tiers, type Config, type Tier } from "../config/schema.ts";
 import type { Remote } from "../remote/types.ts";
+import { failpoint } from "./failpoint.ts";
 import { listRemoteRuns, readRemoteManifest } from "./offsite.ts";
 
 export type Location = "local" | "remote";
@@ -53,6 +54,7 @@ export async function pruneLocal(config: Config, project: string, dryRun: boolea
   const dirs = await listRunDirs(config.destination, project);
   const runs = await Promise.all(dirs.map(async (run) => ({ id: run.id, startedAt: startOfRunId(run.id), manifest: run.complete ? await readManifest(run.dir, project) : undefined, dir: run.dir })));
   const decisions = decide(config, "local", runs, now);
+  await failpoint("prune:delete");
   if (!dryRun) {
     for (const decision of decisions.filter((entry) => !entry.keep)) await rm(runs.find((run) => run.id === decision.id)!.dir, { recursive: true, force: true });
   }

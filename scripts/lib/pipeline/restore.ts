@@ -15,6 +15,7 @@ import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { RefusedError, UsageError } from "../errors.ts";
 import { log } from "../log.ts";
 import { detectStrategy, getStrategy, strategyKinds } from "../strategies/registry.ts";
+import { stagingCleaner } from "../strategies/volume/index.ts";
 import type { RescueSink, RestoreContext } from "../strategies/types.ts";
 import { StopJournal } from "./journal.ts";
 import { acquireLock } from "./lock.ts";
@@ -28,6 +29,8 @@ export interface RestoreRequest {
   force: boolean;
   rescue: boolean;
   interactive: boolean;
+  /** CONFLICT=: the policy for existing data, for strategies that offer one (elasticsearch). */
+  conflict?: string;
 }
 
 export async function runRestore(config: Config, helperImage: string, request: RestoreRequest): Promise<string[]> {
@@ -48,13 +51,14 @@ export async function runRestore(config: Config, helperImage: string, request: R
     volume: request.volume,
     rescue,
     dryRun,
+    conflict: request.conflict,
   });
   const preview = await restoreAll(records, request, (record) => contextFor(record, true, request.rescue ? noRescue : undefined));
   if (request.dryRun) return preview;
   await confirm(manifest, preview, request);
   const unlock = await acquireLock(projectDir(config.destination, request.project), "restore", config.lock.timeout_seconds);
   try {
-    await journal.recover();
+    await journal.recover(stagingCleaner(helperImage, request.project));
     await removeLeftoverHelpers(request.project);
     const rescue = request.rescue ? createRescueSink(config, project, manifest) : undefined;
     const done = await restoreAll(records, request, (record) => contextFor(record, false, rescue?.sink));
@@ -100,9 +104,12 @@ function chooseServices(manifest: Manifest, request: RestoreRequest): ServiceRec
   return [record];
 }
 
-/** VOLUME= names a volume (docker or compose name), or a database of a database strategy. */
+/** VOLUME= names a volume (docker or compose name), a database of a database strategy, or an index of a snapshot. */
 export function matchesVolume(artifact: Artifact, volume: string): boolean {
-  return artifact.volume?.name === volume || artifact.volume?.composeName === volume || artifact.facts?.database === volume;
+  const indices = artifact.facts?.indices;
+  // facts.selectors: other names an artifact answers to (cassandra: its keyspaces and keyspace.table names).
+  const selectors = artifact.facts?.selectors;
+  return artifact.volume?.name === volume || artifact.volume?.composeName === volume || artifact.facts?.database === volume || (Array.isArray(indices) && indices.includes(volume)) || (Array.isArray(selectors) && selectors.includes(volume));
 }
 
 async function restoreAll(records: ServiceRecord[], request: RestoreRequest, contextFor: (record: ServiceRecord) => RestoreContext<unknown>): Promise<string[]> {

@@ -8,9 +8,11 @@ import { sqliteStrategy } from "./sqlite/index.ts";
 import { prometheusStrategy } from "./prometheus/index.ts";
 import { redisStrategy } from "./redis/index.ts";
 import { victoriaMetricsStrategy } from "./victoriametrics/index.ts";
+import { elasticsearchStrategy } from "./elasticsearch/index.ts";
+import { cassandraStrategy } from "./cassandra/index.ts";
 import { volumeStrategy } from "./volume/index.ts";
 
-const strategies: Strategy<any>[] = [postgresStrategy, mariadbStrategy, sqliteStrategy, redisStrategy, prometheusStrategy, victoriaMetricsStrategy, volumeStrategy];
+const strategies: Strategy<any>[] = [postgresStrategy, mariadbStrategy, sqliteStrategy, redisStrategy, prometheusStrategy, victoriaMetricsStrategy, elasticsearchStrategy, cassandraStrategy, volumeStrategy];
 
 export const strategyKinds: readonly string[] = strategies.map((strategy) => strategy.kind);
 

@@ -28,6 +28,8 @@ export interface BackupContext<Options> extends BaseContext<Options> {
   stopped: string[];
   /** Downtime so far, read by the pipeline after release. */
   downtimeSeconds: () => number;
+  /** Facts about the service's backup as a whole, for the manifest record (e.g. a cluster captured with another service). */
+  facts?: Record<string, unknown>;
 }
 
 export interface RestoreContext<Options> extends BaseContext<Options> {
@@ -41,6 +43,8 @@ export interface RestoreContext<Options> extends BaseContext<Options> {
   /** Where to keep a copy of the data about to be replaced; absent with NO_RESCUE=1. */
   rescue?: RescueSink;
   dryRun: boolean;
+  /** What to do with data that exists already, per restore (CONFLICT=); strategies that offer choices validate it. */
+  conflict?: string;
 }
 
 export interface ProbeResult {

@@ -88,13 +88,6 @@ export function assertPlainName(name: string, what: string): string {
   return name;
 }
 
-/** A relative path of plain names (no "..", no absolute), e.g. "appendonlydir" or "data/prom". */
-export function assertPlainSubpath(subpath: string, what: string): string {
-  if (subpath === ".") return subpath;
-  for (const part of subpath.split("/")) assertPlainName(part, what);
-  return subpath;
-}
-
 /** The repository of an image reference without registry, tag or digest: "quay.io/prometheus/prometheus:v2" -> "prometheus/prometheus". */
 export function imageRepository(image: string): string {
   let reference = image.split("@")[0];

@@ -17,7 +17,7 @@ import { captureDirectory, extractArchive, shellQuote, writeScript } from "../..
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
-import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
+import type { RestoreContext, Strategy } from "../types.ts";
 import { captureMounts, withHelper } from "../volume/index.ts";
 import { archiveBaseName, helperPath, imageNamed, locateDataPath, requireDataLocation, requireRunningContainer, runningContainer, volumeFactsOf, type DataLocation } from "../prometheus/service-data.ts";
 import { bgsaveReply, compareKeyspaces, parseConfigGet, parseInfo, parseKeyspace, redisCli, RedisError, redisTarget, totalExpires, totalKeys, type Keyspace, type RedisTarget } from "./cli.ts";

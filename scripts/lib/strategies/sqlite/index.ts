@@ -124,10 +124,15 @@ async function sqlite(runner: Runner, database: string, statements: string[], ti
   return result.stdout;
 }
 
+const listTablesSql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name;";
+
 async function fileFacts(runner: Runner, database: string): Promise<TableFacts> {
-  const tables = (await sqlite(runner, database, ["SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name;"], 120_000))
-    .split("\n")
-    .filter(Boolean);
+  const tables = (await sqlite(runner, database, [listTablesSql], 120_000)).split("\n").filter(Boolean);
+  return countRows(runner, database, tables);
+}
+
+/** Exact row counts of (at most maxCountedTables of) `tables`, in one statement. */
+async function countRows(runner: Runner, database: string, tables: string[]): Promise<TableFacts> {
   const counted = tables.slice(0, maxCountedTables);
   const counts: Record<string, number> = {};
   if (counted.length) {
@@ -146,27 +151,33 @@ async function fileFacts(runner: Runner, database: string): Promise<TableFacts> 
 async function captureFile(runner: Runner, service: string, file: string, target: string, runDir: string, level: number): Promise<Artifact> {
   const started = performance.now();
   const uri = sqliteUri(file);
-  let journalMode: string;
-  try {
-    journalMode = (await sqlite(runner, uri, ["PRAGMA journal_mode;"], 60_000)).trim();
-  } catch (error) {
-    if (/unable to open database/i.test((error as Error).message)) throw new Error(`database file ${file} does not exist (or cannot be opened) in ${runner.where}`);
-    throw error;
-  }
   const copy = `/tmp/composure-${randomUUID()}.sqlite`;
   try {
+    let journalMode: string;
     try {
-      await sqlite(runner, uri, [`VACUUM INTO ${quoteText(copy)};`]);
+      journalMode = (await sqlite(runner, uri, ["PRAGMA journal_mode;", `VACUUM INTO ${quoteText(copy)};`])).trim();
     } catch (error) {
-      if (!/syntax error/i.test((error as Error).message)) throw error;
-      await sqlite(runner, uri, [`.backup ${copy}`]); // SQLite before 3.27: the online backup API
+      const message = (error as Error).message;
+      if (/unable to open database/i.test(message)) throw new Error(`database file ${file} does not exist (or cannot be opened) in ${runner.where}`);
+      if (!/syntax error/i.test(message)) throw error;
+      journalMode = (await sqlite(runner, uri, ["PRAGMA journal_mode;", `.backup ${copy}`])).trim(); // SQLite before 3.27: the online backup API
     }
     // VACUUM INTO writes a rollback-journal database: give the copy the source's WAL mode back.
-    if (journalMode === "wal") await sqlite(runner, copy, ["PRAGMA journal_mode = WAL;"], 60_000);
-    const check = (await sqlite(runner, copy, ["PRAGMA quick_check;"])).trim();
-    if (check !== "ok") throw new Error(`the copy of ${file} fails PRAGMA quick_check: ${check.split("\n").slice(0, 3).join("; ")}`);
-    const facts = await fileFacts(runner, copy);
-    const version = (await runner.run(["sqlite3", "-version"], 30_000)).stdout.split(" ")[0];
+    // Then, in the same run: check the copy, and list its tables.
+    const output = await sqlite(runner, copy, [
+      ...(journalMode === "wal" ? ["PRAGMA journal_mode = WAL;"] : []),
+      "SELECT '#check';",
+      "PRAGMA quick_check;",
+      "SELECT '#version|' || sqlite_version();",
+      listTablesSql,
+    ]);
+    const lines = output.split("\n").filter(Boolean);
+    const checkAt = lines.indexOf("#check");
+    const versionAt = lines.findIndex((line) => line.startsWith("#version|"));
+    const check = lines.slice(checkAt + 1, versionAt).join("; ");
+    if (checkAt < 0 || versionAt < 0 || check !== "ok") throw new Error(`the copy of ${file} fails PRAGMA quick_check: ${check.slice(0, 300) || output.slice(0, 300)}`);
+    const version = lines[versionAt].slice("#version|".length);
+    const facts = await countRows(runner, copy, lines.slice(versionAt + 1));
     const owner = await runner.run(["stat", "-c", "%u %g %a", file], 30_000).catch(() => undefined);
     const [uid, gid, mode] = owner?.exitCode === 0 ? owner.stdout.trim().split(" ") : [];
     const written = await dumpToArchive(runner.id, ["cat", copy], target, level, { label: `${service}: ${file}` });

@@ -8,9 +8,12 @@ import type { SelectedMount } from "../../compose/mounts.ts";
 import { captureDirectory, createPipeDir, extractArchive, swapInStagedLines, writeScript, type PipeDir } from "../../archive/tar-transfer.ts";
 import { artifactFields } from "../../archive/files.ts";
 import { isLocalEngine } from "../../docker/engine.ts";
-import { startHelper, type Helper } from "../../docker/helper.ts";
+import { runningUsersOfVolume } from "../../docker/containers.ts";
+import { helperLabel, startHelper, type Helper } from "../../docker/helper.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
+import { failpoint } from "../../pipeline/failpoint.ts";
+import type { StagingCleaner, StopJournal } from "../../pipeline/journal.ts";
 import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
 import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
 
@@ -61,6 +64,18 @@ async function volumeFacts(selected: SelectedMount): Promise<NonNullable<Artifac
   };
 }
 
+/** Containers outside the project are never stopped by composure: say so when they use a volume. */
+async function warnAboutForeignWriters(ctx: BackupContext<unknown>): Promise<void> {
+  for (const selected of ctx.mounts.filter((entry) => entry.mount.type === "volume")) {
+    const foreign = (await runningUsersOfVolume(selected.mount.source)).filter(
+      (user) => user.labels["com.docker.compose.project"] !== ctx.project.name && !user.labels[helperLabel],
+    );
+    for (const user of foreign) {
+      log.warn(`volume ${selected.mount.source} is also used by container ${user.name} outside project ${ctx.project.name}: it keeps running (composure stops only the project's containers), so its writes during the capture may not be consistent`);
+    }
+  }
+}
+
 /** Services of the project that write to any of these volumes (they must stop together). */
 function writersOf(ctx: BackupContext<unknown>, sources: string[]): string[] {
   return ctx.project.services
@@ -75,6 +90,7 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   options,
 
   async prepare(ctx) {
+    await warnAboutForeignWriters(ctx);
     if (ctx.settings.stop === false || ctx.mounts.length === 0) return async () => undefined;
     const services = [ctx.service.name, ...writersOf(ctx, ctx.mounts.map((selected) => selected.mount.source))];
     const stoppage = await stopContainers(containersToStop(ctx.project, [...new Set(services)]), ctx.journal, ctx.config.stop_timeout_seconds);
@@ -112,8 +128,9 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
   }
   const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
   try {
+    await failpoint("restore:stop");
     if (exists && ctx.rescue) await keepRescueCopy(ctx, facts);
-    await extractInto(ctx.helperImage, ctx.project.name, facts.name, path.join(ctx.runDir, artifact.path), artifact);
+    await extractInto(ctx.helperImage, ctx.project.name, facts.name, path.join(ctx.runDir, artifact.path), artifact, ctx.journal);
   } finally {
     await stoppage.release();
   }
@@ -134,21 +151,40 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: NonNullable<A
 }
 
 /** Extracts into a staging directory of the volume, then swaps it in: a bad archive leaves the old content. */
-export async function extractInto(image: string, project: string, source: string, archive: string, expected?: Artifact): Promise<void> {
-  await withHelper(image, project, [`${source}:/volume`], async (helper, pipe) => {
-    const staging = `/volume/${stagingName}`;
-    // The root's mtime changes when the staging directory comes and goes: put it back on failure.
-    const prepared = await helper.run(["sh", "-c", `stat -c %Y /volume && rm -rf ${staging} && mkdir -m 700 ${staging}`]);
-    if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${source} for the restore: ${prepared.stderr.trim()}`);
-    const rootMtime = prepared.stdout.trim();
-    try {
-      const extraction = await extractArchive(helper, pipe, archive, staging, path.basename(archive), expected);
-      const script = await writeScript(pipe!, "swap.sh", swapInStagedLines("/volume", stagingName, extraction));
-      const swapped = await helper.run(["sh", script]);
-      if (swapped.exitCode !== 0) throw new Error(`cannot swap the restored files into ${source}: ${swapped.stderr.trim()}`);
-    } catch (error) {
-      await helper.run(["sh", "-c", `rm -rf ${staging} && touch -c -d @${rootMtime} /volume`]);
-      throw error;
-    }
-  });
+export async function extractInto(image: string, project: string, source: string, archive: string, expected?: Artifact, journal?: StopJournal): Promise<void> {
+  try {
+    await withHelper(image, project, [`${source}:/volume`], async (helper, pipe) => {
+      const staging = `/volume/${stagingName}`;
+      // The root's mtime changes when the staging directory comes and goes: put it back on failure
+      // (and journal it, so that recovery after a kill puts it back too).
+      const stat = await helper.run(["stat", "-c", "%Y", "/volume"]);
+      if (stat.exitCode !== 0) throw new Error(`cannot read ${source} for the restore: ${stat.stderr.trim()}`);
+      const rootMtime = stat.stdout.trim();
+      await journal?.addStaging(source, rootMtime);
+      const prepared = await helper.run(["sh", "-c", `rm -rf ${staging} && mkdir -m 700 ${staging}`]);
+      if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${source} for the restore: ${prepared.stderr.trim()}`);
+      try {
+        await failpoint("restore:extract");
+        const extraction = await extractArchive(helper, pipe, archive, staging, path.basename(archive), expected);
+        await failpoint("restore:swap");
+        const script = await writeScript(pipe!, "swap.sh", swapInStagedLines("/volume", stagingName, extraction));
+        const swapped = await helper.run(["sh", script]);
+        if (swapped.exitCode !== 0) throw new Error(`cannot swap the restored files into ${source}: ${swapped.stderr.trim()}`);
+      } catch (error) {
+        await helper.run(["sh", "-c", removeStagingCommand(rootMtime)]);
+        throw error;
+      }
+    });
+  } finally {
+    await journal?.removeStaging(source);
+  }
+}
+
+const removeStagingCommand = (rootMtime: string) => `rm -rf /volume/${stagingName} && touch -c -d @${Number(rootMtime)} /volume`;
+
+/** Removes the staging folder an interrupted restore left in a volume (journal recovery). */
+export function stagingCleaner(image: string, project: string): StagingCleaner {
+  return async ({ volume, rootMtime }) => {
+    await withHelper(image, project, [`${volume}:/volume`], (helper) => helper.run(["sh", "-c", removeStagingCommand(rootMtime)]));
+  };
 }

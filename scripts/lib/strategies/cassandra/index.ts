@@ -1,0 +1,187 @@
+// The `cassandra` strategy: hot, cluster-wide `nodetool snapshot` backups (no node stops) and a
+// per-node restore with `nodetool import`. See README.md here for the operator's view.
+//
+// One cluster, one backup. A cluster spans services (the replicas of one service, or every service
+// labelled `composure.cassandra.cluster=<name>`), but the pipeline backs up one service at a time.
+// So the first member service the pipeline reaches in a run (by name: the pipeline goes in name
+// order) is the cluster's *capturer*: its prepare snapshots EVERY node with one tag, its capture
+// archives every node (`<service>-<n>.tar.zst`) plus `schema.cql`, and its Release clears the tag
+// on every node. Each other member service, reached later in the same run, takes nothing: its
+// record is status ok with no artifacts and the facts `{ cassandraCluster, capturedWith }`. If the
+// capturer failed, the members fail too, with the capturer's error, so no member looks backed up
+// when the cluster is not. (SERVICE=<member> alone makes that member the capturer.)
+// Restore keeps this correct: restoring the capturer restores the whole cluster (every node from
+// its own archive); a member restored in the same `make restore` reports "restored with
+// <capturer>"; a member restored alone (SERVICE=cassandra2) finds the capturer's record in the
+// run's manifest and restores the whole cluster from it: a node never gets restored without the
+// others, because TRUNCATE is cluster-wide.
+import path from "node:path";
+import { z } from "zod";
+import { readManifest, type Artifact } from "../../catalog/manifest.ts";
+import { StepError, messageOf } from "../../errors.ts";
+import { formatBytes, formatSeconds, log } from "../../log.ts";
+import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
+import { imagePath, listOption, ToolMissingError } from "../postgres/in-container.ts";
+import { clusterOf, NodesError, type Cluster } from "./nodes.ts";
+import { restoreCluster, schemaFactsOf } from "./restore.ts";
+import { captureSnapshot, clearStaleTags, takeSnapshot, type Snapshot } from "./snapshot.ts";
+
+export const cassandraOptions = z
+  .object({
+    /** Joins services into one cluster: every service with the same value is a node group of it. */
+    cluster: z.string().regex(/^[A-Za-z0-9_.-]+$/, "expected a name of letters, digits, '.', '_' or '-'").optional(),
+    /** Keyspaces to back up (`*` wildcards allowed); default every keyspace but Cassandra's own. */
+    keyspaces: listOption.optional(),
+    /** Keyspaces to leave out (`*` wildcards allowed). */
+    exclude_keyspaces: listOption.optional(),
+  })
+  .strict();
+
+export type CassandraOptions = z.infer<typeof cassandraOptions>;
+
+/** Images named cassandra, also under a namespace (bitnami/cassandra, composure-fixture/cassandra), any registry and tag. */
+export function isCassandraImage(image: string): boolean {
+  return imagePath(image).at(-1) === "cassandra";
+}
+
+const toolsHint = "the cassandra strategy runs nodetool and cqlsh inside every node's container: use an image that has them (the official cassandra image does), or composure.strategy=volume";
+
+function asStepError(phase: string, service: string, error: unknown): Error {
+  if (error instanceof StepError) return error;
+  const toolMissing = error instanceof ToolMissingError || (error instanceof NodesError && error.toolMissing);
+  return new StepError(phase, service, error, toolMissing ? toolsHint : undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backup: who captures the cluster in this run
+
+interface ClusterRun {
+  capturer: string;
+  cluster: Cluster;
+  snapshot?: Snapshot;
+  staleTags: string[];
+  /** Set when the capturer's prepare, capture or release failed. */
+  error?: string;
+}
+
+/** runDir + cluster name -> the cluster's backup in that run (one process runs one run at a time). */
+const runs = new Map<string, ClusterRun>();
+const runKey = (runDir: string, cluster: string) => `${runDir}\u0000${cluster}`;
+
+function memberOf(ctx: BackupContext<CassandraOptions>): { run: ClusterRun; member: boolean } | undefined {
+  const cluster = clusterOf(ctx.config, ctx.project, ctx.service);
+  const run = runs.get(runKey(ctx.runDir, cluster.name));
+  if (!run) return undefined;
+  return { run, member: run.capturer !== ctx.service.name };
+}
+
+function failMember(ctx: BackupContext<CassandraOptions>, run: ClusterRun): never {
+  throw new StepError("prepare", ctx.service.name, new Error(`not backed up: it is part of cassandra cluster ${run.cluster.name}, whose backup by service ${run.capturer} failed: ${run.error}`));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restore: which `make restore` already restored which cluster
+
+const restored = new Set<string>();
+const restoredKey = (runDir: string, capturer: string, dryRun: boolean) => `${runDir}\u0000${capturer}\u0000${dryRun}`;
+
+/** The record of the service that captured this member's cluster in the same run. */
+async function capturerRecord(ctx: RestoreContext<unknown>): Promise<{ name: string; artifacts: Artifact[] }> {
+  const capturedWith = typeof ctx.record.facts?.capturedWith === "string" ? (ctx.record.facts.capturedWith as string) : undefined;
+  const manifest = await readManifest(ctx.runDir);
+  const record = manifest.services.find(
+    (candidate) =>
+      candidate.status === "ok" &&
+      candidate.strategy === "cassandra" &&
+      (capturedWith ? candidate.name === capturedWith : schemaFactsOf(candidate.artifacts)?.services.includes(ctx.serviceName) && candidate.name !== ctx.serviceName),
+  );
+  if (!record) throw new Error(`run ${manifest.runId} has no backup of the cassandra cluster of ${ctx.serviceName}${capturedWith ? ` (captured with ${capturedWith})` : ""}`);
+  return record;
+}
+
+const selectedBy = (artifact: Artifact, volume: string | undefined) => !volume || (Array.isArray(artifact.facts?.selectors) && (artifact.facts.selectors as string[]).includes(volume));
+
+export const cassandraStrategy: Strategy<CassandraOptions> = {
+  kind: "cassandra",
+  options: cassandraOptions,
+
+  detect(service) {
+    return isCassandraImage(service.image);
+  },
+
+  async prepare(ctx) {
+    const known = memberOf(ctx);
+    if (known?.member) {
+      if (known.run.error !== undefined) failMember(ctx, known.run);
+      ctx.facts = { cassandraCluster: known.run.cluster.name, capturedWith: known.run.capturer };
+      log.info(`${ctx.service.name}: part of cassandra cluster ${known.run.cluster.name}, captured with ${known.run.capturer}`);
+      return async () => undefined;
+    }
+    const cluster = clusterOf(ctx.config, ctx.project, ctx.service);
+    const run: ClusterRun = { capturer: ctx.service.name, cluster, staleTags: [] };
+    runs.set(runKey(ctx.runDir, cluster.name), run);
+    ctx.facts = { cassandraCluster: cluster.name, nodes: cluster.nodes.map((node) => node.key), services: cluster.services };
+    // The tag names the run: the same on every node, and recognisable if a killed run leaves it.
+    const tag = `composure-${path.basename(ctx.runDir)}`;
+    try {
+      run.snapshot = await takeSnapshot(cluster, { keyspaces: ctx.options.keyspaces, excludeKeyspaces: ctx.options.exclude_keyspaces }, tag);
+    } catch (error) {
+      run.error = messageOf(error);
+      throw asStepError("prepare", ctx.service.name, error);
+    }
+    const snapshot = run.snapshot;
+    return async () => {
+      try {
+        await snapshot.clear();
+      } catch (error) {
+        run.error ??= messageOf(error);
+        throw error;
+      } finally {
+        await clearStaleTags(snapshot.nodes, run.staleTags).catch(() => undefined);
+      }
+    };
+  },
+
+  async capture(ctx) {
+    const known = memberOf(ctx);
+    if (!known) throw new StepError("capture", ctx.service.name, new Error("capture without prepare"));
+    if (known.member) return [];
+    const { run } = known;
+    try {
+      const started = performance.now();
+      const result = await captureSnapshot(run.snapshot!, { helperImage: ctx.helperImage, project: ctx.project.name, level: ctx.config.compression.level, dir: ctx.serviceDir, runDir: ctx.runDir });
+      run.staleTags = result.staleTags;
+      const seconds = (performance.now() - started) / 1000;
+      const stored = result.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
+      log.info(`${ctx.service.name}: cassandra cluster ${run.cluster.name}: snapshot ${formatSeconds(run.snapshot!.seconds)}, capture ${formatSeconds(seconds)}: ${formatBytes(result.rawBytes)} of SSTables stored as ${formatBytes(stored)} (${formatBytes(result.rawBytes / Math.max(seconds, 0.001))}/s)`);
+      return result.artifacts;
+    } catch (error) {
+      run.error = messageOf(error);
+      throw asStepError("capture", ctx.service.name, error);
+    }
+  },
+
+  async restore(ctx, artifacts) {
+    try {
+      if (schemaFactsOf(ctx.record.artifacts)) {
+        // The capturer: its artifacts are the whole cluster's.
+        if (artifacts.length === 0) return [];
+        const lines = await restoreCluster(ctx, artifacts);
+        restored.add(restoredKey(ctx.runDir, ctx.record.name, ctx.dryRun));
+        return lines;
+      }
+      const capturer = await capturerRecord(ctx);
+      if (restored.has(restoredKey(ctx.runDir, capturer.name, ctx.dryRun))) {
+        return [`${ctx.dryRun ? "would be restored" : "restored"} with ${capturer.name} (one backup of the whole cassandra cluster)`];
+      }
+      const selected = capturer.artifacts.filter((artifact) => selectedBy(artifact, ctx.volume));
+      if (selected.length === 0) return [];
+      log.info(`${ctx.serviceName}: captured with ${capturer.name}: restoring the whole cassandra cluster`);
+      const lines = await restoreCluster(ctx, selected);
+      restored.add(restoredKey(ctx.runDir, capturer.name, ctx.dryRun));
+      return [`captured with ${capturer.name}: the whole cluster is restored`, ...lines];
+    } catch (error) {
+      throw asStepError("restore", ctx.serviceName, error);
+    }
+  },
+};

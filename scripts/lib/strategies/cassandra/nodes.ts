@@ -1,0 +1,161 @@
+// The nodes of a Cassandra cluster in a Compose project, and running nodetool and cqlsh on them.
+//
+// A cluster is either the (scaled) containers of one service, or every service that carries the
+// same `composure.cassandra.cluster=<name>` (label or composure.yml option). Nodes are ordered by
+// service name, then container number, and are named `<service>-<number>`: the same name on
+// Compose v1 and v2 (container names differ), so a restore finds the node that owned the files.
+import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
+import type { Config } from "../../config/schema.ts";
+import { inspectContainer, type ContainerInfo } from "../../docker/containers.ts";
+import { messageOf } from "../../errors.ts";
+import { runTool, ToolMissingError, type ToolResult } from "../postgres/in-container.ts";
+import { jsonRows } from "./cql.ts";
+
+const clusterLabel = "composure.cassandra.cluster";
+const numberLabel = "com.docker.compose.container-number";
+const oneoffLabel = "com.docker.compose.oneoff";
+
+export interface CassandraNode {
+  /** `<service>-<container number>`, e.g. cassandra1-1. */
+  key: string;
+  service: string;
+  number: number;
+  container: ContainerInfo;
+}
+
+export interface Cluster {
+  /** The cluster option, or the service's name for a cluster of one service's replicas. */
+  name: string;
+  /** Member services, by name. */
+  services: string[];
+  nodes: CassandraNode[];
+}
+
+/** The cluster option of a service: composure.yml wins over the label, as for every option. */
+function clusterOption(config: Config, service: ServiceInfo): string | undefined {
+  const fromFile = config.services[service.name]?.options?.cluster;
+  if (typeof fromFile === "string" && fromFile.trim()) return fromFile.trim();
+  return service.labels[clusterLabel]?.trim() || undefined;
+}
+
+export function clusterOf(config: Config, project: ProjectInfo, service: ServiceInfo): Cluster {
+  const name = clusterOption(config, service);
+  const members = name ? project.services.filter((candidate) => clusterOption(config, candidate) === name) : [service];
+  if (!members.some((member) => member.name === service.name)) members.push(service);
+  members.sort((a, b) => a.name.localeCompare(b.name));
+  const nodes = members.flatMap((member) =>
+    member.containers
+      .filter((container) => container.labels[oneoffLabel] !== "True")
+      .map((container) => {
+        const number = Number(container.labels[numberLabel] ?? 1);
+        return { key: `${member.name}-${number}`, service: member.name, number, container };
+      }),
+  );
+  return { name: name ?? service.name, services: members.map((member) => member.name), nodes };
+}
+
+export const describeNode = (node: CassandraNode) => `node ${node.key} (container ${node.container.name})`;
+
+/** The node with a fresh state; a stopped container is an error that names the node. */
+export async function requireRunning(node: CassandraNode): Promise<CassandraNode> {
+  let container: ContainerInfo;
+  try {
+    container = await inspectContainer(node.container.id);
+  } catch (error) {
+    throw new Error(`${describeNode(node)} is gone: ${messageOf(error)}`);
+  }
+  if (!container.running) throw new Error(`${describeNode(node)} is down: its container is not running (start it: docker compose up -d ${node.service})`);
+  return { ...node, container };
+}
+
+/** Failures on some nodes of a cluster, each line naming its node. */
+export class NodesError extends Error {
+  name = "NodesError";
+  constructor(
+    readonly failures: { node: CassandraNode; error: unknown }[],
+  ) {
+    super(failures.map((failure) => messageOf(failure.error)).join("; "));
+  }
+
+  /** True when a node lacks nodetool or cqlsh (a different hint applies). */
+  get toolMissing(): boolean {
+    return this.failures.some((failure) => failure.error instanceof ToolMissingError);
+  }
+}
+
+/** Runs `work` on every node at once; when any fails, throws one NodesError naming each failed node. */
+export async function onEveryNode<T>(nodes: CassandraNode[], work: (node: CassandraNode) => Promise<T>): Promise<T[]> {
+  const results = await Promise.allSettled(nodes.map(work));
+  const failures = results.flatMap((result, index) => (result.status === "rejected" ? [{ node: nodes[index], error: result.reason as unknown }] : []));
+  if (failures.length) throw new NodesError(failures);
+  return results.map((result) => (result as PromiseFulfilledResult<T>).value);
+}
+
+/** The useful part of nodetool's error output: its message, not the Java stack trace. */
+function nodetoolMessage(result: ToolResult): string {
+  const text = `${result.stderr}\n${result.stdout}`.split("-- StackTrace --")[0];
+  const lines = text.split("\n").map((line) => line.trim()).filter(Boolean);
+  return lines.slice(0, 4).join(" | ") || `exit code ${result.exitCode}`;
+}
+
+/** `nodetool <args>` on the node; any failure names the node and the command. */
+export async function nodetool(node: CassandraNode, args: string[], timeoutMs = 600_000): Promise<string> {
+  let result: ToolResult;
+  try {
+    result = await runTool(node.container, ["nodetool", ...args], { timeoutMs });
+  } catch (error) {
+    if (error instanceof ToolMissingError) throw new ToolMissingError("nodetool", `${node.container.image} (${describeNode(node)})`);
+    throw new Error(`nodetool ${args[0]} on ${describeNode(node)} failed: ${messageOf(error)}`);
+  }
+  if (result.exitCode !== 0) throw new Error(`nodetool ${args[0]} on ${describeNode(node)} failed: ${nodetoolMessage(result)}`);
+  return result.stdout;
+}
+
+export interface CqlResult {
+  stdout: string;
+  /** The error lines cqlsh printed (one per failed statement, `<stdin>:N:...`). */
+  errors: string[];
+}
+
+/**
+ * Statements through cqlsh's stdin (no size limit, nothing in argv), against the node's own CQL
+ * port. cqlsh goes on after a failed statement; its errors are returned, not thrown, unless
+ * `strict`.
+ */
+export async function cqlsh(node: CassandraNode, statements: string, options: { strict?: boolean; timeoutSeconds?: number } = {}): Promise<CqlResult> {
+  const timeoutSeconds = options.timeoutSeconds ?? 300;
+  let result: ToolResult;
+  try {
+    result = await runTool(node.container, ["cqlsh", `--request-timeout=${timeoutSeconds}`, "--connect-timeout=30"], { stdin: Buffer.from(statements), timeoutMs: (timeoutSeconds + 60) * 1000 });
+  } catch (error) {
+    if (error instanceof ToolMissingError) throw new ToolMissingError("cqlsh", `${node.container.image} (${describeNode(node)})`);
+    throw new Error(`cqlsh on ${describeNode(node)} failed: ${messageOf(error)}`);
+  }
+  const errors = result.stderr
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line && !/^Warnings? ?:|Aggregation query used without partition key/.test(line));
+  if (result.exitCode !== 0 && errors.length === 0) errors.push(`cqlsh exited with ${result.exitCode}: ${result.stdout.trim().slice(0, 300) || "no message"}`);
+  if (/Unable to connect to any servers|Connection refused|AuthenticationFailed|Bad credentials/i.test(errors.join("\n"))) {
+    const hint = /Authentication|credentials/i.test(errors.join("\n")) ? " (CQL authentication is not supported by composure yet)" : "";
+    throw new Error(`cqlsh on ${describeNode(node)} cannot connect: ${errors[0]}${hint}`);
+  }
+  if (options.strict && errors.length) throw new Error(`cqlsh on ${describeNode(node)} failed: ${errors.slice(0, 3).join(" | ")}`);
+  return { stdout: result.stdout, errors };
+}
+
+/** Rows of one `SELECT JSON ...` (strict: any error throws). */
+export async function selectJson(node: CassandraNode, statement: string): Promise<Record<string, unknown>[]> {
+  return jsonRows((await cqlsh(node, `${statement};\n`, { strict: true })).stdout);
+}
+
+export interface NodeIdentity {
+  hostId: string;
+  tokenCount: number;
+  /** sha256 of the node's sorted tokens: equal when the node owns the same ranges. */
+  tokensSha256: string;
+  dataCenter: string;
+  rack: string;
+  releaseVersion: string;
+  clusterName: string;
+}

@@ -1,0 +1,361 @@
+// Backing up a Cassandra cluster: one snapshot tag on every node, the schema of the chosen
+// keyspaces, then per node one archive of exactly its `snapshots/<tag>` directories, read from
+// its volumes by a read-only helper (no copy inside the container, no downtime). Used by backups
+// and by the rescue copy a restore keeps of the tables it replaces.
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { artifactFields, writeCompressed } from "../../archive/files.ts";
+import { captureDirectory } from "../../archive/tar-transfer.ts";
+import type { Artifact } from "../../catalog/manifest.ts";
+import { messageOf } from "../../errors.ts";
+import { formatBytes, formatSeconds, log } from "../../log.ts";
+import { withHelper } from "../volume/index.ts";
+import { chooseKeyspaces, jsonRows, parseSnapshotDir, quoteIdentifier, tableKey, tablesInSchema } from "./cql.ts";
+import { cqlsh, describeNode, nodetool, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
+
+/** Tables below this many estimated partitions (on every node) also get an exact count(*). */
+export const exactCountLimit = 100_000;
+
+export interface SnapshotRequest {
+  /** Include patterns (default: every keyspace but Cassandra's own). */
+  keyspaces?: string[];
+  excludeKeyspaces?: string[];
+}
+
+export interface Snapshot {
+  cluster: Cluster;
+  /** The nodes as they ran when the snapshot was taken. */
+  nodes: CassandraNode[];
+  tag: string;
+  keyspaces: string[];
+  /** `DESCRIBE KEYSPACE ... WITH INTERNALS` of each keyspace, taken right after the snapshot. */
+  schema: string;
+  identities: Map<string, NodeIdentity>;
+  seconds: number;
+  /** `nodetool clearsnapshot -t <tag>` on every node (and any stale composure tag found); throws naming the nodes it failed on. */
+  clear(): Promise<void>;
+}
+
+/** Where a restore stages SSTables, at the root of a node's data volume (skipped by captures). */
+export const stagingDirName = "composure-restore";
+
+/** Snapshot tags of composure: `composure-<run id>`. */
+export const tagPrefix = "composure-";
+
+/**
+ * Every node running, the keyspace filter resolved, then `nodetool flush` and `nodetool snapshot
+ * -t <tag> <keyspaces>` on all nodes at once. The flush runs first on every node, so that a node
+ * without nodetool or whose JMX does not answer stops the backup before any snapshot exists; a
+ * snapshot failing on one node clears the tag on every node before the error is thrown.
+ */
+export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, tag: string): Promise<Snapshot> {
+  const started = performance.now();
+  if (cluster.nodes.length === 0) throw new Error(`cluster ${cluster.name} has no containers`);
+  const nodes = await onEveryNode(cluster.nodes, requireRunning);
+  const first = nodes[0];
+  // `nodetool flush` with no keyspace flushes every table in one JVM start (the snapshot flushes
+  // the tables it links again, cheaply); it is also the check that every node answers, and runs
+  // while the keyspaces are listed.
+  const [listed, flushed] = await Promise.allSettled([
+    selectJson(first, "SELECT JSON keyspace_name FROM system_schema.keyspaces"),
+    onEveryNode(nodes, (node) => nodetool(node, ["flush"])),
+  ]);
+  if (flushed.status === "rejected") throw flushed.reason;
+  if (listed.status === "rejected") throw listed.reason;
+  const existing = listed.value.map((row) => String(row.keyspace_name));
+  const choice = chooseKeyspaces(existing, request.keyspaces, request.excludeKeyspaces);
+  if (choice.problems.length) throw new KeyspaceFilterError(choice.problems.join("; "));
+  const clearOn = async (targets: CassandraNode[]) => {
+    const results = await Promise.allSettled(targets.map((node) => nodetool(node, ["clearsnapshot", "-t", tag], 300_000)));
+    const failed = results.flatMap((result, index) => (result.status === "rejected" ? [`${messageOf(result.reason)} (clear it by hand: docker exec ${targets[index].container.name} nodetool clearsnapshot -t ${tag})`] : []));
+    if (failed.length) throw new Error(`snapshot ${tag} could not be cleared: ${failed.join("; ")}`);
+  };
+  try {
+    await onEveryNode(nodes, (node) => nodetool(node, ["snapshot", "-t", tag, ...choice.keyspaces]));
+    const identities = new Map<string, NodeIdentity>();
+    const [, schema] = await Promise.all([onEveryNode(nodes, async (node) => identities.set(node.key, await identityOf(node))), describeKeyspaces(first, choice.keyspaces)]);
+    const seconds = (performance.now() - started) / 1000;
+    log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
+    return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema, identities, seconds, clear: () => clearOn(nodes) };
+  } catch (error) {
+    // Some nodes may have the tag: clear it everywhere (nodes that failed too: it is idempotent).
+    await clearOn(nodes).catch((clearError: unknown) => log.error(messageOf(clearError)));
+    throw error;
+  }
+}
+
+export class KeyspaceFilterError extends Error {
+  name = "KeyspaceFilterError";
+}
+
+async function identityOf(node: CassandraNode): Promise<NodeIdentity> {
+  const [row] = await selectJson(node, "SELECT JSON host_id, tokens, release_version, data_center, rack, cluster_name FROM system.local");
+  if (!row) throw new Error(`${describeNode(node)}: system.local is empty`);
+  const tokens = (Array.isArray(row.tokens) ? (row.tokens as string[]) : []).map(String).sort();
+  return {
+    hostId: String(row.host_id),
+    tokenCount: tokens.length,
+    tokensSha256: createHash("sha256").update(tokens.join(",")).digest("hex"),
+    dataCenter: String(row.data_center ?? ""),
+    rack: String(row.rack ?? ""),
+    releaseVersion: String(row.release_version ?? ""),
+    clusterName: String(row.cluster_name ?? ""),
+  };
+}
+
+/** Keyspace DDL (replication included) and every table, type, index and view, with dropped columns. */
+async function describeKeyspaces(node: CassandraNode, keyspaces: string[]): Promise<string> {
+  const statements = keyspaces.map((keyspace) => `DESCRIBE KEYSPACE ${quoteIdentifier(keyspace)} WITH INTERNALS;`).join("\n");
+  const result = await cqlsh(node, `${statements}\n`, { strict: true });
+  if (!/CREATE KEYSPACE/i.test(result.stdout)) throw new Error(`DESCRIBE KEYSPACE on ${describeNode(node)} returned no keyspace DDL`);
+  return `${result.stdout.trim()}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capture
+
+export interface TableOnNode {
+  /** Snapshot directories of the table on this node, as paths in the container. */
+  dirs: string[];
+  files: number;
+  bytes: number;
+  estimatedPartitions?: number;
+}
+
+export interface NodeFacts {
+  kind: "node";
+  engine: "cassandra";
+  node: string;
+  service: string;
+  containerNumber: number;
+  container: string;
+  tag: string;
+  identity: NodeIdentity;
+  /** Data directories (in the container) the snapshot was found in. */
+  dataDirs: string[];
+  /** tableKey -> what the archive holds of it. */
+  tables: Record<string, TableOnNode>;
+  /** Bytes of the snapshot files (before compression). */
+  rawBytes: number;
+  selectors: string[];
+}
+
+/** Runs `sh -c script` in the helper; a non-zero exit is an error. */
+async function helperScript(helper: { run(argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> }, script: string, args: string[] = []): Promise<string> {
+  const result = await helper.run(["sh", "-c", script, "sh", ...args]);
+  if (result.exitCode !== 0) throw new Error(`${result.stderr.trim() || `exit code ${result.exitCode}`}`);
+  return result.stdout;
+}
+
+export interface CaptureTarget {
+  helperImage: string;
+  project: string;
+  level: number;
+  /** Directory of the artifacts, and the run directory they are relative to. */
+  dir: string;
+  runDir: string;
+}
+
+/**
+ * Archives the node's `snapshots/<tag>` directories from its volumes into `<node>.tar.zst`. Paths
+ * in the archive are the container's own (var/lib/cassandra/data/<ks>/<table>-<id>/snapshots/<tag>/...),
+ * so the archive says where each file came from even with several data directories.
+ */
+export async function captureNode(snapshot: Snapshot, node: CassandraNode, target: CaptureTarget): Promise<{ artifact: Artifact; staleTags: string[] }> {
+  const mounts = node.container.mounts.filter((mount) => mount.type === "volume" || mount.type === "bind");
+  if (mounts.length === 0) throw new Error(`${describeNode(node)} has no volume: its data directory is inside the container, where a helper cannot read it (put /var/lib/cassandra on a volume)`);
+  const binds = mounts.map((mount) => `${mount.source}:/n${mount.destination}:ro`);
+  return withHelper(target.helperImage, target.project, binds, async (helper, pipe) => {
+    // Every snapshot directory on the node's volumes (the walk does not enter snapshot directories).
+    // (Not inside the staging directories of a restore, which hold copies of snapshot directories.)
+    const found = (await helperScript(helper, `find /n -type d \\( -name ${stagingDirName} -o -path '*/snapshots/*' \\) -prune -path '*/snapshots/*' -print`)).split("\n").filter(Boolean);
+    const ours = found.filter((dir) => path.posix.basename(dir) === snapshot.tag);
+    const staleTags = [...new Set(found.map((dir) => path.posix.basename(dir)).filter((name) => name.startsWith(tagPrefix) && name !== snapshot.tag))];
+    const tables: Record<string, TableOnNode> = {};
+    const dataDirs = new Set<string>();
+    for (const dir of ours) {
+      const parsed = parseSnapshotDir(dir.slice("/n".length), snapshot.tag);
+      if (!parsed || !snapshot.keyspaces.includes(parsed.keyspace)) continue;
+      dataDirs.add(parsed.dataDir);
+      const key = tableKey(parsed.keyspace, parsed.table);
+      tables[key] ??= { dirs: [], files: 0, bytes: 0 };
+      tables[key].dirs.push(dir.slice("/n".length));
+    }
+    const dirs = Object.values(tables).flatMap((table) => table.dirs);
+    if (dirs.length === 0) {
+      const where = mounts.map((mount) => mount.destination).join(", ");
+      throw new Error(`${describeNode(node)}: no snapshot ${snapshot.tag} in its volumes (${where}): is the data directory (data_file_directories) on a volume?`);
+    }
+    // Sizes per table (file counts and bytes before compression) for the facts.
+    const sizes = await helperScript(helper, 'find "$@" -type f -exec stat -c "%s|%n" {} +', dirs.map((dir) => `/n${dir}`));
+    let rawBytes = 0;
+    for (const line of sizes.split("\n").filter(Boolean)) {
+      const bar = line.indexOf("|");
+      const bytes = Number(line.slice(0, bar));
+      const file = line.slice(bar + 1).slice("/n".length);
+      const key = Object.keys(tables).find((candidate) => tables[candidate].dirs.some((dir) => file.startsWith(`${dir}/`)));
+      if (!key) continue;
+      tables[key].files += 1;
+      tables[key].bytes += bytes;
+      rawBytes += bytes;
+    }
+    const file = path.join(target.dir, `${node.key}.tar.zst`);
+    const started = performance.now();
+    const stored = await captureDirectory(helper, pipe, "/n", file, target.level, `${node.key}: snapshot ${snapshot.tag}`, { entries: dirs.map((dir) => dir.slice(1)) });
+    const seconds = (performance.now() - started) / 1000;
+    log.info(`${node.key}: ${Object.keys(tables).length} tables, ${formatBytes(rawBytes)} of SSTables -> ${formatBytes(stored.bytes)} in ${formatSeconds(seconds)} (${formatBytes(rawBytes / Math.max(seconds, 0.001))}/s)`);
+    const facts: NodeFacts = {
+      kind: "node",
+      engine: "cassandra",
+      node: node.key,
+      service: node.service,
+      containerNumber: node.number,
+      container: node.container.name,
+      tag: snapshot.tag,
+      identity: snapshot.identities.get(node.key)!,
+      dataDirs: [...dataDirs].sort(),
+      tables,
+      rawBytes,
+      selectors: selectorsOf(Object.keys(tables)),
+    };
+    return { artifact: { ...artifactFields(target.runDir, stored), facts: facts as unknown as Record<string, unknown> }, staleTags };
+  });
+}
+
+/** Names VOLUME= may use to pick an artifact: each keyspace and each keyspace.table. */
+export function selectorsOf(tables: string[]): string[] {
+  const keyspaces = tables.map((key) => key.slice(0, key.indexOf(".")));
+  return [...new Set([...keyspaces, ...tables])].sort();
+}
+
+/** `nodetool tablestats -F json <keyspaces>` of one node: tableKey -> estimated partitions. */
+export async function estimatePartitions(node: CassandraNode, keyspaces: string[]): Promise<Map<string, number>> {
+  const output = await nodetool(node, ["tablestats", "-F", "json", ...keyspaces]);
+  const document = JSON.parse(output.slice(output.indexOf("{"))) as Record<string, { tables?: Record<string, { number_of_partitions_estimate?: number }> }>;
+  const estimates = new Map<string, number>();
+  for (const [keyspace, stats] of Object.entries(document)) {
+    if (!stats || typeof stats !== "object" || !stats.tables) continue;
+    for (const [table, tableStats] of Object.entries(stats.tables)) {
+      const estimate = Number(tableStats.number_of_partitions_estimate);
+      if (Number.isFinite(estimate)) estimates.set(tableKey(keyspace, table), estimate);
+    }
+  }
+  return estimates;
+}
+
+/**
+ * Exact row counts (`SELECT count(*)`, consistency `consistency`) of the given tables, in one
+ * cqlsh session; a table whose count fails (a timeout on a big or busy table) is left out and
+ * reported.
+ */
+export async function countRows(node: CassandraNode, tables: string[], consistency = "ONE"): Promise<{ counts: Record<string, number>; failed: string[] }> {
+  if (tables.length === 0) return { counts: {}, failed: [] };
+  const statements = tables.map((key, index) => {
+    const [keyspace, ...rest] = key.split(".");
+    return `SELECT JSON count(*) AS c${index} FROM ${quoteIdentifier(keyspace)}.${quoteIdentifier(rest.join("."))};`;
+  });
+  const result = await cqlsh(node, `CONSISTENCY ${consistency};\n${statements.join("\n")}\n`, { timeoutSeconds: 600 });
+  const counts: Record<string, number> = {};
+  for (const row of jsonRows(result.stdout)) {
+    for (const [alias, value] of Object.entries(row)) {
+      const index = Number(alias.slice(1));
+      if (alias.startsWith("c") && tables[index] !== undefined) counts[tables[index]] = Number(value);
+    }
+  }
+  return { counts, failed: tables.filter((key) => counts[key] === undefined) };
+}
+
+export interface ClusterFacts {
+  kind: "schema";
+  engine: "cassandra";
+  cluster: string;
+  services: string[];
+  nodes: string[];
+  tag: string;
+  releaseVersion: string;
+  keyspaces: string[];
+  tableNames: string[];
+  views: string[];
+  /** TableFacts shape (see postgres/in-container.ts): number of tables, exact counts of the small ones. */
+  tables: number;
+  counts: Record<string, number>;
+  rows: number;
+  complete: boolean;
+  /** tableKey -> the largest estimate of partitions on any node (nodetool tablestats). */
+  estimatedPartitions: Record<string, number>;
+  selectors: string[];
+}
+
+/**
+ * Captures a snapshot: every node's archive (one after the other: zstd uses every core), then
+ * `schema.cql`. Row facts are gathered meanwhile: partition estimates of every node, and exact
+ * counts of the tables that are small on every node (taken just after the snapshot: under
+ * concurrent writes they may differ slightly from what the snapshot holds).
+ */
+export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget): Promise<{ artifacts: Artifact[]; staleTags: string[]; rawBytes: number }> {
+  const { tables: schemaTables, views } = tablesInSchema(snapshot.schema);
+  const tableNames = schemaTables.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf("."))));
+  const factsWork = gatherRowFacts(snapshot, tableNames).catch((error: unknown) => {
+    log.warn(`cassandra cluster ${snapshot.cluster.name}: row facts incomplete: ${messageOf(error)}`);
+    return { estimates: new Map<string, Map<string, number>>(), counts: {} as Record<string, number> };
+  });
+  const nodeResults: { artifact: Artifact; staleTags: string[] }[] = [];
+  for (const node of snapshot.nodes) nodeResults.push(await captureNode(snapshot, node, target));
+  const estimatesByNode = await factsWork;
+  for (const result of nodeResults) {
+    const facts = result.artifact.facts as unknown as NodeFacts;
+    const estimates = estimatesByNode.estimates.get(facts.node);
+    for (const [key, table] of Object.entries(facts.tables)) {
+      const estimate = estimates?.get(key);
+      if (estimate !== undefined) table.estimatedPartitions = estimate;
+    }
+  }
+  const estimatedPartitions: Record<string, number> = {};
+  for (const estimates of estimatesByNode.estimates.values()) {
+    for (const [key, value] of estimates) if (tableNames.includes(key)) estimatedPartitions[key] = Math.max(estimatedPartitions[key] ?? 0, value);
+  }
+  const counts = estimatesByNode.counts;
+  const schemaFile = path.join(target.dir, "schema.cql.zst");
+  const stored = await writeCompressed(Readable.from([Buffer.from(snapshot.schema)]), schemaFile, target.level);
+  const facts: ClusterFacts = {
+    kind: "schema",
+    engine: "cassandra",
+    cluster: snapshot.cluster.name,
+    services: snapshot.cluster.services,
+    nodes: snapshot.nodes.map((node) => node.key),
+    tag: snapshot.tag,
+    releaseVersion: [...snapshot.identities.values()][0]?.releaseVersion ?? "",
+    keyspaces: snapshot.keyspaces,
+    tableNames,
+    views: views.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf(".")))),
+    tables: tableNames.length,
+    counts,
+    rows: Object.values(counts).reduce((sum, count) => sum + count, 0),
+    complete: tableNames.every((key) => counts[key] !== undefined),
+    estimatedPartitions,
+    selectors: selectorsOf(tableNames),
+  };
+  const schemaArtifact: Artifact = { ...artifactFields(target.runDir, stored), facts: facts as unknown as Record<string, unknown> };
+  const rawBytes = nodeResults.reduce((sum, result) => sum + Number((result.artifact.facts as unknown as NodeFacts).rawBytes), 0);
+  return { artifacts: [schemaArtifact, ...nodeResults.map((result) => result.artifact)], staleTags: [...new Set(nodeResults.flatMap((result) => result.staleTags))], rawBytes };
+}
+
+async function gatherRowFacts(snapshot: Snapshot, tableNames: string[]): Promise<{ estimates: Map<string, Map<string, number>>; counts: Record<string, number> }> {
+  const perNode = await onEveryNode(snapshot.nodes, (node) => estimatePartitions(node, snapshot.keyspaces));
+  const estimates = new Map(snapshot.nodes.map((node, index) => [node.key, perNode[index]]));
+  const small = tableNames.filter((key) => perNode.every((node) => (node.get(key) ?? 0) < exactCountLimit));
+  const { counts, failed } = await countRows(snapshot.nodes[0], small);
+  if (failed.length) log.warn(`cassandra cluster ${snapshot.cluster.name}: no exact row count for ${failed.join(", ")} (count(*) failed; estimates recorded)`);
+  return { estimates, counts };
+}
+
+/** Clears snapshots of composure that an interrupted run left behind (best effort, logged). */
+export async function clearStaleTags(nodes: CassandraNode[], tags: string[]): Promise<void> {
+  for (const tag of tags) {
+    const results = await Promise.allSettled(nodes.map((node) => nodetool(node, ["clearsnapshot", "-t", tag], 300_000)));
+    const failed = results.filter((result) => result.status === "rejected").length;
+    if (failed) log.warn(`could not clear snapshot ${tag} (left by an interrupted run) on ${failed} node(s)`);
+    else log.info(`cleared snapshot ${tag}, left by an interrupted composure run`);
+  }
+}

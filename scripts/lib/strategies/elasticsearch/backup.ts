@@ -1,0 +1,177 @@
+// Backup: a snapshot of the cluster into an fs repository on a volume shared by every node,
+// then the repository directory archived through a read-only helper. No node stops.
+import path from "node:path";
+import { captureDirectory } from "../../archive/tar-transfer.ts";
+import { artifactFields } from "../../archive/files.ts";
+import type { Artifact } from "../../catalog/manifest.ts";
+import { formatSeconds, log } from "../../log.ts";
+import { formatCount } from "../postgres/in-container.ts";
+import { withHelper } from "../volume/index.ts";
+import { clusterServices, repositoryDirName, type ClusterView, type RepositoryPlace } from "./cluster.ts";
+import type { EsClient } from "./http.ts";
+import type { ElasticsearchOptions } from "./options.ts";
+import { applyRetention, deleteSnapshot, indexStats, listSnapshots, redIndices, refresh, registerRepository, takeSnapshot, unregisterRepository, type IndexStats } from "./snapshot.ts";
+
+/** The live repository composure registers while it works (and removes afterwards). */
+export const repositoryName = "composure";
+
+/** composure-<run id>, lower case (snapshot names must be). */
+export function snapshotNameFor(runId: string): string {
+  return `composure-${runId.toLowerCase().replace(/[^a-z0-9-]+/g, "-")}`;
+}
+
+/** The multi-target expression of the options ("a,b*,-c"), undefined for every index. */
+export function indicesExpression(options: Pick<ElasticsearchOptions, "indices" | "exclude_indices">): string | undefined {
+  const include = options.indices ?? [];
+  const exclude = (options.exclude_indices ?? []).map((name) => (name.startsWith("-") ? name : `-${name}`));
+  if (include.length === 0 && exclude.length === 0) return undefined;
+  return [...(include.length ? include : ["*"]), ...exclude].join(",");
+}
+
+export interface SnapshotFacts {
+  kind: "snapshot-repository";
+  engine: string;
+  version: string;
+  cluster: string;
+  clusterUuid: string;
+  nodes: string[];
+  services: string[];
+  repository: string;
+  repositoryPath: string;
+  repositoryVolume: string;
+  snapshot: string;
+  snapshotUuid?: string;
+  includeGlobalState: boolean;
+  indices: string[];
+  /** Documents per index (primaries), counted right before the snapshot after a refresh. */
+  documents: Record<string, number>;
+  /** Total of `documents`. */
+  totalDocuments: number;
+  /** True when no index saw a write during the snapshot: the counts are exactly its content. */
+  exactCounts: boolean;
+  /** Indices written to while the snapshot ran (their counts may differ slightly). */
+  changedDuringSnapshot: string[];
+  shards?: { total: number; failed: number; successful: number };
+  /** Every snapshot the archived repository holds (older ones are kept by keep_snapshots). */
+  snapshotsInArchive: string[];
+  snapshotSeconds: number;
+}
+
+export interface SnapshotJob {
+  view: ClusterView;
+  place: RepositoryPlace;
+  options: ElasticsearchOptions;
+  project: string;
+  helperImage: string;
+  compressionLevel: number;
+  snapshot: string;
+  /** Multi-target expression; undefined: every index. */
+  indices?: string;
+  /** Archive written here (`repository.tar.zst`), relative paths to `runDir`. */
+  dir: string;
+  runDir: string;
+  label: string;
+  /** Backup snapshots to keep in the live repository afterwards; undefined: delete this one (rescue). */
+  keep?: number;
+}
+
+/**
+ * Registers the repository, snapshots, archives the repository directory and applies the
+ * retention; the registration is removed in every case, and a snapshot of a failed backup too.
+ */
+export async function snapshotToArchive(job: SnapshotJob): Promise<Artifact> {
+  const { view, place, options } = job;
+  const client = view.client;
+  // A red index cannot be snapshotted completely: the snapshot will fail and say so. Refreshing
+  // it would only wait for its missing shards, so counts are then taken without a refresh.
+  const red = await redIndices(client, job.indices);
+  if (red.length) log.warn(`${job.label}: red ind${red.length === 1 ? "ex" : "ices"} ${red.join(", ")}: a primary shard is unassigned, the snapshot cannot be complete`);
+  else await refresh(client, job.indices);
+  const before = await indexStats(client, job.indices);
+  await registerRepository(client, repositoryName, place.location);
+  try {
+    const started = performance.now();
+    const info = await takeSnapshot(client, { repository: repositoryName, snapshot: job.snapshot, indices: job.indices, includeGlobalState: options.include_global_state, timeoutMs: options.timeout_seconds * 1000 }).catch((error: Error) => {
+      if (!red.length) throw error;
+      throw new Error(`${error.message} (red: ${red.join(", ")}; a primary shard is unassigned: bring its node back, or leave the index out with composure.elasticsearch.exclude_indices)`);
+    });
+    const snapshotSeconds = (performance.now() - started) / 1000;
+    let artifact: Artifact;
+    try {
+      const indices = [...info.indices].sort();
+      const after = indices.length ? await indexStats(client, indices.join(",")) : {};
+      const facts = describeSnapshot(job, info.indices, before, after, snapshotSeconds, info.uuid, info.shards);
+      facts.snapshotsInArchive = (await listSnapshots(client, repositoryName)).map((entry) => entry.snapshot);
+      log.info(`${job.label}: snapshot ${job.snapshot} of ${indices.length} ind${indices.length === 1 ? "ex" : "ices"}, ${formatCount(facts.totalDocuments)} documents taken in ${formatSeconds(snapshotSeconds)}${facts.exactCounts ? "" : ` (written to while it ran: ${facts.changedDuringSnapshot.join(", ")})`}`);
+      const file = path.join(job.dir, "repository.tar.zst");
+      const stored = await withHelper(job.helperImage, job.project, [`${place.mount.source}:/repo:ro`], (helper, pipe) =>
+        captureDirectory(helper, pipe, path.posix.join("/repo", place.subpath, repositoryDirName), file, job.compressionLevel, `${job.label}: snapshot repository`),
+      );
+      artifact = { ...artifactFields(job.runDir, stored), facts: { ...facts } };
+    } catch (error) {
+      await deleteSnapshot(client, repositoryName, job.snapshot).catch((cleanup: unknown) => log.warn(`${job.label}: could not delete snapshot ${job.snapshot} after the failure: ${(cleanup as Error).message}`));
+      throw error;
+    }
+    await pruneRepository(client, job);
+    return artifact;
+  } finally {
+    await unregisterRepository(client, repositoryName).catch((error: unknown) => log.warn(`${job.label}: could not remove the registration of repository ${repositoryName}: ${(error as Error).message}`));
+  }
+}
+
+/** After the archive: keep_snapshots backup snapshots stay in the live repository; a rescue snapshot goes. */
+async function pruneRepository(client: EsClient, job: SnapshotJob): Promise<void> {
+  try {
+    if (job.keep === undefined) {
+      await deleteSnapshot(client, repositoryName, job.snapshot);
+      return;
+    }
+    const deleted = await applyRetention(client, repositoryName, job.keep);
+    if (deleted.length) log.info(`${job.label}: deleted ${deleted.length} older snapshot(s) from the live repository (keep_snapshots=${job.keep}): ${deleted.join(", ")}`);
+  } catch (error) {
+    log.warn(`${job.label}: the backup is complete, but pruning old snapshots of the live repository failed: ${(error as Error).message}`);
+  }
+}
+
+export function describeSnapshot(
+  job: Pick<SnapshotJob, "view" | "place" | "options" | "snapshot">,
+  snapshotIndices: string[],
+  before: Record<string, IndexStats>,
+  after: Record<string, IndexStats>,
+  snapshotSeconds: number,
+  snapshotUuid?: string,
+  shards?: SnapshotFacts["shards"],
+): SnapshotFacts {
+  const indices = [...snapshotIndices].sort();
+  const documents: Record<string, number> = {};
+  const changed: string[] = [];
+  for (const index of indices) {
+    const first = before[index];
+    const last = after[index];
+    documents[index] = first?.docs ?? last?.docs ?? 0;
+    if (!first || !last || first.operations !== last.operations) changed.push(index);
+  }
+  return {
+    kind: "snapshot-repository",
+    engine: job.view.engine,
+    version: job.view.version,
+    cluster: job.view.name,
+    clusterUuid: job.view.uuid,
+    nodes: job.view.nodes.map((node) => node.name),
+    services: clusterServices(job.view),
+    repository: repositoryName,
+    repositoryPath: job.place.root,
+    repositoryVolume: job.place.displayName,
+    snapshot: job.snapshot,
+    snapshotUuid,
+    includeGlobalState: job.options.include_global_state,
+    indices,
+    documents,
+    totalDocuments: Object.values(documents).reduce((sum, count) => sum + count, 0),
+    exactCounts: changed.length === 0,
+    changedDuringSnapshot: changed,
+    shards,
+    snapshotsInArchive: [],
+    snapshotSeconds: Math.round(snapshotSeconds * 1000) / 1000,
+  };
+}

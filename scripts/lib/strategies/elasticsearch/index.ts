@@ -1,0 +1,133 @@
+// The `elasticsearch` strategy (Elasticsearch and OpenSearch): hot, consistent backups through
+// the snapshot API, no node stops.
+//
+// Backup: check that every master and data node lists the repository directory in path.repo
+// (GET _nodes/settings) and mounts the same shared volume there (container inspection); register
+// the fs repository `composure` at <repository_path>/composure and verify it; snapshot
+// `composure-<run id>` and require SUCCESS with no failed shard; archive the repository directory
+// through a read-only helper; delete older composure snapshots beyond keep_snapshots; remove the
+// registration. A failed or partial snapshot is deleted, a failed registration removed.
+// A cluster made of several services (composure.elasticsearch.cluster=<name>, or found through
+// the nodes themselves) is snapshotted once per run, by the first of its services.
+//
+// Restore: unpack the archived repository into a fresh directory under path.repo on the shared
+// volume, register it read-only, restore the run's snapshot with a conflict policy (CONFLICT=
+// skip | overwrite | rename | error), wait for yellow, compare document counts, then remove the
+// registration and the directory. See README.md.
+import path from "node:path";
+import { StepError } from "../../errors.ts";
+import { log } from "../../log.ts";
+import type { Artifact } from "../../catalog/manifest.ts";
+import type { BackupContext, ProbeResult, Strategy } from "../types.ts";
+import { indicesExpression, snapshotNameFor, snapshotToArchive, type SnapshotFacts } from "./backup.ts";
+import { checkCluster, clusterServices, findRepositoryPlace, openCluster, type ClusterView, type RepositoryPlace } from "./cluster.ts";
+import { indexStats } from "./snapshot.ts";
+import { detectElasticsearch, elasticsearchOptions, type ElasticsearchOptions } from "./options.ts";
+import { restoreCluster } from "./restore.ts";
+
+export { elasticsearchOptions, isElasticsearchImage } from "./options.ts";
+
+interface Prepared {
+  view: ClusterView;
+  place: RepositoryPlace;
+  /** Set when another service of the run already snapshots this cluster. */
+  capturedBy?: string;
+}
+
+const prepared = new WeakMap<object, Prepared>();
+/** "<run dir>|<cluster uuid>" -> the service that snapshots that cluster in that run. */
+const clustersOfRuns = new Map<string, string>();
+
+function parseOptions(raw: unknown): ElasticsearchOptions {
+  const parsed = elasticsearchOptions.safeParse(raw ?? {});
+  return parsed.success ? parsed.data : elasticsearchOptions.parse({});
+}
+
+async function open(ctx: BackupContext<ElasticsearchOptions>): Promise<Prepared> {
+  const view = await openCluster(ctx.project, ctx.service, ctx.options);
+  const place = findRepositoryPlace(view, ctx.project, ctx.options);
+  const key = `${ctx.runDir}|${view.uuid}`;
+  const capturedBy = clustersOfRuns.get(key);
+  if (capturedBy && capturedBy !== ctx.service.name) return { view, place, capturedBy };
+  checkCluster(view, place, ctx.project.name);
+  clustersOfRuns.set(key, ctx.service.name);
+  return { view, place };
+}
+
+export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
+  kind: "elasticsearch",
+  options: elasticsearchOptions,
+
+  detect(service) {
+    return detectElasticsearch(service);
+  },
+
+  async prepare(ctx) {
+    // Hot: nothing stops. Every check that can fail runs here, before any snapshot exists.
+    try {
+      prepared.set(ctx, await open(ctx));
+    } catch (error) {
+      throw new StepError("prepare", ctx.service.name, error);
+    }
+    return async () => undefined;
+  },
+
+  async capture(ctx) {
+    try {
+      const state = prepared.get(ctx) ?? (await open(ctx));
+      if (state.capturedBy) {
+        log.info(`${ctx.service.name}: node(s) of cluster ${state.view.name}, whose snapshot service ${state.capturedBy} takes in this run`);
+        return [];
+      }
+      const artifact = await snapshotToArchive({
+        view: state.view,
+        place: state.place,
+        options: ctx.options,
+        project: ctx.project.name,
+        helperImage: ctx.helperImage,
+        compressionLevel: ctx.config.compression.level,
+        snapshot: snapshotNameFor(path.basename(ctx.runDir)),
+        indices: indicesExpression(ctx.options),
+        dir: ctx.serviceDir,
+        runDir: ctx.runDir,
+        label: ctx.service.name,
+        keep: ctx.options.keep_snapshots,
+      });
+      return [artifact];
+    } catch (error) {
+      // Another node's service of the same cluster may try again in this run.
+      const state = prepared.get(ctx);
+      if (state && !state.capturedBy) clustersOfRuns.delete(`${ctx.runDir}|${state.view.uuid}`);
+      throw error instanceof StepError ? error : new StepError("capture", ctx.service.name, error);
+    }
+  },
+
+  async restore(ctx, artifacts) {
+    return restoreCluster(ctx, parseOptions(ctx.options), artifacts);
+  },
+
+  async probe(ctx, recorded) {
+    return probeCluster(ctx, recorded);
+  },
+};
+
+/** Live facts (nodes, indices and their documents); with a run's artifacts, compared with them. */
+async function probeCluster(ctx: BackupContext<ElasticsearchOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
+  const options = parseOptions(ctx.options);
+  const view = await openCluster(ctx.project, ctx.service, options);
+  const stats = await indexStats(view.client, indicesExpression(options));
+  const documents = Object.fromEntries(Object.entries(stats).map(([name, entry]) => [name, entry.docs]));
+  const differences: string[] = [];
+  for (const artifact of recorded ?? []) {
+    const facts = artifact.facts as Partial<SnapshotFacts> | undefined;
+    if (facts?.kind !== "snapshot-repository") continue;
+    for (const [index, count] of Object.entries(facts.documents ?? {})) {
+      if (documents[index] === undefined) differences.push(`index ${index} is missing (recorded ${count} documents)`);
+      else if (documents[index] !== count) differences.push(`index ${index} has ${documents[index]} documents, recorded ${count}`);
+    }
+  }
+  return {
+    ok: differences.length === 0,
+    facts: { engine: view.engine, version: view.version, cluster: view.name, nodes: view.nodes.map((node) => node.name), services: clusterServices(view), documents, ...(recorded ? { differences } : {}) },
+  };
+}

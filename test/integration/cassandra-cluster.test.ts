@@ -1,0 +1,305 @@
+// Acceptance of the cassandra strategy on a real 2-node Cassandra 5.0 cluster (the fixture image,
+// replication factor 2), brought up once: a hot backup under a writer snapshots both nodes with
+// one tag, restarts nothing and leaves no snapshot behind; after a dropped and a truncated table a
+// restore brings back every row (checksums equal); a keyspace filter that matches nothing and a
+// node without nodetool fail clearly and leave nothing behind; with a node down the run is
+// partial, the error names the node, and the other node keeps no snapshot.
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { ComposeProject, composure, docker, inVolumes, requireDocker, sh, tempDir } from "../support/composure.ts";
+import { seconds, waitFor } from "./sql-support.ts";
+
+const image = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
+
+// Node 2 starts once node 1 answers CQL; both join one ring (auto_bootstrap off on the fresh
+// cluster, as in test/images/cassandra/compose.yml). `files` is a plain service backed up by the
+// volume strategy, so that a run with a failed cluster is partial, not failed.
+const node = (name: string, extra: string) => `
+  ${name}:
+    image: ${image}
+    hostname: ${name}
+    stop_grace_period: 30s
+    labels: { composure.cassandra.cluster: ring }
+    environment:
+      CASSANDRA_CLUSTER_NAME: composure
+      CASSANDRA_SEEDS: cassandra1
+      CASSANDRA_NUM_TOKENS: "16"
+      MAX_HEAP_SIZE: 640M
+      HEAP_NEWSIZE: 128M${extra}
+    healthcheck:
+      test: ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9042"]
+      interval: 2s
+      timeout: 3s
+      retries: 150
+      start_period: 300s
+    volumes: ["${name}-data:/var/lib/cassandra"]`;
+
+const project = new ComposeProject(
+  `cmpt-cass${process.pid}`,
+  `
+services:${node("cassandra1", "")}${node("cassandra2", `
+      CASSANDRA_AUTO_BOOTSTRAP: "false"
+    depends_on:
+      cassandra1: { condition: service_healthy }`)}
+  files:
+    image: $BUSYBOX
+    init: true
+    command: ["sh", "-c", "echo hello > /files/hello && sleep 100000"]
+    volumes: ["files:/files"]
+volumes: { cassandra1-data: {}, cassandra2-data: {}, files: {} }
+`,
+);
+const destination = tempDir("cassandra-dest");
+const env = { PROJECT: project.name, DESTINATION: destination };
+let node1: string;
+let node2: string;
+
+const cql = (container: string, statements: string) => sh("docker", ["exec", "-i", container, "cqlsh", "--request-timeout=120"], statements);
+
+// 2 keyspaces, 4 tables, 55,500 rows, written as single-partition unlogged batches (fast).
+const schema = `
+CREATE KEYSPACE shop WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2};
+CREATE KEYSPACE ledger WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 2};
+CREATE TABLE shop.orders (region int, id int, customer text, amount decimal, PRIMARY KEY (region, id));
+CREATE TABLE shop.items (order_id int, line int, sku text, qty int, PRIMARY KEY (order_id, line));
+CREATE TABLE ledger.journal (day int, seq int, at timestamp, body text, PRIMARY KEY (day, seq));
+CREATE TABLE ledger.tags (id int PRIMARY KEY, name text, weights list<int>);
+`;
+const generator = `
+import sys
+out = sys.stdout
+def batch(rows):
+    out.write("BEGIN UNLOGGED BATCH\\n" + "".join(r + ";\\n" for r in rows) + "APPLY BATCH;\\n")
+for region in range(20):
+    for start in range(0, 500, 100):
+        batch("INSERT INTO shop.orders (region, id, customer, amount) VALUES (%d, %d, 'c%d', %d.%02d)" % (region, i, i % 97, i, i % 100) for i in range(start, start + 100))
+for order in range(300):
+    batch("INSERT INTO shop.items (order_id, line, sku, qty) VALUES (%d, %d, 'sku-%d-%d', %d)" % (order, line, order, line, line % 7) for line in range(100))
+for day in range(150):
+    batch("INSERT INTO ledger.journal (day, seq, at, body) VALUES (%d, %d, %d, 'entry %d of day %d')" % (day, seq, 1700000000000 + day * 86400000 + seq, seq, day) for seq in range(100))
+for start in range(0, 500, 50):
+    batch("INSERT INTO ledger.tags (id, name, weights) VALUES (%d, 'tag %d', [%d, %d])" % (i, i, i, i * 2) for i in range(start, start + 50))
+`;
+const tables = ["shop.orders", "shop.items", "ledger.journal", "ledger.tags"];
+const loadedRows = 10_000 + 30_000 + 15_000 + 500;
+
+/** Per table: rows and sha256 of every row (cqlsh COPY TO, sorted): equal strings, equal content. */
+async function checksums(): Promise<Record<string, string>> {
+  const copies = tables.map((table) => `COPY ${table} TO '/tmp/check-${table}.csv' WITH NUMPROCESSES = 1;`).join("\n");
+  await sh("docker", ["exec", "-i", node1, "sh", "-c", "rm -f /tmp/check-*.csv; cqlsh --request-timeout=120 > /dev/null 2>&1; true"], `${copies}\n`);
+  const script = tables.map((table) => `f=/tmp/check-${table}.csv; if [ -f $f ]; then echo "${table} $(wc -l < $f) $(sort $f | sha256sum | cut -c1-16)"; else echo "${table} missing"; fi`).join("; ");
+  const output = await docker("exec", node1, "sh", "-c", script);
+  return Object.fromEntries(output.split("\n").map((line) => [line.split(" ")[0], line.split(" ").slice(1).join(" ")]));
+}
+
+/** Snapshot names on a node (nodetool listsnapshots), without Cassandra's own auto snapshots. */
+async function composureSnapshots(container: string): Promise<string[]> {
+  const output = await docker("exec", container, "nodetool", "listsnapshots");
+  const names = output
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/)[0])
+    .filter((name) => name && !/^(Snapshot|Total|There)/.test(name));
+  // truncated-<time>-<table> and dropped-<time>-<table>: Cassandra's auto_snapshot, ignored on purpose.
+  return [...new Set(names.filter((name) => !/^(truncated|dropped)-/.test(name)))];
+}
+
+/** Leftovers in the nodes' volumes: snapshot directories of composure and restore staging. */
+async function leftovers(): Promise<string> {
+  return (
+    await inVolumes(
+      [`${project.volume("cassandra1-data")}:/v1:ro`, `${project.volume("cassandra2-data")}:/v2:ro`],
+      "find /v1 /v2 \\( -path '*/snapshots/composure-*' -o -name composure-restore \\) -prune -print",
+    )
+  ).trim();
+}
+
+const runIds = () => readdirSync(path.join(destination, project.name)).filter((name) => /^\d{8}T\d{6}Z$/.test(name)).sort();
+const manifestOf = (runId: string) => JSON.parse(readFileSync(path.join(destination, project.name, runId, "manifest.json"), "utf8"));
+const helpersLeft = () => docker("ps", "-aq", "--filter", `label=composure.helper=${project.name}`);
+
+/** A cqlsh session inside node 1 fed INSERTs as fast as it takes them, into one partition of shop.items. */
+class Writer {
+  private readonly done: Promise<string>;
+  constructor() {
+    const loop = "rm -f /tmp/stop-writer; i=0; while [ ! -e /tmp/stop-writer ]; do i=$((i+1)); echo \"INSERT INTO shop.items (order_id, line, sku, qty) VALUES (999999, $i, 'live', 1);\"; done | cqlsh --request-timeout=60 > /dev/null 2>&1; true";
+    this.done = docker("exec", node1, "sh", "-c", loop);
+  }
+  written = async () => Number(/"c": (\d+)/.exec(await cql(node1, "SELECT JSON count(*) AS c FROM shop.items WHERE order_id = 999999;\n"))?.[1] ?? 0);
+  async stop(): Promise<void> {
+    await docker("exec", node1, "touch", "/tmp/stop-writer");
+    await this.done;
+  }
+}
+
+describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
+  let quiescentSums: Record<string, string>;
+  const suiteStarted = performance.now();
+
+  before(async () => {
+    await requireDocker();
+    const running = await docker("ps", "--filter", "ancestor=composure-fixture/cassandra:latest", "--format", "{{.Names}}");
+    assert.equal(running, "", `another Cassandra cluster runs on this engine (${running}): one at a time on this machine`);
+    let started = performance.now();
+    await project.up();
+    node1 = await project.containerId("cassandra1");
+    node2 = await project.containerId("cassandra2");
+    await waitFor("cassandra2 to answer CQL", async () => (await docker("inspect", "-f", "{{.State.Health.Status}}", node2)) === "healthy", 300_000);
+    await waitFor("both nodes UN in the ring", async () => ((await docker("exec", node1, "nodetool", "status")).match(/^UN /gm) ?? []).length === 2, 120_000);
+    console.log(`# 2-node cluster up in ${seconds(started)} s`);
+    started = performance.now();
+    await cql(node1, schema);
+    await sh("docker", ["exec", "-i", node1, "sh", "-c", "python3 - > /tmp/load.cql && cqlsh --request-timeout=120 -f /tmp/load.cql"], generator);
+    const sums = await checksums();
+    for (const table of tables) assert.match(sums[table], /^\d+ /, `${table} was loaded`);
+    const rows = tables.reduce((sum, table) => sum + Number(sums[table].split(" ")[0]), 0);
+    assert.equal(rows, loadedRows, JSON.stringify(sums));
+    console.log(`# ${rows} rows in 2 keyspaces, 4 tables loaded in ${seconds(started)} s`);
+  });
+
+  after(async () => {
+    console.log(`# whole suite: ${seconds(suiteStarted)} s`);
+    await project.down().catch(() => undefined);
+  });
+
+  test("a backup under a writer snapshots both nodes with one tag, restarts nothing and leaves no snapshot", async () => {
+    const startedAt = [await project.startedAt("cassandra1"), await project.startedAt("cassandra2")];
+    const writer = new Writer();
+    await waitFor("the writer's first rows", async () => (await writer.written()) > 20);
+    const writtenBefore = await writer.written();
+    const started = performance.now();
+    const backup = await composure("backup", env);
+    const took = seconds(started);
+    const writtenAfter = await writer.written();
+    await writer.stop();
+    assert.equal(backup.code, 0, backup.stderr);
+    assert.ok(writtenAfter > writtenBefore, `the writer kept inserting during the backup (${writtenBefore} -> ${writtenAfter} rows)`);
+    assert.deepEqual([await project.startedAt("cassandra1"), await project.startedAt("cassandra2")], startedAt, "no node was restarted");
+
+    const runId = runIds().at(-1)!;
+    const manifest = manifestOf(runId);
+    const byName = Object.fromEntries(manifest.services.map((service: { name: string }) => [service.name, service]));
+    assert.equal(byName.cassandra1.strategy, "cassandra", "detected from the image");
+    assert.deepEqual(byName.cassandra1.stopped, []);
+    assert.deepEqual(byName.cassandra1.artifacts.map((artifact: { path: string }) => artifact.path), ["cassandra1/schema.cql.zst", "cassandra1/cassandra1-1.tar.zst", "cassandra1/cassandra2-1.tar.zst"]);
+    assert.equal(byName.cassandra2.status, "ok");
+    assert.deepEqual(byName.cassandra2.artifacts, []);
+    assert.deepEqual(byName.cassandra2.facts, { cassandraCluster: "ring", capturedWith: "cassandra1" });
+    assert.equal(byName.files.status, "ok");
+
+    const tag = `composure-${runId}`;
+    const [schemaArtifact, ...nodeArtifacts] = byName.cassandra1.artifacts;
+    assert.deepEqual(schemaArtifact.facts.keyspaces, ["ledger", "shop"], "system keyspaces are left out");
+    assert.deepEqual(schemaArtifact.facts.tableNames, ["ledger.journal", "ledger.tags", "shop.items", "shop.orders"]);
+    assert.equal(schemaArtifact.facts.tag, tag);
+    for (const table of ["shop.orders", "ledger.journal", "ledger.tags"]) assert.equal(typeof schemaArtifact.facts.counts[table], "number", `exact count of ${table}`);
+    assert.equal(schemaArtifact.facts.counts["shop.orders"], 10_000);
+    const schemaText = await sh("zstd", ["-dc", path.join(destination, project.name, runId, schemaArtifact.path)]);
+    assert.match(schemaText, /CREATE KEYSPACE ledger WITH replication = \{'class': 'NetworkTopologyStrategy', 'datacenter1': '2'\}/);
+    assert.match(schemaText, /CREATE TABLE shop\.items \(/);
+    let rawBytes = 0;
+    for (const artifact of nodeArtifacts) {
+      assert.equal(artifact.facts.tag, tag, `${artifact.path} holds the one tag`);
+      assert.equal(Object.keys(artifact.facts.tables).length, 4);
+      rawBytes += artifact.facts.rawBytes;
+      const listing = await sh("sh", ["-c", `zstd -dc '${path.join(destination, project.name, runId, artifact.path)}' | tar tf -`]);
+      const names = listing.split("\n").filter(Boolean);
+      assert.ok(names.length > 20, `${artifact.path} has the SSTables`);
+      assert.ok(names.every((name) => name.startsWith("var/lib/cassandra/data/") && name.includes(`/snapshots/${tag}/`)), `${artifact.path} holds only snapshots/${tag}`);
+      assert.ok(names.some((name) => /\/shop\/items-[0-9a-f]{32}\/snapshots\/.*-Data\.db$/.test(name)), "with the data files");
+    }
+    const stored = byName.cassandra1.artifacts.reduce((sum: number, artifact: { bytes: number }) => sum + artifact.bytes, 0);
+    console.log(`# backup under writes: ${took} s in all (cassandra1 ${byName.cassandra1.durationSeconds} s); ${(rawBytes / 1048576).toFixed(1)} MiB of SSTables stored as ${(stored / 1048576).toFixed(1)} MiB; ${writtenAfter - writtenBefore} rows written meanwhile`);
+    const timing = /snapshot ([\d.]+ s), capture ([\d.]+ s)/.exec(backup.stderr);
+    if (timing) console.log(`# snapshot ${timing[1]}, capture ${timing[2]}`);
+
+    assert.deepEqual(await composureSnapshots(node1), [], "no snapshot left on cassandra1");
+    assert.deepEqual(await composureSnapshots(node2), [], "no snapshot left on cassandra2");
+    assert.equal(await leftovers(), "");
+    assert.equal(await helpersLeft(), "");
+    const verify = await composure("verify", { ...env, RUN: runId });
+    assert.equal(verify.code, 0, verify.stderr);
+  });
+
+  test("after a dropped and a truncated table, a restore brings back every row of the backup", async () => {
+    quiescentSums = await checksums();
+    let started = performance.now();
+    const backup = await composure("backup", env);
+    assert.equal(backup.code, 0, backup.stderr);
+    console.log(`# backup with writes stopped: ${seconds(started)} s`);
+    const runId = runIds().at(-1)!;
+    await cql(node1, "DROP TABLE ledger.tags;\nTRUNCATE shop.items;\nINSERT INTO shop.orders (region, id, customer, amount) VALUES (1, 100000, 'late', 1);\n");
+    const damaged = await checksums();
+    assert.equal(damaged["ledger.tags"], "missing");
+    assert.match(damaged["shop.items"], /^0 /);
+    assert.notEqual(damaged["shop.orders"], quiescentSums["shop.orders"]);
+
+    const dry = await composure("restore", { ...env, RUN: runId, DRY_RUN: "1" });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /cassandra1: would restore cassandra cluster ring from 2 node archive\(s\) .*4 table\(s\) of ledger, shop/);
+    assert.match(dry.stdout, /cassandra2: would be restored with cassandra1/);
+
+    const startedAt = [await project.startedAt("cassandra1"), await project.startedAt("cassandra2")];
+    started = performance.now();
+    // The member service alone: it finds the cluster's backup in cassandra1's record and restores every node.
+    const restore = await composure("restore", { ...env, RUN: runId, SERVICE: "cassandra2", FORCE: "1" });
+    const took = seconds(started);
+    assert.equal(restore.code, 0, restore.stderr);
+    console.log(`# restore of ${loadedRows}+ rows on 2 nodes (with a rescue snapshot first): ${took} s`);
+    const phases = [...restore.stderr.matchAll(/cassandra2: ((?:staged|kept|schema|truncated|imported|counted)[^\n]* in [\d.]+ s)$/gm)].map((match) => match[1]);
+    if (phases.length) console.log(`# restore phases: ${phases.join("; ")}`);
+    assert.match(restore.stderr, /recreated table ledger\.tags from schema\.cql/);
+    assert.match(restore.stderr, /cassandra1-1: imported 4 table\(s\)/);
+    assert.match(restore.stderr, /cassandra2-1: imported 4 table\(s\)/);
+    assert.match(restore.stderr, /as recorded at backup time/);
+    assert.match(restore.stderr, /cassandra2: captured with cassandra1: the whole cluster is restored/);
+    assert.match(restore.stderr, /rescue copy of the replaced data: run \S+-rescue/);
+    assert.deepEqual(await checksums(), quiescentSums, "every row and the checksums equal the state backed up");
+    assert.deepEqual([await project.startedAt("cassandra1"), await project.startedAt("cassandra2")], startedAt, "a restore restarts no node");
+    assert.deepEqual(await composureSnapshots(node1), [], "the rescue snapshot is cleared");
+    assert.deepEqual(await composureSnapshots(node2), []);
+    assert.equal(await leftovers(), "", "the staging directories are removed");
+    assert.equal(await helpersLeft(), "");
+  });
+
+  test("a keyspace filter that matches nothing, or a node without nodetool, fails clearly and leaves nothing behind", async () => {
+    const config = path.join(tempDir("cassandra-config"), "composure.yml");
+    writeFileSync(config, "services:\n  cassandra1:\n    options: { keyspaces: [nosuch*] }\n  files:\n    strategy: cassandra\n");
+    const before = runIds();
+    const backup = await composure("backup", { ...env, CONFIG: config });
+    assert.equal(backup.code, 1, backup.stderr);
+    const runId = runIds().find((id) => !before.includes(id))!;
+    const byName = Object.fromEntries(manifestOf(runId).services.map((service: { name: string }) => [service.name, service]));
+    assert.equal(byName.cassandra1.status, "failed");
+    assert.match(byName.cassandra1.error, /prepare of service cassandra1 failed: keyspace filter "nosuch\*" \(composure\.cassandra\.keyspaces\) matches no keyspace; keyspaces in the cluster: ledger, shop/);
+    assert.equal(byName.cassandra2.status, "failed");
+    assert.match(byName.cassandra2.error, /not backed up: it is part of cassandra cluster ring, whose backup by service cassandra1 failed/);
+    assert.equal(byName.files.status, "failed");
+    assert.match(byName.files.error, /nodetool is not in the image .*busybox.*node files-1.*\(the cassandra strategy runs nodetool and cqlsh inside every node's container/);
+    assert.ok(!existsSync(path.join(destination, project.name, runId, "cassandra1")), "no artifact directory is left");
+    assert.deepEqual(await composureSnapshots(node1), []);
+    assert.deepEqual(await composureSnapshots(node2), []);
+    assert.equal(await leftovers(), "");
+    assert.equal(await helpersLeft(), "");
+  });
+
+  test("with a node down the error names the node, the run is partial and the other node keeps no snapshot", async () => {
+    await project.compose("stop", "cassandra2");
+    const started = performance.now();
+    const backup = await composure("backup", env);
+    console.log(`# backup with a node down: ${seconds(started)} s`);
+    assert.equal(backup.code, 1, backup.stderr);
+    const manifest = manifestOf(runIds().at(-1)!);
+    assert.equal(manifest.outcome, "partial");
+    const byName = Object.fromEntries(manifest.services.map((service: { name: string }) => [service.name, service]));
+    assert.equal(byName.files.status, "ok", "the other services are backed up");
+    assert.equal(byName.cassandra1.status, "failed");
+    assert.match(byName.cassandra1.error, /node cassandra2-1 \(container \S*cassandra2\S*\) is down: its container is not running/);
+    assert.match(byName.cassandra2.error, /whose backup by service cassandra1 failed: node cassandra2-1 .* is down/);
+    assert.match(backup.stderr, /cassandra1: backup failed: .*node cassandra2-1/);
+    assert.deepEqual(await composureSnapshots(node1), [], "the running node keeps no snapshot");
+    assert.equal(await leftovers(), "");
+    assert.equal(await helpersLeft(), "");
+  });
+});
