@@ -7,26 +7,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 
-const project = new ComposeProject(
-  `cmpt-faults${process.pid}`,
-  `
-version: "3.8"
-services:
-  db:
-    image: $BUSYBOX
-    init: true
-    command: ["sleep", "100000"]
-    volumes: ["data:/data"]
-  web:
-    image: $BUSYBOX
-    init: true
-    command: ["sleep", "100000"]
-    volumes: ["site:/site"]
-volumes: { data: {}, site: {} }
-`,
-);
+const project = busyboxProject("cmpt-faults", { db: ["data:/data"], web: ["site:/site"] });
 
 const destination = tempDir("faults-dest");
 const remoteDir = tempDir("faults-remote");
@@ -172,21 +155,8 @@ describe("fault suite", { timeout: 900_000 }, () => {
   });
 
   test("label values full of shell metacharacters never reach a shell", async () => {
-    const hostile = new ComposeProject(
-      `cmpt-hostile${process.pid}`,
-      `
-version: "3.8"
-services:
-  app:
-    image: $BUSYBOX
-    init: true
-    command: ["sleep", "100000"]
-    volumes: ["data:/data"]
-    labels:
-      composure.exec.pre: '["touch", "/data/a; touch pwned $$(touch pwned2)"]'
-volumes: { data: {} }
-`,
-    );
+    // "$$" is Compose's escape for "$": the label value the service gets holds "$(...)".
+    const hostile = busyboxProject("cmpt-hostile", { app: ["data:/data"] }, { app: { "composure.exec.pre": '["touch", "/data/a; touch pwned $$(touch pwned2)"]' } });
     await hostile.up();
     try {
       const outcome = await composure("backup", { PROJECT: hostile.name, DESTINATION: tempDir("hostile-dest") });
@@ -194,7 +164,7 @@ volumes: { data: {} }
       const files = await inVolumes([`${hostile.volume("data")}:/data`], "ls -1 /data");
       assert.deepEqual(files.trim().split("\n"), ["a; touch pwned $(touch pwned2)"]);
       assert.equal(await docker("exec", await hostile.containerId("app"), "sh", "-c", "ls / | grep -c pwned || true"), "0");
-      const badTier = new ComposeProject(`cmpt-badtier${process.pid}`, `version: "3.8"\nservices:\n  app:\n    image: $BUSYBOX\n    command: ["sleep", "100000"]\n    labels:\n      composure.tier: "$$(touch /tmp/composure-pwned)"\n`);
+      const badTier = busyboxProject("cmpt-badtier", { app: [] }, { app: { "composure.tier": "$$(touch /tmp/composure-pwned)" } });
       await badTier.up();
       try {
         const refused = await composure("backup", { PROJECT: badTier.name, DESTINATION: tempDir("badtier-dest") });

@@ -8,22 +8,10 @@ import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { busyboxProject, composure, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 import { RcloneServer } from "../support/remotes.ts";
 
-const project = new ComposeProject(
-  `cmpt-offsite${process.pid}`,
-  `
-version: "3.8"
-services:
-  app:
-    image: $BUSYBOX
-    init: true
-    command: ["sleep", "100000"]
-    volumes: ["data:/data"]
-volumes: { data: {} }
-`,
-);
+const project = busyboxProject("cmpt-offsite", { app: ["data:/data"] });
 const server = new RcloneServer("webdav", "offsiteweb");
 const marker = `composure-marker-${process.pid}-do-not-leak`;
 

@@ -6,21 +6,9 @@ import { cpSync, existsSync, readFileSync, readdirSync, rmSync, truncateSync, wr
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, requireDocker, sh, snapshotVolume, tempDir, inVolumes } from "../support/composure.ts";
+import { busyboxProject, composure, requireDocker, sh, snapshotVolume, tempDir, inVolumes } from "../support/composure.ts";
 
-const project = new ComposeProject(
-  `cmpt-safe${process.pid}`,
-  `
-version: "3.8"
-services:
-  db:
-    image: $BUSYBOX
-    init: true
-    command: ["sleep", "100000"]
-    volumes: ["data:/data"]
-volumes: { data: {} }
-`,
-);
+const project = busyboxProject("cmpt-safe", { db: ["data:/data"] });
 const destination = tempDir("safety-dest");
 const env = { PROJECT: project.name, DESTINATION: destination };
 const runsDir = () => path.join(destination, project.name);

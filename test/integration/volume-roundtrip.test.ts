@@ -5,26 +5,9 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 
-const project = new ComposeProject(
-  `cmpt-round${process.pid}`,
-  `
-version: "3.8"
-services:
-  app:
-    image: $BUSYBOX
-    init: true
-    command: ["sleep", "100000"]
-    volumes: ["files:/files", "shared:/shared", "./excluded:/excluded"]
-  cache:
-    image: $BUSYBOX
-    init: true
-    command: ["sleep", "100000"]
-    volumes: ["state:/state", "shared:/shared"]
-volumes: { files: {}, state: {}, shared: {} }
-`,
-);
+const project = busyboxProject("cmpt-round", { app: ["files:/files", "shared:/shared", "./excluded:/excluded"], cache: ["state:/state", "shared:/shared"] });
 const destination = tempDir("roundtrip-dest");
 const env = { PROJECT: project.name, DESTINATION: destination };
 const volumes = ["files", "state", "shared"].map((name) => project.volume(name));

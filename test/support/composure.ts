@@ -119,3 +119,17 @@ export async function snapshotVolume(volume: string): Promise<string> {
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `composure-${prefix}-`));
 }
+
+/**
+ * A Compose project of idle busybox services: `services` maps each service to its mounts
+ * ("volume:/path" or "./dir:/path"); named volumes are declared for you. `labels` adds labels.
+ */
+export function busyboxProject(prefix: string, services: Record<string, string[]>, labels: Record<string, Record<string, string>> = {}): ComposeProject {
+  const named = new Set(Object.values(services).flat().map((mount) => mount.split(":")[0]).filter((source) => !source.startsWith(".") && !source.startsWith("/")));
+  const blocks = Object.entries(services).map(([name, mounts]) => {
+    const labelLines = Object.entries(labels[name] ?? {}).map(([key, value]) => `      ${key}: ${JSON.stringify(value)}`);
+    return [`  ${name}:`, "    image: $BUSYBOX", "    init: true", '    command: ["sleep", "100000"]', `    volumes: ${JSON.stringify(mounts)}`, ...(labelLines.length ? ["    labels:", ...labelLines] : [])].join("\n");
+  });
+  const volumes = named.size ? `volumes: { ${[...named].map((name) => `${name}: {}`).join(", ")} }` : "";
+  return new ComposeProject(`${prefix}${process.pid}`, `version: "3.8"\nservices:\n${blocks.join("\n")}\n${volumes}\n`);
+}
