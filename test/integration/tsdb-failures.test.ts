@@ -87,4 +87,29 @@ describe("tsdb snapshot failures", { timeout: 600_000 }, () => {
     }
     assert.equal(await snapshotLeftovers(), "", "no snapshot directory left behind");
   });
+
+  test("a snapshot left by a run killed with SIGKILL is removed by the next run", async () => {
+    // A helper whose tar waits: the snapshot surely exists when the run is killed.
+    const slowImage = "composure-test/slow-tar-tsdb:latest";
+    const context = tempDir("slow-tar-tsdb");
+    writeFileSync(path.join(context, "Dockerfile"), `FROM ${busyboxImage}\nRUN rm /bin/tar && printf '#!/bin/sh\\nsleep 60\\nexec /bin/busybox tar "$@"\\n' > /bin/tar && chmod +x /bin/tar\n`);
+    await docker("build", "-q", "-t", slowImage, context);
+    const container = await project.containerId("vmon");
+    const killed = composure("backup", { ...env, SERVICE: "vmon", COMPOSURE_HELPER_IMAGE: slowImage });
+    let snapshot = "";
+    for (let attempt = 0; attempt < 600 && !snapshot; attempt++) {
+      snapshot = (await docker("exec", container, "ls", "/victoria-metrics-data/snapshots").catch(() => "")).trim();
+      if (!snapshot) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(snapshot, "the run took a snapshot");
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // well into the (slow) capture
+    killed.kill("SIGKILL");
+    await killed;
+    assert.match(await snapshotLeftovers(), new RegExp(snapshot), "the killed run could not delete it");
+
+    const next = await composure("backup", { ...env, SERVICE: "vmon" });
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stderr, new RegExp(`vmon: removed VictoriaMetrics snapshot snapshots/${snapshot} left behind by an interrupted run`));
+    assert.equal(await snapshotLeftovers(), "", "no snapshot directory left behind");
+  });
 });

@@ -9,7 +9,7 @@ import { log } from "../../log.ts";
 import type { BackupContext, Strategy } from "../types.ts";
 import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "./http.ts";
 import { assertPlainName, imageNamed, requireDataLocation, requireRunningContainer, type DataLocation } from "./service-data.ts";
-import { captureSnapshotDir, collectQueryFacts, probeTsdb, queryScalar, removeFromDataDir, restoreTsdb, type QueryFacts, type TsdbFlavor } from "./tsdb.ts";
+import { captureSnapshotDir, collectQueryFacts, notePendingSnapshot, probeTsdb, queryScalar, removeFromDataDir, removeLeftoverSnapshots, restoreTsdb, type QueryFacts, type TsdbFlavor } from "./tsdb.ts";
 
 const options = z
   .object({
@@ -67,8 +67,8 @@ function unreachable(service: string, url: string, detail: string): Error {
   );
 }
 
-/** Asks for a snapshot; every failure says what to do. Returns the snapshot's name. */
-export async function takeSnapshot(http: HttpClient, service: string, url: string, timeoutSeconds: number): Promise<string> {
+/** Fails, saying what to do, when Prometheus cannot be reached or runs without its admin API. */
+export async function checkAdminApi(http: HttpClient, service: string, url: string): Promise<void> {
   const flags = await http.get(endpoint(url, "/api/v1/status/flags"));
   if (flags.status === 0) throw unreachable(service, url, describeFailure(flags));
   if (flags.status === 200) {
@@ -77,6 +77,10 @@ export async function takeSnapshot(http: HttpClient, service: string, url: strin
       throw new Error(`Prometheus of service ${service} has its admin API disabled, so it cannot take a TSDB snapshot: ${adminApiHint(service)}`);
     }
   }
+}
+
+/** Asks for a snapshot (head included); every failure says what to do. Returns the snapshot's name. */
+export async function takeSnapshot(http: HttpClient, service: string, url: string, timeoutSeconds: number): Promise<string> {
   const response = await http.post(endpoint(url, "/api/v1/admin/tsdb/snapshot", { skip_head: "false" }), "", timeoutSeconds * 1000);
   if (response.status === 0 && !response.error?.includes("timed out")) throw unreachable(service, url, describeFailure(response));
   if (response.status !== 200) {
@@ -104,17 +108,23 @@ export const prometheusStrategy: Strategy<PrometheusOptions> = {
     const container = requireRunningContainer(service, "a Prometheus TSDB snapshot");
     const location = requireDataLocation(service, container, ctx.options.data_path, "composure.prometheus.data_path");
     const url = ctx.options.url;
-    const { snapshot, drill } = await withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
-      // Facts first: every sample they name is older than the snapshot, so it is in it.
+    await removeLeftoverSnapshots(ctx as BackupContext<unknown>);
+    const { snapshot, drill, strikeOff } = await withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
+      await checkAdminApi(http, service.name, url);
+      // Facts before the snapshot: every sample they name is older than it, so it is in it.
       const drill = await collectQueryFacts(http, url, ctx.options.query, Date.now() / 1000, prometheusFlavor.seriesCount);
       if (drill.error) log.warn(`${service.name}: restore-drill facts not recorded: ${drill.error}`);
-      return { drill, snapshot: await takeSnapshot(http, service.name, url, ctx.options.timeout) };
+      const snapshot = await takeSnapshot(http, service.name, url, ctx.options.timeout);
+      // Written down at once: a run killed from here on leaves it for the next run to remove.
+      return { drill, snapshot, strikeOff: await notePendingSnapshot(ctx as BackupContext<unknown>, "Prometheus", location, [`snapshots/${snapshot}`]) };
     });
     const takenAt = new Date().toISOString();
     log.info(`${service.name}: Prometheus snapshot ${snapshot} taken`);
+    const paths = [`snapshots/${snapshot}`];
     prepared.set(ctx, { location, snapshot, url, drill, takenAt });
     return async () => {
-      await removeFromDataDir(ctx.helperImage, ctx.project.name, location, [`snapshots/${snapshot}`]);
+      await removeFromDataDir(ctx.helperImage, ctx.project.name, location, paths);
+      await strikeOff();
       log.info(`${service.name}: snapshot ${snapshot} deleted`);
     };
   },

@@ -2,8 +2,10 @@
 // archived through a read-only helper and always removed afterwards, a restore that replaces the
 // data directory with the snapshot's content while the service is stopped, and restore-drill
 // facts taken through the Prometheus query API (both speak it).
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Artifact } from "../../catalog/manifest.ts";
+import { projectDir } from "../../catalog/runs.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
 import { captureDirectory, extractArchive, shellQuote, swapInStagedLines, writeScript } from "../../archive/tar-transfer.ts";
 import { artifactFields, type Encoding, type StoredFile } from "../../archive/files.ts";
@@ -40,7 +42,7 @@ export interface QueryFacts {
 
 /** Facts are taken over a window that ends a minute in the past, on a step boundary: samples there are final. */
 export const factsWindowSeconds = 6 * 3600;
-export const factsStepSeconds = 600;
+export const factsStepSeconds = 60;
 const maxSeries = 3;
 const maxPointsPerSeries = 6;
 
@@ -188,6 +190,86 @@ export async function removeFromDataDir(image: string, project: string, location
     const removed = await helper.run(["sh", "-c", script]);
     if (removed.exitCode !== 0) throw new Error(`cannot remove ${relativePaths.join(", ")} from volume ${location.mount.source}: ${removed.stderr.trim()}`);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots a killed run may have left behind
+
+/**
+ * Every snapshot is written down in `<destination>/<project>/.pending-snapshots.json` before it
+ * is taken and struck off once deleted. A run killed in between (SIGKILL, power loss) leaves its
+ * entry there, and the next backup of the project removes that snapshot from the volume. The
+ * project lock keeps two runs from editing the file at once.
+ */
+export interface PendingSnapshot {
+  service: string;
+  product: string;
+  /** Docker volume name (or host path of a bind mount) and the data directory inside it. */
+  source: string;
+  kind: "volume" | "bind";
+  subpath: string;
+  /** Directories of the snapshot relative to the data directory; the name is filled in once known. */
+  paths: string[];
+  since: string;
+}
+
+const pendingFileOf = (ctx: BackupContext<unknown>) => path.join(projectDir(ctx.config.destination, ctx.project.name), ".pending-snapshots.json");
+
+async function readPending(file: string): Promise<PendingSnapshot[]> {
+  try {
+    const entries = JSON.parse(await readFile(file, "utf8")) as PendingSnapshot[];
+    return Array.isArray(entries) ? entries : [];
+  } catch {
+    return [];
+  }
+}
+
+async function writePending(file: string, entries: PendingSnapshot[]): Promise<void> {
+  if (entries.length === 0) {
+    await rm(file, { force: true });
+    return;
+  }
+  await writeFile(`${file}.tmp`, `${JSON.stringify(entries, null, 2)}\n`, { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
+}
+
+/** Removes the snapshots earlier runs left behind in this service's volumes (a killed run). */
+export async function removeLeftoverSnapshots(ctx: BackupContext<unknown>): Promise<void> {
+  const file = pendingFileOf(ctx);
+  const entries = await readPending(file);
+  const mine = entries.filter((entry) => entry.service === ctx.service.name);
+  if (mine.length === 0) return;
+  const kept = entries.filter((entry) => !mine.includes(entry));
+  for (const entry of mine) {
+    const location: DataLocation = { mount: { type: entry.kind, source: entry.source, destination: "", readOnly: false }, subpath: entry.subpath, containerPath: "" };
+    try {
+      if (entry.kind === "volume" && !(await inspectVolume(entry.source))) continue;
+      await removeFromDataDir(ctx.helperImage, ctx.project.name, location, entry.paths);
+      log.info(`${ctx.service.name}: removed ${entry.product} snapshot ${entry.paths[0]} left behind by an interrupted run (${entry.since})`);
+    } catch (error) {
+      kept.push(entry);
+      log.warn(`${ctx.service.name}: could not remove the snapshot ${entry.paths[0]} an interrupted run left in ${entry.source}: ${(error as Error).message}`);
+    }
+  }
+  await writePending(file, kept);
+}
+
+/**
+ * Writes a snapshot just taken down; returns the step that strikes it off once it is deleted.
+ * When even that fails, the snapshot is deleted at once.
+ */
+export async function notePendingSnapshot(ctx: BackupContext<unknown>, product: string, location: DataLocation, paths: string[]): Promise<() => Promise<void>> {
+  const file = pendingFileOf(ctx);
+  const entry: PendingSnapshot = { service: ctx.service.name, product, source: location.mount.source, kind: location.mount.type, subpath: location.subpath, paths, since: new Date().toISOString() };
+  const same = (other: PendingSnapshot) => other.service === entry.service && other.source === entry.source && other.paths[0] === entry.paths[0];
+  try {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writePending(file, [...(await readPending(file)), entry]);
+  } catch (error) {
+    await removeFromDataDir(ctx.helperImage, ctx.project.name, location, paths).catch(() => undefined);
+    throw new Error(`cannot write down the snapshot in ${file} (${(error as Error).message}): deleted it again`);
+  }
+  return async () => writePending(file, (await readPending(file)).filter((other) => !same(other)));
 }
 
 // ---------------------------------------------------------------------------------------------

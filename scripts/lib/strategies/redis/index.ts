@@ -156,7 +156,7 @@ async function bgsave(target: RedisTarget, timeoutSeconds: number): Promise<Save
       const moved = now.saves !== undefined && before.saves !== undefined ? now.saves > before.saves : now.lastSave > before.lastSave;
       if (persistence.rdb_bgsave_in_progress !== "1" && moved) {
         if (persistence.rdb_last_bgsave_status !== "ok") {
-          throw new Error(`BGSAVE of service ${target.service} failed (rdb_last_bgsave_status:${persistence.rdb_last_bgsave_status}): see the Redis log (disk full? permissions of ${"the data directory"}?)`);
+          throw new Error(`BGSAVE of service ${target.service} failed (rdb_last_bgsave_status:${persistence.rdb_last_bgsave_status}): see the Redis log (disk full? permissions of its data directory?)`);
         }
         // Another save finished right after ours: the file on disk may be that one. Again.
         if (now.saves !== undefined && before.saves !== undefined && now.saves !== before.saves + 1) break;

@@ -13,7 +13,7 @@ import { log } from "../../log.ts";
 import type { BackupContext, Strategy } from "../types.ts";
 import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "../prometheus/http.ts";
 import { assertPlainName, imageNamed, requireDataLocation, requireRunningContainer, runningContainer, type DataLocation } from "../prometheus/service-data.ts";
-import { captureSnapshotDir, collectQueryFacts, probeTsdb, removeFromDataDir, restoreTsdb, type QueryFacts, type TsdbFlavor } from "../prometheus/tsdb.ts";
+import { captureSnapshotDir, collectQueryFacts, notePendingSnapshot, probeTsdb, removeFromDataDir, removeLeftoverSnapshots, restoreTsdb, type QueryFacts, type TsdbFlavor } from "../prometheus/tsdb.ts";
 
 const options = z
   .object({
@@ -61,9 +61,13 @@ function unreachable(service: string, url: string, detail: string): Error {
   );
 }
 
-export async function createSnapshot(http: HttpClient, service: string, url: string, timeoutSeconds: number): Promise<string> {
+/** Fails, saying what to do, when VictoriaMetrics does not answer at `url`. */
+export async function checkReachable(http: HttpClient, service: string, url: string): Promise<void> {
   const health = await http.get(endpoint(url, "/health"));
   if (health.status === 0) throw unreachable(service, url, describeFailure(health));
+}
+
+export async function createSnapshot(http: HttpClient, service: string, url: string, timeoutSeconds: number): Promise<string> {
   const response = await http.get(endpoint(url, "/snapshot/create"), timeoutSeconds * 1000);
   if (response.status === 0 && !response.error?.includes("timed out")) throw unreachable(service, url, describeFailure(response));
   if (response.status === 401 || response.status === 403) {
@@ -100,15 +104,23 @@ export const victoriaMetricsStrategy: Strategy<VictoriaMetricsOptions> = {
     const container = requireRunningContainer(service, "a VictoriaMetrics snapshot");
     const location = requireDataLocation(service, container, ctx.options.data_path, "composure.victoriametrics.data_path");
     const url = ctx.options.url;
-    const { snapshot, drill } = await withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
+    await removeLeftoverSnapshots(ctx as BackupContext<unknown>);
+    const { snapshot, drill, strikeOff } = await withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
+      await checkReachable(http, service.name, url);
+      // Facts before the snapshot: every sample they name is older than it, so it is in it.
       const drill = await collectQueryFacts(http, url, ctx.options.query, Date.now() / 1000, victoriaMetricsFlavor.seriesCount);
       if (drill.error) log.warn(`${service.name}: restore-drill facts not recorded: ${drill.error}`);
-      return { drill, snapshot: await createSnapshot(http, service.name, url, ctx.options.timeout) };
+      const snapshot = await createSnapshot(http, service.name, url, ctx.options.timeout);
+      // Written down at once: a run killed from here on leaves it for the next run to remove.
+      return { drill, snapshot, strikeOff: await notePendingSnapshot(ctx as BackupContext<unknown>, "VictoriaMetrics", location, snapshotPaths(snapshot)) };
     });
     const takenAt = new Date().toISOString();
     log.info(`${service.name}: VictoriaMetrics snapshot ${snapshot} created`);
     prepared.set(ctx, { location, snapshot, url, drill, takenAt });
-    return () => deleteSnapshot(ctx as BackupContext<unknown>, location, url, snapshot);
+    return async () => {
+      await deleteSnapshot(ctx as BackupContext<unknown>, location, url, snapshot);
+      await strikeOff();
+    };
   },
 
   async capture(ctx) {
