@@ -1,158 +1,178 @@
-// make bench: one run on generated data, printing absolute times and the ratios the issues ask
-// for, and writing bench/results.json. Data is deterministic (seeded), sized by BENCH_SIZE (GB).
-//   volume: raw read (busybox tar | cat in a helper), the classic recipe (docker run busybox
-//   tar czf to a bind mount), composure backup and restore, composure's peak RSS.
-import { execFileSync, spawn } from "node:child_process";
-import { createCipheriv } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream, statSync, readdirSync } from "node:fs";
+// make bench: one run on generated, deterministic data, printing one table of absolute times and
+// the ratios the issue targets (PASS/MISS), and writing everything to bench/results.json.
+//   BENCH_SIZE=1            GB of the mixed volume; the other datasets scale with it
+//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers scaling (peers implies volume)
+//   BENCH_SCALING=0         skip the scaling series (0.25, 0.5, 1, 2 x BENCH_SIZE)
+//   BENCH_DROP_CACHES=1     drop the page cache before each timed read (root; empties the whole machine's cache)
+//   BENCH_INSTALL=0         never apt-get install a missing peer (restic)
+//   BENCH_OFFEN_VERSION=    the offen/docker-volume-backup release to go install (BENCH_OFFEN_BIN= a built binary)
+// Parts: the mixed volume (raw read, classic recipe, composure backup/restore, stop-mode
+// downtime) and the peers on it (restic, offen/docker-volume-backup); 100,000 small files; a
+// PostgreSQL database (postgres strategy vs pg_dumpall | gzip); the scaling series.
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { once } from "node:events";
+import { busyboxImage, coldCache, docker, interrupt, isInterrupted, limitMs, postgresImage, readSettings, removeDir, root, run, say, stopChildren, versionOf, type Section } from "./common.ts";
+import { Composure } from "./composure.ts";
+import { generateMixed, generateSmallFiles } from "./datasets.ts";
+import { measureOffen, measureRestic, type PeerFigures } from "./peers.ts";
+import { measurePostgres, waitForPostgres } from "./postgres.ts";
+import { checkTargets, formatTable, type Results } from "./report.ts";
+import { measureScaling } from "./scaling.ts";
+import { BenchStack, removeHelpers, type ServiceSpec } from "./stack.ts";
+import { measureVolume } from "./volume.ts";
 
-const root = path.resolve(import.meta.dirname, "..");
-const busybox = process.env.COMPOSURE_IMAGE_BUSYBOX ?? "composure-fixture/busybox:latest";
-const sizeGb = Number(process.env.BENCH_SIZE ?? "1");
-const project = "composure-bench";
-const volume = `${project}_data`;
-const work = mkdtempSync(path.join(os.tmpdir(), "composure-bench-"));
-
-const docker = (...args: string[]) => execFileSync("docker", args, { encoding: "utf8", maxBuffer: 64 << 20 }).trim();
-const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
-function timed(action: () => void): number {
-  const start = process.hrtime.bigint();
-  action();
-  return seconds(start);
-}
-
-/** A deterministic byte stream: AES-256-CTR over zeros with a fixed key. */
-function pseudoRandom(bytes: number, seed: number): Buffer {
-  const key = Buffer.alloc(32, seed);
-  return createCipheriv("aes-256-ctr", key, Buffer.alloc(16)).update(Buffer.alloc(bytes));
-}
-
-async function writeText(file: string, bytes: number): Promise<void> {
-  const out = createWriteStream(file);
-  const words = ["alpha", "beta", "gamma", "delta", "order", "customer", "status", "shipped", "pending", "total", "amount", "EUR", "note"];
-  let written = 0;
-  let counter = 0;
-  while (written < bytes) {
-    const lines: string[] = [];
-    for (let index = 0; index < 2000; index++) {
-      counter++;
-      const word = words[(counter * 7919) % words.length];
-      lines.push(`{"id":${counter},"customer":"${word}-${counter % 9973}","status":"${words[counter % words.length]}","amount":${(counter * 31) % 100000 / 100},"tags":["${word}","${words[(counter * 13) % words.length]}"]}`);
-    }
-    const chunk = `${lines.join("\n")}\n`;
-    written += chunk.length;
-    if (!out.write(chunk)) await once(out, "drain");
+const settings = (() => {
+  try {
+    return readSettings();
+  } catch (error) {
+    process.stderr.write(`make bench: ${(error as Error).message}\n`);
+    process.exit(2);
   }
-  out.end();
-  await once(out, "close");
+})();
+const { sizeGb, only, work } = settings;
+const timeoutMs = limitMs(sizeGb);
+const smallFileCount = Math.max(1000, Math.round(100_000 * sizeGb));
+
+const services: Record<"volume" | "smallfiles" | "postgres" | "scaling", ServiceSpec> = {
+  volume: { name: "app", volume: "data", kind: "busybox" },
+  smallfiles: { name: "files", volume: "smallfiles", kind: "busybox" },
+  postgres: { name: "db", volume: "pgdata", kind: "postgres" },
+  scaling: { name: "scale", volume: "scale", kind: "busybox" },
+};
+const wanted = (["volume", "smallfiles", "postgres", "scaling"] as const).filter((section) => only.has(section));
+const stack = new BenchStack(
+  work,
+  wanted.map((section) => services[section]),
+  Object.values(services).map((service) => service.volume),
+);
+
+let cleaned = false;
+async function cleanUp(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  stopChildren();
+  await removeHelpers();
+  await stack.down();
+  removeDir(work);
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    interrupt(signal);
+    say(`${signal}: stopping; removing the bench project, its volumes and ${work}`);
+    void cleanUp().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  });
 }
 
-/** ~60% JSON-like text, ~30% random bytes, 20,000 small files (scaled by BENCH_SIZE). */
-async function generate(dir: string): Promise<void> {
-  const total = sizeGb * 1024 ** 3;
-  await writeText(path.join(dir, "orders.jsonl"), total * 0.6);
-  const randomDir = path.join(dir, "blobs");
-  mkdirSync(randomDir);
-  const blobBytes = total * 0.3;
-  for (let index = 0; index < 12; index++) writeFileSync(path.join(randomDir, `blob-${index}.bin`), pseudoRandom(Math.floor(blobBytes / 12), index + 1));
-  const small = Math.round(20000 * Math.min(sizeGb, 1));
-  for (let index = 0; index < small; index++) {
-    const sub = path.join(dir, "small", String(index % 100));
-    if (index < 100) mkdirSync(sub, { recursive: true });
-    writeFileSync(path.join(sub, `f${index}.json`), `{"file":${index},"payload":"${"x".repeat(index % 4000)}"}\n`);
-  }
-}
-
-function composure(script: string, env: Record<string, string>): { seconds: number; peakRssMb: number; cpuSeconds: number } {
-  const statsFile = path.join(work, `${script}-stats.json`);
-  const elapsed = timed(() =>
-    execFileSync(process.execPath, ["--import", "tsx", path.join(root, "scripts", `${script}.ts`)], {
-      cwd: root,
-      stdio: ["ignore", "ignore", "inherit"],
-      env: { ...process.env, PROJECT: project, DESTINATION: path.join(work, "backups"), COMPOSURE_HELPER_IMAGE: busybox, COMPOSURE_STATS_FILE: statsFile, ...env },
-    }),
-  );
-  const stats = JSON.parse(readFileSync(statsFile, "utf8"));
-  return { seconds: elapsed, ...stats };
-}
-
-function duBytes(dir: string): number {
-  return Number(execFileSync("du", ["-sb", dir], { encoding: "utf8" }).split("\t")[0]);
+async function machineAndVersions(): Promise<Record<string, unknown>> {
+  const cpus = os.cpus();
+  return {
+    machine: {
+      cpus: cpus.length,
+      cpu_model: cpus[0]?.model,
+      memory_gb: Math.round(os.totalmem() / 1024 ** 3),
+      kernel: os.release(),
+      load_average_at_start: os.loadavg().map((value) => Math.round(value * 100) / 100),
+      page_cache: coldCache ? "dropped before each timed read (BENCH_DROP_CACHES=1)" : "warm: every tool reads the freshly generated data",
+    },
+    versions: {
+      docker: await docker("version", "--format", "{{.Server.Version}}"),
+      compose: (await versionOf("docker", ["compose", "version", "--short"])) ?? (await versionOf("docker-compose", ["version", "--short"])),
+      node: process.version,
+      zstd: await versionOf("zstd", ["--version"]),
+      gzip: await versionOf("gzip", ["--version"]),
+      go: await versionOf("go", ["version"], /go\d+\.\d+(\.\d+)?/),
+      busybox_image: `${busyboxImage} ${await docker("image", "inspect", "-f", "{{.Id}}", busyboxImage).then((id) => id.slice(7, 19)).catch(() => "?")}`,
+      postgres_image: only.has("postgres") ? `${postgresImage} ${await docker("image", "inspect", "-f", "{{.Id}}", postgresImage).then((id) => id.slice(7, 19)).catch(() => "?")}` : undefined,
+    },
+  };
 }
 
 async function main(): Promise<void> {
-  docker("info", "--format", "{{.ServerVersion}}");
-  execFileSync("bash", [path.join(root, "test/images/build.sh"), "busybox"], { stdio: "inherit" });
-  const composeFile = path.join(work, "compose.yml");
-  writeFileSync(composeFile, `version: "3.8"\nservices:\n  app:\n    image: ${busybox}\n    init: true\n    command: ["sleep", "1000000"]\n    volumes: ["data:/data"]\nvolumes: { data: {} }\n`);
-  const compose = (...args: string[]) => execFileSync("docker-compose", ["-p", project, "-f", composeFile, ...args], { stdio: "ignore" });
-  compose("down", "-v");
-  compose("up", "-d");
-  try {
-    const mountpoint = docker("volume", "inspect", "-f", "{{.Mountpoint}}", volume);
-    process.stderr.write(`generating ${sizeGb} GB of data in ${volume}...\n`);
-    await generate(mountpoint);
-    const volumeBytes = duBytes(mountpoint);
-    const helper = ["run", "--rm", "--log-driver", "none", "-v", `${volume}:/v:ro`];
-    const rawRead = timed(() => docker(...helper, busybox, "sh", "-c", "tar cf - -C /v . | cat > /dev/null"));
-    const classicDir = path.join(work, "classic");
-    mkdirSync(classicDir);
-    const classic = timed(() => docker(...helper, "-v", `${classicDir}:/backup`, busybox, "tar", "czf", "/backup/backup.tar.gz", "-C", "/v", "."));
-    const classicBytes = statSync(path.join(classicDir, "backup.tar.gz")).size;
-    const backup = composure("backup", {});
-    const runDir = path.join(work, "backups", project);
-    const storedBytes = duBytes(runDir);
-    const restore = composure("restore", { FORCE: "1", NO_RESCUE: "1" });
-    const results = {
-      machine: { cpus: os.cpus().length, memoryGb: Math.round(os.totalmem() / 1024 ** 3), kernel: os.release(), docker: docker("version", "--format", "{{.Server.Version}}"), node: process.version },
-      volume: {
-        size_gb: sizeGb,
-        bytes: volumeBytes,
-        raw_read_s: round(rawRead),
-        classic_s: round(classic),
-        classic_bytes: classicBytes,
-        backup_s: round(backup.seconds),
-        backup_cpu_s: round(backup.cpuSeconds),
-        stored_bytes: storedBytes,
-        restore_s: round(restore.seconds),
-        peak_rss_mb: round(Math.max(backup.peakRssMb, restore.peakRssMb)),
-        backup_vs_classic: round(classic / backup.seconds),
-        backup_vs_raw_read: round(backup.seconds / rawRead),
-        restore_vs_raw_read: round(restore.seconds / rawRead),
-      },
-    };
-    mkdirSync(path.join(root, "bench"), { recursive: true });
-    const resultsFile = path.join(root, "bench", "results.json");
-    let previous: Record<string, unknown> = {};
+  await docker("info", "--format", "{{.ServerVersion}}").catch((error: Error) => {
+    throw new Error(`make bench needs a running Docker engine: ${error.message}`);
+  });
+  const images = ["busybox", ...(only.has("postgres") ? ["postgres"] : [])];
+  await run("bash", [path.join(root, "test/images/build.sh"), ...images], { timeoutMs: 3_600_000 });
+  const header = await machineAndVersions();
+  say(`BENCH_SIZE=${sizeGb} GB, parts: ${[...only].join(", ")}; scratch ${work}`);
+  const composure = new Composure(work, timeoutMs);
+  const results: Results = { settings: { size_gb: sizeGb, only: [...only] }, not_measured: {} };
+  const peerVersions: Record<string, string | undefined> = {};
+
+  await stack.up();
+  if (only.has("postgres")) await waitForPostgres(stack, services.postgres.name);
+  // A part that fails is reported with its reason; the other parts still run.
+  const part = async (section: Section, body: () => Promise<void>) => {
+    if (!only.has(section)) return;
     try {
-      previous = JSON.parse(readFileSync(resultsFile, "utf8"));
-    } catch {
-      // first run
+      await body();
+    } catch (error) {
+      if (isInterrupted()) throw error;
+      say(`${section}: FAILED: ${(error as Error).message}`);
+      results.not_measured[section] = `failed: ${(error as Error).message.slice(0, 500)}`;
     }
-    writeFileSync(resultsFile, `${JSON.stringify({ ...previous, ...results, measuredAt: new Date().toISOString() }, null, 2)}\n`);
-    printTable(results.volume);
-  } finally {
-    compose("down", "-v");
-    rmSync(work, { recursive: true, force: true });
-  }
+  };
+  await part("volume", async () => {
+    const dataset = { label: "mixed", service: services.volume.name, volume: services.volume.volume, generate: (dir: string) => generateMixed(dir, sizeGb * 1024 ** 3) };
+    const { figures, mountpoint } = await measureVolume(stack, composure, dataset, work, timeoutMs);
+    results.volume = { size_gb: sizeGb, ...figures };
+    await part("peers", async () => {
+      const peers: PeerFigures[] = [await measureRestic(mountpoint, figures.bytes, work, timeoutMs), ...(await measureOffen(mountpoint, work, timeoutMs))];
+      results.peers = peers;
+      for (const peer of peers) peerVersions[peer.tool.split(" ")[0]] = peer.version ?? `not measured: ${peer.not_measured}`;
+    });
+  });
+  if (only.has("peers") && !results.peers && !results.not_measured.peers) results.not_measured.peers = "the mixed volume they run on could not be measured";
+  await part("smallfiles", async () => {
+    const dataset = { label: "small files", service: services.smallfiles.name, volume: services.smallfiles.volume, generate: (dir: string) => generateSmallFiles(dir, smallFileCount) };
+    const { figures } = await measureVolume(stack, composure, dataset, work, timeoutMs);
+    results.smallfiles = { file_count: smallFileCount, ...figures };
+  });
+  await part("postgres", async () => {
+    results.postgres = await measurePostgres(stack, composure, services.postgres.name, services.postgres.volume, sizeGb, work, timeoutMs);
+  });
+  await part("scaling", async () => {
+    results.scaling = await measureScaling(stack, composure, services.scaling.name, services.scaling.volume, sizeGb, work, limitMs(sizeGb * 2));
+  });
+  for (const [section, reason] of Object.entries(unmeasured())) if (only.has(section as Section)) results.not_measured[section] = reason;
+  if (Object.keys(results.not_measured).some((section) => results.not_measured[section].startsWith("failed:"))) process.exitCode = 1;
+
+  if (isInterrupted()) throw new Error("interrupted: no results written");
+  const targets = checkTargets(results);
+  const output = {
+    measuredAt: new Date().toISOString(),
+    ...header,
+    ...results,
+    versions: { ...(header.versions as object), restic: peerVersions.restic, offen: peerVersions["offen/docker-volume-backup"] },
+    load_average_at_end: os.loadavg().map((value) => Math.round(value * 100) / 100),
+    targets,
+  };
+  const resultsFile = path.join(root, "bench", "results.json");
+  writeFileSync(resultsFile, `${JSON.stringify(output, null, 2)}\n`);
+  const load = (header.machine as { load_average_at_start: number[] }).load_average_at_start[0];
+  const cache = coldCache ? "page cache dropped before each timed read" : "warm page cache";
+  process.stdout.write(`\ncomposure bench: BENCH_SIZE=${sizeGb} GB on ${os.cpus().length} CPUs, ${cache}, load average ${load} at start${load > os.cpus().length ? " (a busy machine: times are noisy)" : ""}; figures in ${path.relative(process.cwd(), resultsFile) || resultsFile}\n\n`);
+  process.stdout.write(formatTable(results, targets));
+  // Read back, so a broken file fails the run rather than the next reader.
+  JSON.parse(readFileSync(resultsFile, "utf8"));
 }
 
-const round = (value: number) => Math.round(value * 100) / 100;
-
-function printTable(volume: Record<string, number>): void {
-  const gb = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GB`;
-  const rows = [
-    ["volume", gb(volume.bytes), ""],
-    ["raw read (tar | cat in a helper)", `${volume.raw_read_s} s`, "the limit"],
-    ["classic: docker run busybox tar czf", `${volume.classic_s} s`, `${gb(volume.classic_bytes)} stored`],
-    ["composure backup", `${volume.backup_s} s`, `${gb(volume.stored_bytes)} stored; ${volume.backup_vs_classic}x faster than classic (target >= 8); ${volume.backup_vs_raw_read}x raw read (target <= 2)`],
-    ["composure restore", `${volume.restore_s} s`, `${volume.restore_vs_raw_read}x raw read (target <= 2.5)`],
-    ["composure peak RSS", `${volume.peak_rss_mb} MB`, "target <= 200 MB"],
-  ];
-  for (const [name, value, note] of rows) process.stdout.write(`${name.padEnd(38)} ${value.padStart(10)}  ${note}\n`);
+/** Datasets the issue lists that this bench does not generate, with the reason printed in the table. */
+function unmeasured(): Partial<Record<Section, string>> {
+  return {
+    cassandra:
+      "a ~500 MB Cassandra table needs a JVM node started and loaded through cqlsh in the fixture (minutes on 2 cores) before the cassandra strategy's nodetool snapshot can be timed; not part of this bench yet",
+    opensearch:
+      "a ~500 MB OpenSearch index needs a JVM node, a bulk loader and a snapshot repository (path.repo) mounted for the elasticsearch strategy; not part of this bench yet",
+  };
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(`make bench failed: ${(error as Error).message}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanUp();
+}

@@ -1,0 +1,190 @@
+// Shared by the bench modules: settings from the environment, child processes with a time limit,
+// resource figures from /usr/bin/time, and small formatting helpers. No Docker logic here.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+export const root = path.resolve(import.meta.dirname, "..");
+export const busyboxImage = process.env.COMPOSURE_IMAGE_BUSYBOX ?? "composure-fixture/busybox:latest";
+export const postgresImage = process.env.COMPOSURE_IMAGE_POSTGRES ?? "composure-fixture/postgres:latest";
+
+/** Every part `BENCH_ONLY=` can name, in the order they run. */
+export const sections = ["volume", "smallfiles", "postgres", "peers", "scaling", "cassandra", "opensearch"] as const;
+export type Section = (typeof sections)[number];
+
+export interface Settings {
+  /** BENCH_SIZE, in GB: the mixed volume's size; the other datasets scale with it. */
+  sizeGb: number;
+  only: Set<Section>;
+  /** Scratch space for archives, repositories and restores; removed at the end. */
+  work: string;
+}
+
+export function readSettings(): Settings {
+  const sizeGb = Number(process.env.BENCH_SIZE || "1");
+  if (!Number.isFinite(sizeGb) || sizeGb <= 0 || sizeGb > 64) throw new Error(`BENCH_SIZE must be a number of GB above 0 (at most 64), not "${process.env.BENCH_SIZE}"`);
+  const named = (process.env.BENCH_ONLY ?? "").split(",").map((item) => item.trim()).filter(Boolean);
+  for (const name of named) if (!(sections as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown part "${name}" (known: ${sections.join(", ")})`);
+  const only = new Set<Section>(named.length ? (named as Section[]) : sections);
+  if (!named.includes("scaling") && ["0", "false", "no"].includes((process.env.BENCH_SCALING ?? "").toLowerCase())) only.delete("scaling");
+  // The peers are measured on the mixed volume, against composure's figures for it.
+  if (only.has("peers")) only.add("volume");
+  if (coldCache && process.getuid?.() !== 0) throw new Error("BENCH_DROP_CACHES=1 needs root (it writes /proc/sys/vm/drop_caches)");
+  const work = mkdtempSync(path.join(process.env.BENCH_TMPDIR || os.tmpdir(), "composure-bench-"));
+  return { sizeGb, only, work };
+}
+
+export const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+export const mb = (bytes: number) => round(bytes / 1024 ** 2, 1);
+export const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+
+export function say(message: string): void {
+  process.stderr.write(`bench ${new Date().toISOString().slice(11, 19)} ${message}\n`);
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Killed (SIGTERM, then SIGKILL) after this long; the default is generous but bounded. */
+  timeoutMs?: number;
+  /** Return a non-zero exit instead of throwing. */
+  allowFailure?: boolean;
+  /** Keep at most this much of stdout (the rest is dropped while streaming). */
+  maxOutput?: number;
+  /** A clean-up step: runs even after an interrupt (everything else is refused then). */
+  cleanup?: boolean;
+}
+
+let interrupted: string | undefined;
+/** After a signal: no new measurement starts; only clean-up steps still run. */
+export function interrupt(signal: string): void {
+  interrupted = signal;
+}
+export const isInterrupted = () => interrupted !== undefined;
+
+let running = new Set<number>();
+
+/** Runs a program without a shell; throws with its last words on a non-zero exit or a timeout. */
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const { timeoutMs = 3_600_000, maxOutput = 16 << 20 } = options;
+  if (interrupted && !options.cleanup) return Promise.reject(new Error(`interrupted by ${interrupted}`));
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(command, args, { cwd: options.cwd ?? root, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    if (child.pid) running.add(child.pid);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (stdout.length < maxOutput) stdout += chunk.toString("utf8");
+    });
+    child.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString("utf8")).slice(-20_000)));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+    }, timeoutMs);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      if (child.pid) running.delete(child.pid);
+      reject(new Error(`${command}: ${error.message}`));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (child.pid) running.delete(child.pid);
+      const result = { code: code ?? 128, stdout, stderr, seconds: seconds(started) };
+      if (timedOut) return reject(new Error(`${command} ${args.slice(0, 3).join(" ")} ...: no result after ${timeoutMs / 1000} s, stopped`));
+      if ((code !== 0 || signal) && !options.allowFailure) {
+        return reject(new Error(`${command} ${args.slice(0, 4).join(" ")} ... exited with ${code ?? signal}: ${lastLines(stderr || stdout)}`));
+      }
+      resolve(result);
+    });
+  });
+}
+
+/** Stops every child this process still has running (its own children only, by pid). */
+export function stopChildren(): void {
+  for (const pid of running) {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+  running = new Set();
+}
+
+export const lastLines = (text: string, count = 4) => text.trim().split("\n").slice(-count).join(" | ").slice(0, 600);
+
+export async function docker(...args: string[]): Promise<string> {
+  return (await run("docker", args, { maxOutput: 64 << 20 })).stdout.trim();
+}
+
+export interface Measured {
+  seconds: number;
+  /** The largest resident set of any single process in the tree (GNU time %M), MB. */
+  peakRssMb?: number;
+  /** User + system CPU of the process and every child it waited for, s. */
+  cpuSeconds?: number;
+  stdout: string;
+  stderr: string;
+}
+
+const gnuTime = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
+
+/** Runs a program under GNU time (when present) for its peak RSS and CPU, timed from here. */
+export async function measure(command: string, args: string[], options: RunOptions & { statsFile: string }): Promise<Measured> {
+  if (!gnuTime) {
+    const result = await run(command, args, options);
+    return { seconds: result.seconds, stdout: result.stdout, stderr: result.stderr };
+  }
+  const result = await run(gnuTime, ["-o", options.statsFile, "-f", "%M %U %S", command, ...args], options);
+  const [rssKb, user, system] = readFileSync(options.statsFile, "utf8").trim().split("\n").at(-1)!.split(" ").map(Number);
+  return { seconds: result.seconds, peakRssMb: round(rssKb / 1024, 1), cpuSeconds: round(user + system), stdout: result.stdout, stderr: result.stderr };
+}
+
+export async function duBytes(dir: string): Promise<number> {
+  return Number((await run("du", ["-sb", dir])).stdout.split("\t")[0]);
+}
+
+export async function countFiles(dir: string): Promise<number> {
+  const result = await run("find", [dir, "-type", "f", "-printf", "."], { maxOutput: 1 << 30 });
+  return result.stdout.length;
+}
+
+export async function versionOf(command: string, args: string[], pattern = /\d+\.\d+(\.\d+)?/): Promise<string | undefined> {
+  try {
+    const result = await run(command, args, { allowFailure: true, timeoutMs: 30_000 });
+    return (result.stdout + result.stderr).match(pattern)?.[0];
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * BENCH_DROP_CACHES=1 (root only): write back and drop the page cache before each timed read, so
+ * every tool reads from the disk, not from memory. It empties the cache of the whole machine:
+ * for a quiet machine. Without it every tool reads the freshly generated data from a warm cache.
+ */
+export const coldCache = ["1", "true", "yes"].includes((process.env.BENCH_DROP_CACHES ?? "").toLowerCase());
+
+export async function dropCaches(): Promise<void> {
+  if (!coldCache) return;
+  await run("sync", [], { timeoutMs: 600_000 });
+  writeFileSync("/proc/sys/vm/drop_caches", "3\n");
+}
+
+/** A time limit that grows with the amount of data: base plus so many seconds per GB. */
+export const limitMs = (sizeGb: number, base = 600, perGb = 600) => Math.round((base + perGb * sizeGb) * 1000);

@@ -1,0 +1,101 @@
+// Runs composure's own scripts as an operator would (`make backup` / `make restore` are these
+// child processes), with COMPOSURE_STATS_FILE for the node process's peak RSS and CPU, and GNU
+// time around it for the whole tree (zstd included). Each dataset gets its own destination.
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { busyboxImage, dropCaches, measure, root, round } from "./common.ts";
+import { projectName } from "./stack.ts";
+
+/** Variables the Makefile exports (often empty) that would change what a script does. */
+const composureVariables = ["PROJECT", "SERVICE", "RUN", "VOLUME", "DRY_RUN", "FORCE", "NO_RESCUE", "CONFLICT", "CONFIG", "DESTINATION", "LOCK_TIMEOUT", "FROM", "TIER", "METRICS_DIR", "CRON", "CRON_FILE", "CRON_LOG", "AGE_IDENTITY_FILE", "COMPOSURE_FAILPOINT"];
+
+export interface ComposureRun {
+  seconds: number;
+  /** Peak RSS of composure's node process (its own report), MB. */
+  peakRssMb: number;
+  /** CPU seconds of composure's node process. */
+  cpuSeconds: number;
+  /** Largest single process of the tree (node or zstd), from GNU time, MB. */
+  treePeakRssMb?: number;
+  /** CPU seconds of node and every child it waited for (zstd, tar on restore ...). */
+  treeCpuSeconds?: number;
+}
+
+export interface BackupRun extends ComposureRun {
+  runId: string;
+  runDir: string;
+  /** Sum of the service's artifact sizes from the manifest. */
+  storedBytes: number;
+  /** services[].downtimeSeconds of the manifest (0 for hot strategies). */
+  downtimeSeconds: number;
+  /** services[].durationSeconds: the service's own capture, without process start and discovery. */
+  serviceSeconds: number;
+  strategy: string;
+}
+
+let sequence = 0;
+
+export class Composure {
+  readonly config: string;
+  readonly metricsDir: string;
+
+  constructor(private readonly work: string, private readonly timeoutMs: number) {
+    this.config = path.join(work, "composure.yml");
+    this.metricsDir = path.join(work, "metrics");
+    mkdirSync(this.metricsDir, { recursive: true });
+    // An empty config: nothing from a composure.yml lying in the repository changes the figures.
+    if (!existsSync(this.config)) writeFileSync(this.config, "# composure bench: defaults only\n{}\n");
+  }
+
+  private async script(name: "backup" | "restore", destination: string, env: Record<string, string>): Promise<ComposureRun> {
+    const tag = `${name}-${++sequence}`;
+    const statsFile = path.join(this.work, `${tag}-node.json`);
+    const clean = { ...process.env };
+    for (const key of composureVariables) delete clean[key];
+    const result = await measure(process.execPath, ["--import", "tsx", path.join(root, "scripts", `${name}.ts`)], {
+      statsFile: path.join(this.work, `${tag}-time.txt`),
+      cwd: root,
+      timeoutMs: this.timeoutMs,
+      env: { ...clean, PROJECT: projectName, DESTINATION: destination, CONFIG: this.config, METRICS_DIR: this.metricsDir, COMPOSURE_HELPER_IMAGE: busyboxImage, COMPOSURE_STATS_FILE: statsFile, ...env },
+    });
+    const stats = JSON.parse(readFileSync(statsFile, "utf8")) as { peakRssMb: number; cpuSeconds: number };
+    return { seconds: result.seconds, peakRssMb: round(stats.peakRssMb, 1), cpuSeconds: round(stats.cpuSeconds), treePeakRssMb: result.peakRssMb, treeCpuSeconds: result.cpuSeconds };
+  }
+
+  async backup(service: string, destination: string): Promise<BackupRun> {
+    const before = new Set(runIds(destination));
+    await dropCaches();
+    const measured = await this.script("backup", destination, { SERVICE: service });
+    const runId = runIds(destination).find((id) => !before.has(id));
+    if (!runId) throw new Error(`composure backup of ${service} left no complete run in ${destination}`);
+    const runDir = path.join(destination, projectName, runId);
+    const manifest = JSON.parse(readFileSync(path.join(runDir, "manifest.json"), "utf8")) as {
+      outcome: string;
+      services: { name: string; strategy: string; status: string; error?: string; downtimeSeconds: number; durationSeconds: number; artifacts: { bytes: number }[] }[];
+    };
+    const record = manifest.services.find((entry) => entry.name === service);
+    if (!record || record.status !== "ok") throw new Error(`composure backup of ${service}: ${record?.error ?? `service missing from the manifest (outcome ${manifest.outcome})`}`);
+    return {
+      ...measured,
+      runId,
+      runDir,
+      storedBytes: record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
+      downtimeSeconds: record.downtimeSeconds,
+      serviceSeconds: record.durationSeconds,
+      strategy: record.strategy,
+    };
+  }
+
+  async restore(service: string, destination: string, runId: string): Promise<ComposureRun> {
+    return this.script("restore", destination, { SERVICE: service, RUN: runId, FORCE: "1", NO_RESCUE: "1" });
+  }
+}
+
+/** Complete runs (with a manifest) of the bench project under a destination, oldest first. */
+function runIds(destination: string): string[] {
+  const dir = path.join(destination, projectName);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((name) => existsSync(path.join(dir, name, "manifest.json")))
+    .sort();
+}

@@ -1,0 +1,128 @@
+// The one table `make bench` prints (absolute figures, then the issue's targets with PASS/MISS)
+// and the target checks themselves, kept apart from the measuring so they can be read alone.
+import type { PeerFigures } from "./peers.ts";
+import type { PostgresFigures } from "./postgres.ts";
+import type { ScalingFigures } from "./scaling.ts";
+import type { VolumeFigures } from "./volume.ts";
+
+export interface Results {
+  settings: { size_gb: number; only: string[] };
+  volume?: VolumeFigures & { size_gb: number };
+  smallfiles?: VolumeFigures & { file_count: number };
+  postgres?: PostgresFigures;
+  peers?: PeerFigures[];
+  scaling?: ScalingFigures;
+  not_measured: Record<string, string>;
+}
+
+export type Verdict = "PASS" | "MISS" | "n/a";
+
+export interface Target {
+  dataset: string;
+  target: string;
+  measured: string;
+  result: Verdict;
+}
+
+const fixed = (value: number, digits = 2) => value.toFixed(digits);
+const x = (value: number) => `${fixed(value, 1)}x`;
+const s = (value: number) => `${fixed(value)} s`;
+const size = (bytes: number) => (bytes >= 1024 ** 3 ? `${fixed(bytes / 1024 ** 3)} GB` : `${fixed(bytes / 1024 ** 2, 1)} MB`);
+const verdict = (ok: boolean): Verdict => (ok ? "PASS" : "MISS");
+
+/** The issue's targets, each with what was measured and PASS/MISS (n/a when it could not be measured). */
+export function checkTargets(results: Results): Target[] {
+  const targets: Target[] = [];
+  const volumeTargets = (name: string, figures: VolumeFigures) => {
+    targets.push({ dataset: name, target: "backup >= 8x faster than classic", measured: x(figures.backup_vs_classic), result: verdict(figures.backup_vs_classic >= 8) });
+    targets.push({ dataset: name, target: "backup <= 2x raw read", measured: x(figures.backup_vs_raw_read), result: verdict(figures.backup_vs_raw_read <= 2) });
+    targets.push({ dataset: name, target: "restore <= 2.5x raw read", measured: x(figures.restore_vs_raw_read), result: verdict(figures.restore_vs_raw_read <= 2.5 && figures.restore_identical) });
+    targets.push({ dataset: name, target: "stop-mode downtime <= 1.5x raw read + 3 s", measured: `${s(figures.downtime_s)} (limit ${s(figures.downtime_limit_s)})`, result: verdict(figures.downtime_s <= figures.downtime_limit_s) });
+  };
+  const { volume, smallfiles, postgres, peers, scaling } = results;
+  if (volume) volumeTargets("mixed", volume);
+  if (volume && peers) {
+    for (const peer of peers.filter((entry) => entry.tool !== "classic")) {
+      if (peer.backup_s === undefined) {
+        targets.push({ dataset: "mixed", target: `backup faster than ${peer.tool}`, measured: `not measured: ${peer.not_measured ?? "no figure"}`, result: "n/a" });
+      } else {
+        targets.push({ dataset: "mixed", target: `backup faster than ${peer.tool}`, measured: `${s(volume.backup_s)} vs ${s(peer.backup_s)} (${x(peer.backup_s / volume.backup_s)})`, result: verdict(volume.backup_s < peer.backup_s) });
+      }
+    }
+    const stored = [{ tool: "composure", bytes: volume.stored_bytes }, { tool: "classic", bytes: volume.classic_bytes }, ...peers.filter((peer) => peer.stored_bytes !== undefined).map((peer) => ({ tool: peer.tool, bytes: peer.stored_bytes! }))];
+    const smallest = stored.reduce((best, entry) => (entry.bytes < best.bytes ? entry : best));
+    const missing = peers.filter((peer) => peer.stored_bytes === undefined).map((peer) => peer.tool);
+    targets.push({
+      dataset: "mixed",
+      target: "stored size within 10% of the smallest",
+      measured: `${size(volume.stored_bytes)}; smallest ${smallest.tool} ${size(smallest.bytes)} (+${fixed((volume.stored_bytes / smallest.bytes - 1) * 100, 1)}%)${missing.length ? `; without ${missing.join(", ")}` : ""}`,
+      result: verdict(volume.stored_bytes <= smallest.bytes * 1.1),
+    });
+  }
+  if (smallfiles) volumeTargets("small files", smallfiles);
+  if (postgres) {
+    targets.push({ dataset: "postgres", target: "dump+compress >= 2x faster than pg_dumpall | gzip", measured: `${s(postgres.dump_compress_s)} vs ${s(postgres.pg_dumpall_gzip_s)} (${x(postgres.dump_vs_pg_dumpall)})`, result: verdict(postgres.dump_vs_pg_dumpall >= 2) });
+  }
+  if (scaling) {
+    const [first, last] = [scaling.steps[0], scaling.steps.at(-1)!];
+    targets.push({ dataset: "scaling", target: "backup time linear in size (R² >= 0.95)", measured: `R² ${fixed(scaling.r_squared, 3)}; ${fixed(scaling.fixed_s)} s + ${fixed(scaling.per_gb_s)} s/GB${last.size_gb < 0.5 ? " (below 0.5 GB start-up costs and machine noise dominate)" : ""}`, result: verdict(scaling.r_squared >= 0.95) });
+    targets.push({ dataset: "scaling", target: `peak RSS flat ${fixed(first.size_gb, 2)}-${fixed(last.size_gb, 2)} GB (max <= 1.25x min)`, measured: `${fixed(scaling.peak_rss_min_mb, 1)}-${fixed(scaling.peak_rss_max_mb, 1)} MB`, result: verdict(scaling.peak_rss_max_mb <= scaling.peak_rss_min_mb * 1.25 && scaling.peak_rss_max_mb <= 200) });
+  }
+  const rss = [volume?.peak_rss_mb, smallfiles?.peak_rss_mb, postgres?.peak_rss_mb, scaling?.peak_rss_max_mb].filter((value): value is number => value !== undefined);
+  if (rss.length) targets.push({ dataset: "all", target: "peak RSS <= 200 MB", measured: `${fixed(Math.max(...rss), 1)} MB`, result: verdict(Math.max(...rss) <= 200) });
+  return targets;
+}
+
+type Row = [dataset: string, what: string, value: string, note: string, result: string];
+
+/** One table: every absolute figure, then every target with its verdict. */
+export function formatTable(results: Results, targets: Target[]): string {
+  const rows: Row[] = [];
+  const volumeRows = (name: string, figures: VolumeFigures) => {
+    rows.push([name, "data", size(figures.bytes), `${figures.files.toLocaleString("en-US")} files`, ""]);
+    rows.push([name, "raw read (busybox tar | cat)", s(figures.raw_read_s), "the limit: every byte read once", ""]);
+    rows.push([name, "classic: docker run busybox tar czf", s(figures.classic_s), `stored ${size(figures.classic_bytes)}`, ""]);
+    rows.push([name, "composure backup", s(figures.backup_s), `stored ${size(figures.stored_bytes)}; ${x(figures.backup_vs_classic)} faster than classic; ${x(figures.backup_vs_raw_read)} raw read`, ""]);
+    rows.push([name, "  stop-mode downtime (manifest)", s(figures.downtime_s), `limit 1.5x raw read + 3 s = ${s(figures.downtime_limit_s)}`, ""]);
+    rows.push([name, "  peak RSS / CPU", `${fixed(figures.backup_peak_rss_mb, 1)} MB`, `node ${fixed(figures.backup_cpu_s)} s CPU; with zstd ${figures.backup_tree_cpu_s === undefined ? "?" : fixed(figures.backup_tree_cpu_s)} s, largest process ${figures.backup_tree_peak_rss_mb ?? "?"} MB`, ""]);
+    rows.push([name, "composure restore", s(figures.restore_s), `${x(figures.restore_vs_raw_read)} raw read; ${figures.restore_identical ? "same tree back" : "RESTORED TREE DIFFERS"}; node ${fixed(figures.restore_peak_rss_mb, 1)} MB`, ""]);
+  };
+  const { volume, smallfiles, postgres, peers, scaling } = results;
+  if (volume) volumeRows("mixed", volume);
+  for (const peer of peers ?? []) {
+    if (peer.backup_s === undefined) {
+      rows.push(["mixed", peer.tool, "-", `not measured: ${peer.not_measured ?? "no figure"}`, ""]);
+      continue;
+    }
+    const restore = peer.restore_s === undefined ? "" : `; restore ${s(peer.restore_s)}`;
+    rows.push(["mixed", `${peer.tool} ${peer.version ?? ""}`.trim(), s(peer.backup_s), `first backup; stored ${size(peer.stored_bytes ?? 0)}${restore}; peak RSS ${peer.backup_peak_rss_mb ?? "?"} MB, CPU ${peer.backup_cpu_s ?? "?"} s${peer.not_measured ? `; ${peer.not_measured}` : ""}`, ""]);
+  }
+  if (smallfiles) volumeRows("small files", smallfiles);
+  if (postgres) {
+    rows.push(["postgres", "database", size(postgres.database_bytes), `${postgres.rows.toLocaleString("en-US")} orders; data directory ${size(postgres.volume_bytes)}; PostgreSQL ${postgres.server_version}`, ""]);
+    rows.push(["postgres", "raw read of the database files", s(postgres.raw_read_s), "the limit: base/ and global/ read once", ""]);
+    rows.push(["postgres", "docker exec pg_dumpall | gzip", s(postgres.pg_dumpall_gzip_s), `stored ${size(postgres.pg_dumpall_gzip_bytes)}`, ""]);
+    rows.push(["postgres", "composure backup (postgres strategy)", s(postgres.backup_s), `dump+compress ${s(postgres.dump_compress_s)}; stored ${size(postgres.stored_bytes)}; downtime ${s(postgres.downtime_s)} (hot)`, ""]);
+    rows.push(["postgres", "  peak RSS / CPU", `${fixed(postgres.backup_peak_rss_mb, 1)} MB`, `node ${fixed(postgres.backup_cpu_s)} s CPU; with zstd ${postgres.backup_tree_cpu_s ?? "?"} s`, ""]);
+    rows.push(["postgres", "composure restore (pg_restore --create)", s(postgres.restore_s), postgres.restore_rows_ok ? "row counts match" : "ROW COUNTS DIFFER", ""]);
+  }
+  if (scaling) {
+    for (const step of scaling.steps) {
+      rows.push(["scaling", `${step.factor}x: ${size(step.bytes)}`, s(step.backup_s), `${fixed(step.backup_per_gb_s)} s/GB; raw read ${s(step.raw_read_s)}; peak RSS ${fixed(step.peak_rss_mb, 1)} MB (largest process ${step.tree_peak_rss_mb ?? "?"} MB)`, ""]);
+    }
+  }
+  for (const [name, reason] of Object.entries(results.not_measured)) rows.push([name, "-", "-", `not measured: ${reason}`, ""]);
+  for (const target of targets) rows.push([target.dataset, `target: ${target.target}`, "", target.measured, target.result]);
+
+  const header: Row = ["dataset", "what", "value", "ratio / note", "result"];
+  const widths = [0, 1, 2].map((column) => Math.max(header[column].length, ...rows.map((row) => row[column].length)));
+  const line = (row: Row) => `${row[0].padEnd(widths[0])}  ${row[1].padEnd(widths[1])}  ${row[2].padStart(widths[2])}  ${row[4].padEnd(4)}  ${row[3]}`.trimEnd();
+  const out = [line(header), line(["-".repeat(widths[0]), "-".repeat(widths[1]), "-".repeat(widths[2]), "-".repeat(12), "----"])];
+  let previous = "";
+  for (const row of rows) {
+    if (previous && row[0] !== previous) out.push("");
+    out.push(line(row));
+    previous = row[0];
+  }
+  return `${out.join("\n")}\n`;
+}
