@@ -154,6 +154,8 @@ volumes: { data: {}, snapshots: {}, files: {} }
       await esOk(node, "PUT", `/${index}`, JSON.stringify({ settings: { number_of_shards: 1, number_of_replicas: index === "events" ? 1 : 0 } }));
       await bulk(node, bulkBody(index, 1, count));
     }
+    // A hidden index: left out of the snapshot unless named.
+    await esOk(node, "PUT", "/.composure-test-hidden", JSON.stringify({ settings: { number_of_replicas: 0, "index.hidden": true } }));
     await esOk(node, "POST", "/_refresh");
     await docker("exec", await project.containerId("files"), "sh", "-c", "echo hello > /files/greeting");
     console.log(`# 21,000 documents in 3 indices loaded in ${seconds(loading)} s`);

@@ -62,9 +62,10 @@ describe("elasticsearch strategy: detection and options", () => {
 
   test("the snapshot name and the index expression follow the run and the options", () => {
     assert.equal(snapshotNameFor("20260101T020304Z-2"), "composure-20260101t020304z-2");
-    assert.equal(indicesExpression({}), undefined);
-    assert.equal(indicesExpression({ indices: ["a", "b*"] }), "a,b*");
-    assert.equal(indicesExpression({ exclude_indices: ["tmp-*"] }), "*,-tmp-*");
+    assert.equal(indicesExpression({}), "*,-.*", "every index but hidden and system ones");
+    assert.equal(indicesExpression({ indices: ["a", "b*", ".kibana"] }), "a,b*,.kibana");
+    assert.equal(indicesExpression({ exclude_indices: ["tmp-*"] }), "*,-.*,-tmp-*");
+    assert.equal(indicesExpression({ indices: ["-tmp-*"] }), "*,-.*,-tmp-*");
   });
 });
 

@@ -20,12 +20,14 @@ export function snapshotNameFor(runId: string): string {
   return `composure-${runId.toLowerCase().replace(/[^a-z0-9-]+/g, "-")}`;
 }
 
-/** The multi-target expression of the options ("a,b*,-c"), undefined for every index. */
-export function indicesExpression(options: Pick<ElasticsearchOptions, "indices" | "exclude_indices">): string | undefined {
-  const include = options.indices ?? [];
-  const exclude = (options.exclude_indices ?? []).map((name) => (name.startsWith("-") ? name : `-${name}`));
-  if (include.length === 0 && exclude.length === 0) return undefined;
-  return [...(include.length ? include : ["*"]), ...exclude].join(",");
+/**
+ * The multi-target expression of the options ("a,b*,-c"). By default every index but the hidden
+ * and system ones (names starting with a dot), which are snapshotted only when named.
+ */
+export function indicesExpression(options: Pick<ElasticsearchOptions, "indices" | "exclude_indices">): string {
+  const include = (options.indices ?? []).filter((name) => !name.startsWith("-"));
+  const exclude = [...(options.indices ?? []).filter((name) => name.startsWith("-")), ...(options.exclude_indices ?? []).map((name) => (name.startsWith("-") ? name : `-${name}`))];
+  return [...(include.length ? include : ["*", "-.*"]), ...exclude].join(",");
 }
 
 export interface SnapshotFacts {
@@ -73,6 +75,21 @@ export interface SnapshotJob {
   label: string;
   /** Backup snapshots to keep in the live repository afterwards; undefined: delete this one (rescue). */
   keep?: number;
+  /** Tells an interrupted run (SIGTERM) what it must clean up: set while the job is under way. */
+  progress?: JobProgress;
+}
+
+export interface JobProgress {
+  started: boolean;
+  settled: boolean;
+}
+
+/** Undoes what an interrupted job left: the snapshot (aborted if it runs) and the registration. */
+export async function abandonJob(client: EsClient, job: Pick<SnapshotJob, "snapshot" | "progress">): Promise<void> {
+  if (!job.progress?.started || job.progress.settled) return;
+  log.warn(`interrupted: deleting snapshot ${job.snapshot} and the registration of repository ${repositoryName}`);
+  await deleteSnapshot(client, repositoryName, job.snapshot).catch(() => undefined);
+  await unregisterRepository(client, repositoryName).catch(() => undefined);
 }
 
 /**
@@ -82,14 +99,20 @@ export interface SnapshotJob {
 export async function snapshotToArchive(job: SnapshotJob): Promise<Artifact> {
   const { view, place, options } = job;
   const client = view.client;
-  // A red index cannot be snapshotted completely: the snapshot will fail and say so. Refreshing
-  // it would only wait for its missing shards, so counts are then taken without a refresh.
-  const red = await redIndices(client, job.indices);
-  if (red.length) log.warn(`${job.label}: red ind${red.length === 1 ? "ex" : "ices"} ${red.join(", ")}: a primary shard is unassigned, the snapshot cannot be complete`);
-  else await refresh(client, job.indices);
-  const before = await indexStats(client, job.indices);
-  await registerRepository(client, repositoryName, place.location);
+  if (job.progress) job.progress.started = true;
+  // Registration and counting run side by side. A red index cannot be snapshotted completely:
+  // the snapshot will fail and say so; refreshing it would only wait for its missing shards.
+  const measuring = (async () => {
+    const red = await redIndices(client, job.indices);
+    if (red.length) log.warn(`${job.label}: red ind${red.length === 1 ? "ex" : "ices"} ${red.join(", ")}: a primary shard is unassigned, the snapshot cannot be complete`);
+    else await refresh(client, job.indices);
+    return { red, before: await indexStats(client, job.indices) };
+  })();
+  const [registered, measured] = await Promise.allSettled([registerRepository(client, repositoryName, place.location), measuring]);
   try {
+    if (registered.status === "rejected") throw registered.reason;
+    if (measured.status === "rejected") throw measured.reason;
+    const { red, before } = measured.value;
     const started = performance.now();
     const info = await takeSnapshot(client, { repository: repositoryName, snapshot: job.snapshot, indices: job.indices, includeGlobalState: options.include_global_state, timeoutMs: options.timeout_seconds * 1000 }).catch((error: Error) => {
       if (!red.length) throw error;
@@ -99,9 +122,9 @@ export async function snapshotToArchive(job: SnapshotJob): Promise<Artifact> {
     let artifact: Artifact;
     try {
       const indices = [...info.indices].sort();
-      const after = indices.length ? await indexStats(client, indices.join(",")) : {};
+      const [after, inRepository] = await Promise.all([indices.length ? indexStats(client, indices.join(",")) : {}, listSnapshots(client, repositoryName)]);
       const facts = describeSnapshot(job, info.indices, before, after, snapshotSeconds, info.uuid, info.shards);
-      facts.snapshotsInArchive = (await listSnapshots(client, repositoryName)).map((entry) => entry.snapshot);
+      facts.snapshotsInArchive = inRepository.map((entry) => entry.snapshot);
       log.info(`${job.label}: snapshot ${job.snapshot} of ${indices.length} ind${indices.length === 1 ? "ex" : "ices"}, ${formatCount(facts.totalDocuments)} documents taken in ${formatSeconds(snapshotSeconds)}${facts.exactCounts ? "" : ` (written to while it ran: ${facts.changedDuringSnapshot.join(", ")})`}`);
       const file = path.join(job.dir, "repository.tar.zst");
       const stored = await withHelper(job.helperImage, job.project, [`${place.mount.source}:/repo:ro`], (helper, pipe) =>
@@ -116,6 +139,7 @@ export async function snapshotToArchive(job: SnapshotJob): Promise<Artifact> {
     return artifact;
   } finally {
     await unregisterRepository(client, repositoryName).catch((error: unknown) => log.warn(`${job.label}: could not remove the registration of repository ${repositoryName}: ${(error as Error).message}`));
+    if (job.progress) job.progress.settled = true;
   }
 }
 

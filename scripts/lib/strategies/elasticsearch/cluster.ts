@@ -88,26 +88,28 @@ function candidateServices(project: ProjectInfo, service: ServiceInfo, options: 
 export async function openCluster(project: ProjectInfo, service: ServiceInfo, options: ElasticsearchOptions): Promise<ClusterView> {
   const container = runningContainerOf(service);
   const client = curlClient(container, options);
-  const root = await call<RootInfo>(client, "GET", "/", undefined, 30_000);
-  const settings = await call<NodesSettings>(client, "GET", "/_nodes/settings?filter_path=nodes.*.name,nodes.*.roles,nodes.*.ip,nodes.*.settings.path.repo", undefined, 30_000);
+  const [root, settings, localNode] = await Promise.all([
+    call<RootInfo>(client, "GET", "/", undefined, 30_000),
+    call<NodesSettings>(client, "GET", "/_nodes/settings?filter_path=nodes.*.name,nodes.*.roles,nodes.*.ip,nodes.*.settings.path.repo", undefined, 30_000),
+    localNodeId(client),
+  ]);
   const nodes: NodeInfo[] = Object.entries(settings.nodes ?? {})
     .map(([id, node]) => ({ id, name: node.name, roles: node.roles ?? [], pathRepo: pathRepoOf(node.settings?.path?.repo), ip: node.ip }))
     .sort((a, b) => a.name.localeCompare(b.name));
-  const localNode = await localNodeId(client);
   const members = new Map<string, Member>([[localNode, { service, container }]]);
-  for (const candidate of candidateServices(project, service, options)) {
-    for (const other of candidate.containers) {
-      if (!other.running || other.id === container.id) continue;
+  const others = candidateServices(project, service, options).flatMap((candidate) => candidate.containers.filter((other) => other.running && other.id !== container.id).map((other) => ({ candidate, other })));
+  const placed = await Promise.all(
+    others.map(async ({ candidate, other }) => {
       try {
         const otherClient = curlClient(other, options);
-        const info = await call<RootInfo>(otherClient, "GET", "/", undefined, 15_000);
-        if (info.cluster_uuid !== root.cluster_uuid) continue;
-        members.set(await localNodeId(otherClient), { service: candidate, container: other });
+        const [info, id] = await Promise.all([call<RootInfo>(otherClient, "GET", "/", undefined, 15_000), localNodeId(otherClient)]);
+        return info.cluster_uuid === root.cluster_uuid ? { id, member: { service: candidate, container: other } } : undefined;
       } catch {
-        // not a node composure can ask (no curl, other port, not started): it stays unplaced
+        return undefined; // not a node composure can ask (no curl, other port, not started): it stays unplaced
       }
-    }
-  }
+    }),
+  );
+  for (const entry of placed) if (entry && !members.has(entry.id)) members.set(entry.id, entry.member);
   return {
     client,
     container,

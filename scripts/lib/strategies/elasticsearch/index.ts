@@ -19,7 +19,7 @@ import { StepError } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { BackupContext, ProbeResult, Strategy } from "../types.ts";
-import { indicesExpression, snapshotNameFor, snapshotToArchive, type SnapshotFacts } from "./backup.ts";
+import { abandonJob, indicesExpression, snapshotNameFor, snapshotToArchive, type JobProgress, type SnapshotFacts } from "./backup.ts";
 import { checkCluster, clusterServices, findRepositoryPlace, openCluster, type ClusterView, type RepositoryPlace } from "./cluster.ts";
 import { indexStats } from "./snapshot.ts";
 import { detectElasticsearch, elasticsearchOptions, type ElasticsearchOptions } from "./options.ts";
@@ -32,6 +32,7 @@ interface Prepared {
   place: RepositoryPlace;
   /** Set when another service of the run already snapshots this cluster. */
   capturedBy?: string;
+  progress: JobProgress;
 }
 
 const prepared = new WeakMap<object, Prepared>();
@@ -48,10 +49,11 @@ async function open(ctx: BackupContext<ElasticsearchOptions>): Promise<Prepared>
   const place = findRepositoryPlace(view, ctx.project, ctx.options);
   const key = `${ctx.runDir}|${view.uuid}`;
   const capturedBy = clustersOfRuns.get(key);
-  if (capturedBy && capturedBy !== ctx.service.name) return { view, place, capturedBy };
+  const progress = { started: false, settled: false };
+  if (capturedBy && capturedBy !== ctx.service.name) return { view, place, capturedBy, progress };
   checkCluster(view, place, ctx.project.name);
   clustersOfRuns.set(key, ctx.service.name);
-  return { view, place };
+  return { view, place, progress };
 }
 
 export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
@@ -64,12 +66,15 @@ export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
 
   async prepare(ctx) {
     // Hot: nothing stops. Every check that can fail runs here, before any snapshot exists.
+    let state: Prepared;
     try {
-      prepared.set(ctx, await open(ctx));
+      state = await open(ctx);
+      prepared.set(ctx, state);
     } catch (error) {
       throw new StepError("prepare", ctx.service.name, error);
     }
-    return async () => undefined;
+    // Nothing stops, so nothing restarts; an interrupted capture (SIGTERM) leaves no snapshot or registration.
+    return () => abandonJob(state.view.client, { snapshot: snapshotNameFor(path.basename(ctx.runDir)), progress: state.progress });
   },
 
   async capture(ctx) {
@@ -92,6 +97,7 @@ export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
         runDir: ctx.runDir,
         label: ctx.service.name,
         keep: ctx.options.keep_snapshots,
+        progress: state.progress,
       });
       return [artifact];
     } catch (error) {

@@ -143,9 +143,28 @@ export async function restoreCluster(ctx: RestoreContext<unknown>, options: Elas
   return lines;
 }
 
+async function removeLeftoverRegistrations(view: ClusterView): Promise<void> {
+  const registered = Object.keys(await call<Record<string, unknown>>(view.client, "GET", "/_snapshot", undefined, 60_000));
+  for (const name of registered.filter((candidate) => candidate.startsWith("composure-restore-"))) {
+    log.warn(`removing the registration of ${name}, left by an interrupted restore`);
+    await unregisterRepository(view.client, name);
+  }
+}
+
+/** The preview (dry run) and the restore that follows within a minute share one look at the cluster. */
+const recentViews = new WeakMap<object, { view: Promise<ClusterView>; at: number }>();
+
+function clusterFor(ctx: RestoreContext<unknown>, options: ElasticsearchOptions): Promise<ClusterView> {
+  const recent = recentViews.get(ctx.record);
+  if (recent && Date.now() - recent.at < 60_000) return recent.view;
+  const view = openCluster(ctx.project, ctx.service!, options);
+  recentViews.set(ctx.record, { view, at: Date.now() });
+  view.catch(() => recentViews.delete(ctx.record));
+  return view;
+}
+
 async function restoreArtifact(ctx: RestoreContext<unknown>, options: ElasticsearchOptions, policy: ConflictPolicy, artifact: Artifact, facts: SnapshotFacts): Promise<string[]> {
-  const service = ctx.service!;
-  const view = await openCluster(ctx.project, service, options);
+  const view = await clusterFor(ctx, options);
   const place = findRepositoryPlace(view, ctx.project, options);
   checkCluster(view, place, ctx.project.name);
   const selected = selectIndices(facts.indices, ctx.volume, options);
@@ -174,7 +193,9 @@ async function restoreArtifact(ctx: RestoreContext<unknown>, options: Elasticsea
   return withHelper(ctx.helperImage, ctx.project.name, [`${place.mount.source}:/repo`], async (helper, pipe) => {
     const base = path.posix.join("/repo", place.subpath);
     const unpacked = path.posix.join(base, temporary);
-    const made = await helper.run(["sh", "-c", 'set -e; owner=$(stat -c %u:%g "$1"); mkdir -m 755 "$2"; chown "$owner" "$2"', "sh", base, unpacked]);
+    // A killed restore may have left its registration and directory: the project lock says no other restore runs.
+    await removeLeftoverRegistrations(view);
+    const made = await helper.run(["sh", "-c", 'set -e; rm -rf "$1"/composure-restore-*; owner=$(stat -c %u:%g "$1"); mkdir -m 755 "$2"; chown "$owner" "$2"', "sh", base, unpacked]);
     if (made.exitCode !== 0) throw new Error(`cannot create ${location} on the volume ${place.displayName}: ${made.stderr.trim()}`);
     try {
       await extractArchive(helper, pipe, path.join(ctx.runDir, artifact.path), unpacked, `${ctx.serviceName}: unpack ${artifact.path}`, artifact);
@@ -200,7 +221,7 @@ async function restoreFrom(ctx: RestoreContext<unknown>, options: ElasticsearchO
   const problem = snapshotProblem(info);
   if (problem) throw new Error(`the archived ${problem}`);
   const overwritten = toRestore.filter((entry) => entry.action === "overwrite").map((entry) => entry.index);
-  for (const index of overwritten) await call(client, "DELETE", `/${seg(index)}`, undefined, 300_000);
+  if (overwritten.length) await call(client, "DELETE", `/${overwritten.map(seg).join(",")}`, undefined, 300_000);
   const renaming = toRestore.some((entry) => entry.action === "rename");
   const body: Record<string, unknown> = {
     indices: toRestore.map((entry) => entry.index).join(","),

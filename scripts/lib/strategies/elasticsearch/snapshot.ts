@@ -113,6 +113,7 @@ export async function takeSnapshot(client: EsClient, request: SnapshotRequest): 
   const body: Record<string, unknown> = { include_global_state: request.includeGlobalState, partial: false };
   if (request.indices) body.indices = request.indices;
   const started = Date.now();
+  let polls = 0;
   try {
     await call(client, "PUT", `/_snapshot/${seg(repository)}/${seg(snapshot)}?wait_for_completion=false`, body, 120_000);
     for (;;) {
@@ -124,7 +125,8 @@ export async function takeSnapshot(client: EsClient, request: SnapshotRequest): 
         return info;
       }
       if (Date.now() - started > request.timeoutMs) throw new Error(`snapshot ${snapshot} did not finish within ${Math.round(request.timeoutMs / 1000)} s (timeout_seconds)`);
-      await new Promise((resolve) => setTimeout(resolve, request.pollMs ?? 1000));
+      // Small snapshots end within a second: look often at first, then every 2 s.
+      await new Promise((resolve) => setTimeout(resolve, request.pollMs ?? Math.min(2000, 200 * 1.5 ** polls++)));
     }
   } catch (error) {
     // Whatever state it is in (half-written, partial, failed), the snapshot must not stay.
