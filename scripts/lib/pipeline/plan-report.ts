@@ -15,10 +15,13 @@ export async function printPlan(plan: ProjectPlan, helperImage: string): Promise
     }
     const stops = planned.strategy === "volume" && planned.settings.stop !== false && planned.mounts.length > 0;
     out.push(`  ${planned.service.name}: strategy ${planned.strategy} (${planned.strategySource}), ${stops ? "stopped during capture" : "no downtime"}, tier ${planned.settings.tier ?? "medium"}`);
+    // "+" is archived whole; "~" is where a hot strategy reads its data (a dump or snapshot is archived instead).
+    const mark = planned.strategy === "volume" ? "+" : "~";
     for (const selected of planned.mounts) {
       const size = sizes.get(selected.mount.source);
-      out.push(`    + ${selected.mount.type} ${selected.mount.source} -> ${selected.mount.destination} (${size === undefined ? "size unknown" : formatBytes(size)})`);
+      out.push(`    ${mark} ${selected.mount.type} ${selected.mount.source} -> ${selected.mount.destination} (${size === undefined ? "size unknown" : formatBytes(size)})`);
     }
+    if (mark === "~" && planned.mounts.length) out.push(`      (~: data of the service; the ${planned.strategy} strategy archives its own dump or snapshot, not these volumes as they are)`);
     for (const skipped of planned.skipped) out.push(`    - ${skipped.mount.type} ${skipped.mount.source}: ${skipped.reason}`);
   }
   process.stdout.write(`${out.join("\n")}\n`);
