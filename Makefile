@@ -5,7 +5,7 @@ TSX := node --import tsx
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 DEMO_PROJECT ?= composure-demo
 # Fixture images the integration tests use (built from packages, cached by recipe hash).
-TEST_IMAGES ?= busybox postgres mariadb sqlite redis prometheus victoriametrics opensearch
+TEST_IMAGES ?= busybox postgres mariadb sqlite redis prometheus victoriametrics opensearch cassandra
 export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFLICT CONFIG DESTINATION LOCK_TIMEOUT FROM
 export TIER METRICS_DIR CRON CRON_FILE CRON_LOG
 

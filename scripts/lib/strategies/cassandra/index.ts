@@ -176,7 +176,7 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
       }
       const selected = capturer.artifacts.filter((artifact) => selectedBy(artifact, ctx.volume));
       if (selected.length === 0) return [];
-      log.info(`${ctx.serviceName}: captured with ${capturer.name}: restoring the whole cassandra cluster`);
+      if (!ctx.dryRun) log.info(`${ctx.serviceName}: captured with ${capturer.name}: restoring the whole cassandra cluster`);
       const lines = await restoreCluster(ctx, selected);
       restored.add(restoredKey(ctx.runDir, capturer.name, ctx.dryRun));
       return [`captured with ${capturer.name}: the whole cluster is restored`, ...lines];

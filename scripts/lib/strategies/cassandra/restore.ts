@@ -23,6 +23,7 @@
 // node's archive with `sstableloader -d <host> <dir>/<ks>/<table>` from the extracted archives:
 // it streams each row to whichever nodes own it now. That is not automated here (the fixture has
 // no sstableloader); materialized views are not imported (rebuild them by recreating the view).
+import { createHash } from "node:crypto";
 import path from "node:path";
 import { extractArchive } from "../../archive/tar-transfer.ts";
 import { readDecompressed } from "../../archive/files.ts";
@@ -34,13 +35,15 @@ import { formatBytes, formatSeconds, log } from "../../log.ts";
 import type { RestoreContext } from "../types.ts";
 import { withHelper } from "../volume/index.ts";
 import { formatCount } from "../postgres/in-container.ts";
-import { jsonRows, planSchema, quoteIdentifier, tableKey } from "./cql.ts";
+import { jsonRows, planSchema, tableKey } from "./cql.ts";
 import { clusterOf, cqlsh, describeNode, nodetool, onEveryNode, requireRunning, type CassandraNode } from "./nodes.ts";
-import { captureSnapshot, countRows, stagingDirName, takeSnapshot, type ClusterFacts, type NodeFacts } from "./snapshot.ts";
+import { captureSnapshot, countRows, qualifiedName, stagingDirName, takeSnapshot, type ClusterFacts, type NodeFacts } from "./snapshot.ts";
 
+
+const isSchemaArtifact = (artifact: Artifact) => artifact.facts?.engine === "cassandra" && artifact.facts?.kind === "schema";
 
 export function schemaFactsOf(artifacts: Artifact[]): ClusterFacts | undefined {
-  return artifacts.find((artifact) => artifact.facts?.engine === "cassandra" && artifact.facts?.kind === "schema")?.facts as unknown as ClusterFacts | undefined;
+  return artifacts.find(isSchemaArtifact)?.facts as unknown as ClusterFacts | undefined;
 }
 
 /** The tables a restore covers: all of the backup's, or those VOLUME= (a keyspace or keyspace.table) names. */
@@ -79,9 +82,9 @@ function stagingMount(node: CassandraNode, dataDirs: string[]): MountInfo {
 }
 
 export async function restoreCluster(ctx: RestoreContext<unknown>, artifacts: Artifact[]): Promise<string[]> {
-  const facts = schemaFactsOf(artifacts);
-  if (!facts) throw new Error("the cassandra backup has no schema.cql artifact: it cannot be restored");
-  const schemaArtifact = artifacts.find((artifact) => artifact.facts === (facts as unknown));
+  const schemaArtifact = artifacts.find(isSchemaArtifact);
+  if (!schemaArtifact) throw new Error("the cassandra backup has no schema.cql artifact: it cannot be restored");
+  const facts = schemaArtifact.facts as unknown as ClusterFacts;
   const tables = selectTables(facts, ctx.volume);
   if (tables.length === 0) throw new Error(`VOLUME=${ctx.volume} names no keyspace or table of the backup (it has: ${facts.tableNames.join(", ")})`);
   const keyspaces = [...new Set(tables.map((key) => key.slice(0, key.indexOf("."))))];
@@ -116,13 +119,13 @@ export async function restoreCluster(ctx: RestoreContext<unknown>, artifacts: Ar
   if (ctx.dryRun) {
     const counted = tables.filter((key) => facts.counts[key] !== undefined).reduce((sum, key) => sum + facts.counts[key], 0);
     return [
-      `would restore cassandra cluster ${facts.cluster} from ${facts.nodes.length} node archive(s) of ${schemaArtifact?.path ?? "the run"}: ${tables.length} table(s) of ${keyspaces.join(", ")} (${formatCount(counted)} rows counted at backup time)`,
+      `would restore cassandra cluster ${facts.cluster} from ${path.posix.dirname(schemaArtifact.path)}/ (schema.cql and ${facts.nodes.length} node archives): ${tables.length} table(s) of ${keyspaces.join(", ")} (${formatCount(counted)} rows counted at backup time)`,
       `  recreate missing keyspaces/tables from schema.cql, TRUNCATE the restored tables${ctx.rescue ? " after a rescue snapshot of them" : ""}, then nodetool import on ${plans.map((plan) => plan.node.key).join(", ")}${plans.some((plan) => plan.tokensChanged) ? " (warning: tokens changed since the backup)" : ""}`,
     ];
   }
 
   const started = performance.now();
-  const schemaText = await readText(path.join(ctx.runDir, schemaArtifact!.path), schemaArtifact!);
+  const schemaText = await readText(path.join(ctx.runDir, schemaArtifact.path), schemaArtifact);
   const lines: string[] = [];
   const timed = async <T>(label: string, work: () => Promise<T>): Promise<T> => {
     const begun = performance.now();
@@ -169,17 +172,11 @@ export async function restoreCluster(ctx: RestoreContext<unknown>, artifacts: Ar
 
 /** sha256 of the node's sorted tokens, as recorded at backup time. */
 async function cqlshIdentity(node: CassandraNode): Promise<string> {
-  const { createHash } = await import("node:crypto");
   const result = await cqlsh(node, "SELECT JSON tokens FROM system.local;\n", { strict: true });
   const [row] = jsonRows(result.stdout);
   const tokens = (Array.isArray(row?.tokens) ? (row.tokens as unknown[]) : []).map(String).sort();
   return createHash("sha256").update(tokens.join(",")).digest("hex");
 }
-
-const qualifiedName = (key: string) => {
-  const dot = key.indexOf(".");
-  return `${quoteIdentifier(key.slice(0, dot))}.${quoteIdentifier(key.slice(dot + 1))}`;
-};
 
 async function readText(file: string, artifact: Artifact): Promise<string> {
   const source = readDecompressed(file, artifact, artifact);
@@ -232,27 +229,31 @@ async function removeStaging(ctx: RestoreContext<unknown>, plan: NodePlan): Prom
   }).catch((error: unknown) => log.warn(`${describeNode(plan.node)}: could not remove ${plan.staging}: ${messageOf(error)}`));
 }
 
+/** Parallel nodetool imports per node: each is a JVM start of a few seconds, mostly waiting. */
+const importsPerNode = 2;
+
 async function importNode(plan: NodePlan, tables: string[]): Promise<string> {
-  let files = 0;
-  let bytes = 0;
-  const done: string[] = [];
-  for (const key of tables) {
+  const queue = tables.filter((key) => plan.facts.tables[key]); // a table without SSTables on this node: nothing to load
+  const importOne = async (key: string) => {
     const table = plan.facts.tables[key];
-    if (!table) continue; // no SSTables of it on this node (nothing to load)
     const dirs = table.dirs.map((dir) => path.posix.join(plan.staging, dir));
     const dot = key.indexOf(".");
     const output = await nodetool(plan.node, ["import", "--copy-data", key.slice(0, dot), key.slice(dot + 1), ...dirs], 3_600_000);
     if (/failed to import/i.test(output)) throw new Error(`nodetool import of ${key} on ${describeNode(plan.node)} failed: ${output.trim().split("\n").slice(0, 3).join(" | ")} (see the node's log)`);
-    files += table.files;
-    bytes += table.bytes;
-    done.push(key);
-  }
-  return `${plan.node.key}: imported ${done.length} table(s), ${files} files, ${formatBytes(bytes)}${plan.tokensChanged ? " (tokens changed since the backup)" : ""}`;
+  };
+  const workers = Array.from({ length: Math.min(importsPerNode, queue.length) }, async () => {
+    for (let key = queue.shift(); key !== undefined; key = queue.shift()) await importOne(key);
+  });
+  await Promise.all(workers);
+  const imported = tables.filter((key) => plan.facts.tables[key]);
+  const files = imported.reduce((sum, key) => sum + plan.facts.tables[key].files, 0);
+  const bytes = imported.reduce((sum, key) => sum + plan.facts.tables[key].bytes, 0);
+  return `${plan.node.key}: imported ${imported.length} table(s), ${files} files, ${formatBytes(bytes)}${plan.tokensChanged ? " (tokens changed since the backup)" : ""}`;
 }
 
 async function checkCounts(node: CassandraNode, facts: ClusterFacts, tables: string[], seconds: number): Promise<string> {
   const recorded = tables.filter((key) => facts.counts[key] !== undefined);
-  const { counts, failed } = await countRows(node, recorded, "ALL");
+  const { counts, failed } = await countRows(node, recorded, ["ALL", "ALL"]);
   const differences = recorded.filter((key) => counts[key] !== undefined && counts[key] !== facts.counts[key]).map((key) => `${key} has ${formatCount(counts[key])} rows, recorded ${formatCount(facts.counts[key])}`);
   const rows = Object.values(counts).reduce((sum, count) => sum + count, 0);
   const summary = `restored ${tables.length} table(s) of ${[...new Set(tables.map((key) => key.slice(0, key.indexOf("."))))].join(", ")} in ${formatSeconds(seconds)}: ${formatCount(rows)} rows in the counted tables`;

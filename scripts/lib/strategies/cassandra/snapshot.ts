@@ -55,14 +55,17 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   const nodes = await onEveryNode(cluster.nodes, requireRunning);
   const first = nodes[0];
   // `nodetool flush` with no keyspace flushes every table in one JVM start (the snapshot flushes
-  // the tables it links again, cheaply); it is also the check that every node answers, and runs
-  // while the keyspaces are listed.
-  const [listed, flushed] = await Promise.allSettled([
+  // the tables it links again, cheaply); it is also the check that every node answers. The
+  // keyspaces and each node's identity (host id, tokens) are read meanwhile.
+  const identities = new Map<string, NodeIdentity>();
+  const [listed, flushed, identified] = await Promise.allSettled([
     selectJson(first, "SELECT JSON keyspace_name FROM system_schema.keyspaces"),
     onEveryNode(nodes, (node) => nodetool(node, ["flush"])),
+    onEveryNode(nodes, async (node) => identities.set(node.key, await identityOf(node))),
   ]);
   if (flushed.status === "rejected") throw flushed.reason;
   if (listed.status === "rejected") throw listed.reason;
+  if (identified.status === "rejected") throw identified.reason;
   const existing = listed.value.map((row) => String(row.keyspace_name));
   const choice = chooseKeyspaces(existing, request.keyspaces, request.excludeKeyspaces);
   if (choice.problems.length) throw new KeyspaceFilterError(choice.problems.join("; "));
@@ -73,8 +76,7 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   };
   try {
     await onEveryNode(nodes, (node) => nodetool(node, ["snapshot", "-t", tag, ...choice.keyspaces]));
-    const identities = new Map<string, NodeIdentity>();
-    const [, schema] = await Promise.all([onEveryNode(nodes, async (node) => identities.set(node.key, await identityOf(node))), describeKeyspaces(first, choice.keyspaces)]);
+    const schema = await describeKeyspaces(first, choice.keyspaces);
     const seconds = (performance.now() - started) / 1000;
     log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
     return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema, identities, seconds, clear: () => clearOn(nodes) };
@@ -189,12 +191,15 @@ export async function captureNode(snapshot: Snapshot, node: CassandraNode, targe
     }
     // Sizes per table (file counts and bytes before compression) for the facts.
     const sizes = await helperScript(helper, 'find "$@" -type f -exec stat -c "%s|%n" {} +', dirs.map((dir) => `/n${dir}`));
+    const tableOfDir = new Map(Object.entries(tables).flatMap(([key, table]) => table.dirs.map((dir) => [dir, key] as const)));
+    const marker = `/snapshots/${snapshot.tag}/`;
     let rawBytes = 0;
     for (const line of sizes.split("\n").filter(Boolean)) {
       const bar = line.indexOf("|");
       const bytes = Number(line.slice(0, bar));
       const file = line.slice(bar + 1).slice("/n".length);
-      const key = Object.keys(tables).find((candidate) => tables[candidate].dirs.some((dir) => file.startsWith(`${dir}/`)));
+      const at = file.lastIndexOf(marker);
+      const key = at === -1 ? undefined : tableOfDir.get(file.slice(0, at + marker.length - 1));
       if (!key) continue;
       tables[key].files += 1;
       tables[key].bytes += bytes;
@@ -245,25 +250,32 @@ export async function estimatePartitions(node: CassandraNode, keyspaces: string[
 }
 
 /**
- * Exact row counts (`SELECT count(*)`, consistency `consistency`) of the given tables, in one
- * cqlsh session; a table whose count fails (a timeout on a big or busy table) is left out and
- * reported.
+ * Exact row counts (`SELECT count(*)`) of the given tables, in one cqlsh session per attempt, at
+ * the consistency level of each attempt in turn: tables whose count fails (a timeout on a big or
+ * busy table) are tried again at the next one, then left out and reported.
  */
-export async function countRows(node: CassandraNode, tables: string[], consistency = "ONE"): Promise<{ counts: Record<string, number>; failed: string[] }> {
-  if (tables.length === 0) return { counts: {}, failed: [] };
-  const statements = tables.map((key, index) => {
-    const [keyspace, ...rest] = key.split(".");
-    return `SELECT JSON count(*) AS c${index} FROM ${quoteIdentifier(keyspace)}.${quoteIdentifier(rest.join("."))};`;
-  });
-  const result = await cqlsh(node, `CONSISTENCY ${consistency};\n${statements.join("\n")}\n`, { timeoutSeconds: 600 });
+export async function countRows(node: CassandraNode, tables: string[], consistencies: string[]): Promise<{ counts: Record<string, number>; failed: string[] }> {
   const counts: Record<string, number> = {};
-  for (const row of jsonRows(result.stdout)) {
-    for (const [alias, value] of Object.entries(row)) {
-      const index = Number(alias.slice(1));
-      if (alias.startsWith("c") && tables[index] !== undefined) counts[tables[index]] = Number(value);
+  let pending = tables;
+  for (const consistency of consistencies) {
+    if (pending.length === 0) break;
+    const statements = pending.map((key, index) => `SELECT JSON count(*) AS c${index} FROM ${qualifiedName(key)};`);
+    const result = await cqlsh(node, `CONSISTENCY ${consistency};\n${statements.join("\n")}\n`, { timeoutSeconds: 600 });
+    for (const row of jsonRows(result.stdout)) {
+      for (const [alias, value] of Object.entries(row)) {
+        const key = alias.startsWith("c") ? pending[Number(alias.slice(1))] : undefined;
+        if (key !== undefined) counts[key] = Number(value);
+      }
     }
+    pending = pending.filter((key) => counts[key] === undefined);
   }
-  return { counts, failed: tables.filter((key) => counts[key] === undefined) };
+  return { counts, failed: pending };
+}
+
+/** keyspace.table as a CQL name, both parts quoted. */
+export function qualifiedName(key: string): string {
+  const dot = key.indexOf(".");
+  return `${quoteIdentifier(key.slice(0, dot))}.${quoteIdentifier(key.slice(dot + 1))}`;
 }
 
 export interface ClusterFacts {
@@ -296,6 +308,7 @@ export interface ClusterFacts {
 export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget): Promise<{ artifacts: Artifact[]; staleTags: string[]; rawBytes: number }> {
   const { tables: schemaTables, views } = tablesInSchema(snapshot.schema);
   const tableNames = schemaTables.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf("."))));
+  if (tableNames.length === 0) throw new Error(`keyspace${snapshot.keyspaces.length > 1 ? "s" : ""} ${snapshot.keyspaces.join(", ")} of cassandra cluster ${snapshot.cluster.name} ha${snapshot.keyspaces.length > 1 ? "ve" : "s"} no tables: nothing to back up`);
   const factsWork = gatherRowFacts(snapshot, tableNames).catch((error: unknown) => {
     log.warn(`cassandra cluster ${snapshot.cluster.name}: row facts incomplete: ${messageOf(error)}`);
     return { estimates: new Map<string, Map<string, number>>(), counts: {} as Record<string, number> };
@@ -345,7 +358,8 @@ async function gatherRowFacts(snapshot: Snapshot, tableNames: string[]): Promise
   const perNode = await onEveryNode(snapshot.nodes, (node) => estimatePartitions(node, snapshot.keyspaces));
   const estimates = new Map(snapshot.nodes.map((node, index) => [node.key, perNode[index]]));
   const small = tableNames.filter((key) => perNode.every((node) => (node.get(key) ?? 0) < exactCountLimit));
-  const { counts, failed } = await countRows(snapshot.nodes[0], small);
+  // Consistency ONE: quick, and as one replica sees the table (the restore checks at ALL).
+  const { counts, failed } = await countRows(snapshot.nodes[0], small, ["ONE", "ONE"]);
   if (failed.length) log.warn(`cassandra cluster ${snapshot.cluster.name}: no exact row count for ${failed.join(", ")} (count(*) failed; estimates recorded)`);
   return { estimates, counts };
 }
