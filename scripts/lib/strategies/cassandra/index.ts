@@ -21,7 +21,7 @@ import { readManifest, type Artifact } from "../../catalog/manifest.ts";
 import { StepError, messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
 import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
-import { imagePath, listOption, ToolMissingError } from "../postgres/in-container.ts";
+import { imagePath, listOption, ToolMissingError } from "../shared/in-container.ts";
 import { clusterOf, NodesError, type Cluster } from "./nodes.ts";
 import { restoreCluster, schemaFactsOf } from "./restore.ts";
 import { captureSnapshot, clearStaleTags, takeSnapshot, type Snapshot } from "./snapshot.ts";

@@ -8,7 +8,7 @@ import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
 import type { Config } from "../../config/schema.ts";
 import { inspectContainer, type ContainerInfo } from "../../docker/containers.ts";
 import { messageOf } from "../../errors.ts";
-import { runTool, ToolMissingError, type ToolResult } from "../postgres/in-container.ts";
+import { runTool, ToolMissingError, type ToolResult } from "../shared/in-container.ts";
 import { jsonRows } from "./cql.ts";
 
 const clusterLabel = "composure.cassandra.cluster";

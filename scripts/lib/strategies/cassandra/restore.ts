@@ -34,7 +34,7 @@ import { messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
 import type { RestoreContext } from "../types.ts";
 import { withHelper } from "../volume/index.ts";
-import { formatCount } from "../postgres/in-container.ts";
+import { formatCount } from "../shared/in-container.ts";
 import { jsonRows, planSchema, tableKey } from "./cql.ts";
 import { clusterOf, cqlsh, describeNode, nodetool, onEveryNode, requireRunning, type CassandraNode } from "./nodes.ts";
 import { captureSnapshot, countRows, qualifiedName, stagingDirName, takeSnapshot, type ClusterFacts, type NodeFacts } from "./snapshot.ts";

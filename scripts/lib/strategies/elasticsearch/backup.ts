@@ -5,7 +5,7 @@ import { captureDirectory } from "../../archive/tar-transfer.ts";
 import { artifactFields } from "../../archive/files.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { formatSeconds, log } from "../../log.ts";
-import { formatCount } from "../postgres/in-container.ts";
+import { formatCount } from "../shared/in-container.ts";
 import { withHelper } from "../volume/index.ts";
 import { clusterServices, repositoryDirName, type ClusterView, type RepositoryPlace } from "./cluster.ts";
 import type { EsClient } from "./http.ts";

@@ -5,7 +5,7 @@
 // nothing but "curl -K -" is in any argv, so passwords never show in a process list.
 import type { ContainerInfo } from "../../docker/containers.ts";
 import { execCapture } from "../../docker/containers.ts";
-import { environmentOf, isMissingTool } from "../postgres/in-container.ts";
+import { environmentOf, isMissingTool } from "../shared/in-container.ts";
 import type { ElasticsearchOptions } from "./options.ts";
 
 export interface EsResponse {

@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { UsageError } from "../../errors.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
-import { imagePath, listOption } from "../postgres/in-container.ts";
+import { imagePath, listOption } from "../shared/in-container.ts";
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name");
 const absolutePath = z

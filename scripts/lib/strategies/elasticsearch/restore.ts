@@ -9,7 +9,7 @@ import type { Artifact } from "../../catalog/manifest.ts";
 import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
 import type { RestoreContext } from "../types.ts";
-import { formatCount } from "../postgres/in-container.ts";
+import { formatCount } from "../shared/in-container.ts";
 import { withHelper } from "../volume/index.ts";
 import { snapshotToArchive, type SnapshotFacts } from "./backup.ts";
 import { checkCluster, findRepositoryPlace, openCluster, type ClusterView, type RepositoryPlace } from "./cluster.ts";

@@ -40,7 +40,7 @@ import {
   tableFacts,
   ToolMissingError,
   type TableFacts,
-} from "../postgres/in-container.ts";
+} from "../shared/in-container.ts";
 
 export const mariadbOptions = z
   .object({

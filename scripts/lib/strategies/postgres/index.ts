@@ -40,7 +40,7 @@ import {
   tableFacts,
   ToolMissingError,
   type TableFacts,
-} from "./in-container.ts";
+} from "../shared/in-container.ts";
 
 export const postgresOptions = z
   .object({

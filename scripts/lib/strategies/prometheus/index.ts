@@ -7,9 +7,9 @@ import { z } from "zod";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import { log } from "../../log.ts";
 import type { BackupContext, Strategy } from "../types.ts";
-import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "./http.ts";
-import { assertPlainName, imageNamed, requireDataLocation, requireRunningContainer, type DataLocation } from "./service-data.ts";
-import { captureSnapshotDir, collectQueryFacts, notePendingSnapshot, probeTsdb, queryScalar, removeFromDataDir, removeLeftoverSnapshots, restoreTsdb, type QueryFacts, type TsdbFlavor } from "./tsdb.ts";
+import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "../shared/http.ts";
+import { assertPlainName, imageNamed, requireDataLocation, requireRunningContainer, type DataLocation } from "../shared/service-data.ts";
+import { captureSnapshotDir, collectQueryFacts, notePendingSnapshot, probeTsdb, queryScalar, removeFromDataDir, removeLeftoverSnapshots, restoreTsdb, type QueryFacts, type TsdbFlavor } from "../shared/tsdb.ts";
 
 const options = z
   .object({

@@ -36,7 +36,7 @@ import {
   ToolMissingError,
   type TableFacts,
   type ToolResult,
-} from "../postgres/in-container.ts";
+} from "../shared/in-container.ts";
 
 const containerPath = z
   .string()

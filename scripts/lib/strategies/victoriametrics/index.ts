@@ -11,9 +11,9 @@ import { z } from "zod";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import { log } from "../../log.ts";
 import type { BackupContext, Strategy } from "../types.ts";
-import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "../prometheus/http.ts";
-import { assertPlainName, imageNamed, requireDataLocation, requireRunningContainer, runningContainer, type DataLocation } from "../prometheus/service-data.ts";
-import { captureSnapshotDir, collectQueryFacts, notePendingSnapshot, probeTsdb, removeFromDataDir, removeLeftoverSnapshots, restoreTsdb, type QueryFacts, type TsdbFlavor } from "../prometheus/tsdb.ts";
+import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "../shared/http.ts";
+import { assertPlainName, imageNamed, requireDataLocation, requireRunningContainer, runningContainer, type DataLocation } from "../shared/service-data.ts";
+import { captureSnapshotDir, collectQueryFacts, notePendingSnapshot, probeTsdb, removeFromDataDir, removeLeftoverSnapshots, restoreTsdb, type QueryFacts, type TsdbFlavor } from "../shared/tsdb.ts";
 
 const options = z
   .object({
