@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { isMariadbImage, mariadbOptions, quoteName, quoteString } from "../../scripts/lib/strategies/mariadb/index.ts";
-import { artifactBaseName, compareTableFacts, imagePath, isMissingTool, tableFacts } from "../../scripts/lib/strategies/postgres/in-container.ts";
+import { artifactBaseName, compareTableFacts, imagePath, isMissingTool, tableFacts } from "../../scripts/lib/strategies/shared/in-container.ts";
 import { conninfo, idempotentGlobals, isPostgresImage, postgresOptions } from "../../scripts/lib/strategies/postgres/index.ts";
 import { mountFor, sqliteOptions, sqliteUri } from "../../scripts/lib/strategies/sqlite/index.ts";
 import { detectStrategy } from "../../scripts/lib/strategies/registry.ts";
