@@ -24,6 +24,14 @@ export interface HelperSpec {
   networkMode?: string;
 }
 
+/** Helpers of this process that are still running, removed on SIGINT/SIGTERM. */
+const liveHelpers = new Set<string>();
+
+export async function removeLiveHelpers(): Promise<void> {
+  await Promise.all([...liveHelpers].map((id) => getEngine().getContainer(id).remove({ force: true }).catch(() => undefined)));
+  liveHelpers.clear();
+}
+
 export async function startHelper(spec: HelperSpec): Promise<Helper> {
   const container = await getEngine().createContainer({
     Image: spec.image,
@@ -38,11 +46,13 @@ export async function startHelper(spec: HelperSpec): Promise<Helper> {
     await container.remove({ force: true }).catch(() => undefined);
     throw error;
   }
+  liveHelpers.add(container.id);
   return {
     id: container.id,
     run: (argv, options) => execCapture(container.id, argv, options),
     stream: (argv, stdout, options) => execStreaming(container.id, argv, stdout, options),
     remove: async () => {
+      liveHelpers.delete(container.id);
       await container.remove({ force: true, v: false }).catch(() => undefined);
     },
   };

@@ -1,5 +1,6 @@
 // The last-in-first-out stack of undo steps (restart a service, delete a snapshot, remove a
 // helper). Every step runs even when an earlier one fails; SIGINT/SIGTERM run them too.
+import { removeLiveHelpers } from "../docker/helper.ts";
 import { log } from "../log.ts";
 
 export type Release = () => Promise<void>;
@@ -58,6 +59,7 @@ export class CleanupStack {
       log.warn(`received ${signal}: restoring services before exiting`);
       void Promise.all([...this.pending])
         .then(() => this.releaseAll())
+        .then(() => removeLiveHelpers()) // their own finally blocks never run once we exit
         .finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
     };
     process.once("SIGINT", handler);
