@@ -6,7 +6,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 DEMO_PROJECT ?= composure-demo
 # Fixture images the integration tests use (built from packages, cached by recipe hash).
 TEST_IMAGES ?= busybox postgres mariadb sqlite redis prometheus victoriametrics opensearch cassandra
-export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFLICT CONFIG DESTINATION LOCK_TIMEOUT FROM
+export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFLICT CONFIG DESTINATION LOCK_TIMEOUT FROM INTO DEEP
 export TIER METRICS_DIR CRON CRON_FILE CRON_LOG
 
 .DEFAULT_GOAL := help
@@ -24,10 +24,10 @@ install: node_modules ## install the npm dependencies (npm ci)
 backup: node_modules ## back up every service (PROJECT= SERVICE= TIER=critical|medium|low DRY_RUN=1)
 	@$(TSX) scripts/backup.ts
 
-restore: node_modules ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote DRY_RUN=1 FORCE=1 NO_RESCUE=1 CONFLICT=)
+restore: node_modules ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote INTO=<project> DRY_RUN=1 FORCE=1 NO_RESCUE=1 CONFLICT=)
 	@$(TSX) scripts/restore.ts
 
-verify: node_modules ## check manifests, sizes, sha256 and archive structure (RUN=latest|<id>|all)
+verify: node_modules ## check manifests, sizes, sha256 and archives (RUN=latest|<id>|all); DEEP=1 also runs a restore drill
 	@$(TSX) scripts/verify.ts
 
 list: node_modules ## list complete runs (FROM=remote; ARGS=--json for scripts)

@@ -1,4 +1,4 @@
-// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [FROM=remote] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1] [CONFLICT=]
+// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [FROM=remote] [INTO=<project>] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1] [CONFLICT=]
 import { flag, loadSettings, main, prepareEngine, projectsToUse } from "./lib/cli.ts";
 import { ExitCode, UsageError } from "./lib/errors.ts";
 import { fetchRemoteRun, requireRemote } from "./lib/pipeline/offsite.ts";
@@ -8,12 +8,15 @@ await main(async () => {
   const config = loadSettings();
   const projects = projectsToUse(config);
   if (projects.length !== 1) throw new UsageError(`restore acts on one project at a time: set PROJECT= to one of ${projects.join(", ")}`);
+  const into = process.env.INTO || undefined;
+  if (into && !/^[a-z0-9][a-z0-9_-]*$/.test(into)) throw new UsageError(`INTO must be a compose project name (lowercase letters, digits, '-' and '_'), not "${into}"`);
   const helperImage = await prepareEngine(config);
   let run = process.env.RUN || "latest";
   if (process.env.FROM === "remote") run = await fetchRemoteRun(config, requireRemote(config), projects[0], run);
   else if (process.env.FROM && process.env.FROM !== "local") throw new UsageError(`FROM must be local or remote, not "${process.env.FROM}"`);
   const lines = await runRestore(config, helperImage, {
     project: projects[0],
+    into,
     run,
     service: process.env.SERVICE || undefined,
     volume: process.env.VOLUME || undefined,

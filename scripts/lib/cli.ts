@@ -7,12 +7,14 @@ import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { checkEngine } from "./docker/engine.ts";
 import { defaultHelperImage, ensureHelperImage } from "./docker/helper-image.ts";
+import { removeAbandonedDrills } from "./docker/scratch-stack.ts";
 import { ConfigError, exitCodeOf, UsageError } from "./errors.ts";
 import { log } from "./log.ts";
 import { strategyKinds } from "./strategies/registry.ts";
 
 export async function main(task: () => Promise<number>): Promise<void> {
   try {
+    await removeAbandonedDrillsQuietly();
     process.exitCode = await task();
     writeStats();
   } catch (error) {
@@ -21,6 +23,16 @@ export async function main(task: () => Promise<number>): Promise<void> {
     if (process.env.COMPOSURE_DEBUG && error instanceof Error) log.error(error.stack ?? "");
     process.exitCode = exitCodeOf(error);
   }
+}
+
+/**
+ * Whatever command runs, it first removes the scratch stacks of restore drills whose process was
+ * killed (SIGKILL leaves no chance to clean up). No engine, or a slow one: nothing to do here.
+ */
+async function removeAbandonedDrillsQuietly(): Promise<void> {
+  const timeout = new Promise<string[]>((resolve) => setTimeout(() => resolve([]), 5000).unref());
+  const removed = await Promise.race([removeAbandonedDrills().catch(() => []), timeout]);
+  for (const project of removed) log.warn(`removed the scratch containers, volumes and network of an interrupted restore drill (${project})`);
 }
 
 /** COMPOSURE_STATS_FILE=<path>: the process's peak RSS and CPU time, for `make bench`. */

@@ -8,22 +8,50 @@ import { z } from "zod";
 export const manifestFormat = "composure/1";
 export const manifestFile = "manifest.json";
 
+/**
+ * Names in a manifest (run, project, services, artifact paths, volumes, databases) reach paths,
+ * docker calls and log lines at restore time. Control characters, or text that was not UTF-8
+ * (decoded to U+FFFD, or a lone surrogate from a "\ud800" escape), mean the file was damaged or
+ * forged: it is refused. File names inside the archives are not checked: they are the user's
+ * own (any POSIX name is legal) and restore as they are.
+ */
+export function nameProblem(value: string): string | undefined {
+  const control = /[\u0000-\u001f\u007f]/.exec(value)?.[0];
+  if (control) return `contains the control character U+${control.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+  if (value.includes("\ufffd")) return "is not valid UTF-8 (it holds U+FFFD, the replacement character)";
+  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(value)) return "is not valid UTF-8 (it holds a lone surrogate)";
+  return undefined;
+}
+
+function checkName(value: string, ctx: z.RefinementCtx, at: string[] = []): void {
+  const problem = nameProblem(value);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: at, message: `${JSON.stringify(value)} ${problem} (names in a manifest must be printable UTF-8)` });
+}
+
+const safeName = z.string().superRefine((value, ctx) => checkName(value, ctx));
+/** Artifact facts: `database` names the database (or database file) a restore acts on. */
+const artifactFacts = z.record(z.unknown()).superRefine((facts, ctx) => {
+  if (typeof facts.database === "string") checkName(facts.database, ctx, ["database"]);
+});
+
 const volumeFacts = z.object({
   /** Docker's name of the volume, e.g. shop_data, or the host path of a bind mount. */
-  name: z.string(),
+  name: safeName,
   kind: z.enum(["volume", "bind"]),
   /** The name in the compose file (com.docker.compose.volume), used for archive names. */
-  composeName: z.string().optional(),
+  composeName: safeName.optional(),
   driver: z.string().optional(),
   labels: z.record(z.string()).optional(),
   external: z.boolean().optional(),
   /** Other services that mount the same volume (it is backed up once). */
-  sharedWith: z.array(z.string()).optional(),
+  sharedWith: z.array(safeName).optional(),
+  /** Where the service's container mounted it: restores into another project find its volume there. */
+  destination: z.string().optional(),
 });
 
 export const artifactSchema = z.object({
   /** Relative to the run directory. */
-  path: z.string(),
+  path: safeName,
   bytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   compression: z.enum(["zstd", "gzip"]),
@@ -31,18 +59,18 @@ export const artifactSchema = z.object({
   encryption: z.enum(["none", "age"]).optional(),
   volume: volumeFacts.optional(),
   /** What the archive held when it was written: for verify and restore drills. */
-  facts: z.record(z.unknown()).optional(),
+  facts: artifactFacts.optional(),
 });
 
 export const serviceRecordSchema = z.object({
-  name: z.string(),
+  name: safeName,
   strategy: z.string(),
   /** critical | medium | low at backup time: retention may keep tiers differently. */
   tier: z.enum(["critical", "medium", "low"]).optional(),
   status: z.enum(["ok", "failed"]),
   error: z.string().optional(),
   image: z.string().optional(),
-  stopped: z.array(z.string()).default([]),
+  stopped: z.array(safeName).default([]),
   downtimeSeconds: z.number().nonnegative(),
   durationSeconds: z.number().nonnegative(),
   artifacts: z.array(artifactSchema),
@@ -52,8 +80,8 @@ export const serviceRecordSchema = z.object({
 
 export const manifestSchema = z.object({
   format: z.literal(manifestFormat),
-  project: z.string(),
-  runId: z.string(),
+  project: safeName,
+  runId: safeName,
   host: z.string(),
   startedAt: z.string(),
   finishedAt: z.string(),

@@ -54,6 +54,8 @@ export const scheduleSchema = z
     medium: cronJob.default("0 3 * * 0"),
     low: cronJob.default("0 4 1 * *"),
     verify: cronJob.default("0 6 * * *"),
+    /** Weekly restore drill of the latest run (make verify DEEP=1). */
+    drill: cronJob.default("0 7 * * 6"),
     prune: cronJob.default("30 5 * * *"),
     sync: cronJob.default("0 5 * * *"),
   })

@@ -21,6 +21,7 @@ export const metricDefinitions = {
   composure_last_verify_timestamp_seconds: { help: "When make verify last checked the service's artifacts (Unix seconds).", labels: serviceLabels },
   composure_last_restore_drill_success: { help: "1 when the last restore drill of the service restored and answered, 0 otherwise. Present only once a drill has run.", labels: serviceLabels },
   composure_last_restore_drill_timestamp_seconds: { help: "When the last restore drill of the service ran (Unix seconds).", labels: serviceLabels },
+  composure_last_restore_drill_duration_seconds: { help: "How long the last restore drill of the service took to restore until the copy answered (the measured RTO).", labels: serviceLabels },
   composure_last_upload_success: { help: "1 when the last off-site copy (upload after a backup, or make sync) of a run of the project succeeded, 0 when it failed. Present once a remote is used.", labels: ["project", "location"] as const },
   composure_last_upload_timestamp_seconds: { help: "When the last off-site copy of a run of the project ended (Unix seconds).", labels: ["project", "location"] as const },
   composure_last_invocation_success: { help: "1 when the last invocation of the command (backup, verify, sync) for the project succeeded, 0 when it failed or ended in error.", labels: ["project", "command"] as const },
@@ -76,6 +77,7 @@ export function buildRegistry(state: ProjectState): Registry {
     if (entry.restoreDrill) {
       gauges.composure_last_restore_drill_success.set(labels, bit(entry.restoreDrill.ok));
       gauges.composure_last_restore_drill_timestamp_seconds.set(labels, seconds(entry.restoreDrill.at));
+      if (entry.restoreDrill.seconds !== undefined) gauges.composure_last_restore_drill_duration_seconds.set(labels, entry.restoreDrill.seconds);
     }
   }
   for (const [location, upload] of Object.entries(state.uploads)) {

@@ -11,7 +11,8 @@ import { projectDir } from "../catalog/runs.ts";
 
 export const statusFile = ".status.json";
 
-const checkSchema = z.object({ ok: z.boolean(), at: z.string(), run: z.string().optional() });
+/** seconds: how long the check took (restore drills: restore until the service answered, the RTO). */
+const checkSchema = z.object({ ok: z.boolean(), at: z.string(), run: z.string().optional(), seconds: z.number().nonnegative().optional() });
 export type CheckResult = z.infer<typeof checkSchema>;
 
 /** Checks recorded per service: verify (make verify), restore_drill (make verify DEEP=1). */

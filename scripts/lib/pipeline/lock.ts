@@ -27,8 +27,24 @@ function startTicksOf(pid: number): string {
 }
 
 function isStale(holder: Holder): boolean {
-  if (holder.host !== os.hostname()) return false; // cannot tell from here: wait for it
-  return startTicksOf(holder.pid) !== holder.startTicks;
+  return processIsGone(holder);
+}
+
+/** "host|pid|start ticks": names this process so that others can tell when it is gone. */
+export function processIdentity(): string {
+  return `${os.hostname()}|${process.pid}|${startTicksOf(process.pid)}`;
+}
+
+/** True when the process is known to be gone (same host, pid dead or reused); false when unknown. */
+export function processIsGone(owner: { host: string; pid: number; startTicks: string } | string): boolean {
+  const parsed = typeof owner === "string" ? parseIdentity(owner) : owner;
+  if (!parsed || parsed.host !== os.hostname()) return false; // cannot tell from here: wait for it
+  return startTicksOf(parsed.pid) !== parsed.startTicks;
+}
+
+function parseIdentity(identity: string): { host: string; pid: number; startTicks: string } | undefined {
+  const [host, pid, startTicks] = identity.split("|");
+  return host && pid && startTicks !== undefined ? { host, pid: Number(pid), startTicks } : undefined;
 }
 
 async function readHolder(file: string): Promise<Holder | undefined> {

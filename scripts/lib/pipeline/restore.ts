@@ -22,6 +22,8 @@ import { acquireLock } from "./lock.ts";
 
 export interface RestoreRequest {
   project: string;
+  /** INTO=: restore into this project instead (a migration, or a copy next to the original); its containers must exist. */
+  into?: string;
   run: string;
   service?: string;
   volume?: string;
@@ -36,11 +38,14 @@ export interface RestoreRequest {
 export async function runRestore(config: Config, helperImage: string, request: RestoreRequest): Promise<string[]> {
   const { manifest, dir } = await findRun(config.destination, request.project, request.run, request.service);
   const records = chooseServices(manifest, request);
-  const project = await discoverProject(request.project);
-  const journal = new StopJournal(projectDir(config.destination, request.project));
+  const target = request.into ?? request.project;
+  const project = await discoverProject(target);
+  if (target !== request.project) requireTargetServices(project, records, request.project);
+  const journal = new StopJournal(projectDir(config.destination, target));
   const contextFor = (record: ServiceRecord, dryRun: boolean, rescue?: RescueSink): RestoreContext<unknown> => ({
     config,
     project,
+    sourceProject: request.project,
     ...currentSettings(config, project, record),
     helperImage,
     journal,
@@ -56,10 +61,10 @@ export async function runRestore(config: Config, helperImage: string, request: R
   const preview = await restoreAll(records, request, (record) => contextFor(record, true, request.rescue ? noRescue : undefined));
   if (request.dryRun) return preview;
   await confirm(manifest, preview, request);
-  const unlock = await acquireLock(projectDir(config.destination, request.project), "restore", config.lock.timeout_seconds);
+  const unlock = await acquireLock(projectDir(config.destination, target), "restore", config.lock.timeout_seconds);
   try {
-    await journal.recover(stagingCleaner(helperImage, request.project));
-    await removeLeftoverHelpers(request.project);
+    await journal.recover(stagingCleaner(helperImage, target));
+    await removeLeftoverHelpers(target);
     const rescue = request.rescue ? createRescueSink(config, project, manifest) : undefined;
     const done = await restoreAll(records, request, (record) => contextFor(record, false, rescue?.sink));
     if (rescue) {
@@ -78,13 +83,23 @@ export async function runRestore(config: Config, helperImage: string, request: R
  * when the service still uses the strategy of the record (a restore reads e.g. credentials or
  * parallelism from them); otherwise none.
  */
-function currentSettings(config: Config, project: ProjectInfo, record: ServiceRecord): { settings: ServiceSettings; options: unknown } {
+export function currentSettings(config: Config, project: ProjectInfo, record: ServiceRecord): { settings: ServiceSettings; options: unknown } {
   const service = project.services.find((candidate) => candidate.name === record.name);
   const settings = service ? resolveServiceSettings(config, service, strategyKinds).settings : (config.services[record.name] ?? {});
   const kind = settings.strategy ?? (service ? detectStrategy(service) : undefined);
   if (kind !== record.strategy || !settings.options) return { settings, options: {} };
   const parsed = getStrategy(record.strategy).options.safeParse(settings.options);
   return { settings, options: parsed.success ? parsed.data : {} };
+}
+
+/** Restoring into another project writes only into its own containers and volumes: they must exist. */
+function requireTargetServices(project: ProjectInfo, records: ServiceRecord[], source: string): void {
+  const missing = records.filter((record) => !project.services.some((service) => service.name === record.name)).map((record) => record.name);
+  if (missing.length === 0) return;
+  throw new UsageError(
+    `project ${project.name} has no container${missing.length > 1 ? "s" : ""} for ${missing.join(", ")}: create ${project.name}'s stack from the same compose file first ` +
+      `(docker compose -p ${project.name} up -d), then restore ${source}'s run into it`,
+  );
 }
 
 const noRescue: RescueSink = { dir: async () => "", add: () => undefined };
@@ -126,7 +141,7 @@ async function restoreAll(records: ServiceRecord[], request: RestoreRequest, con
 
 async function confirm(manifest: Manifest, preview: string[], request: RestoreRequest): Promise<void> {
   if (request.force) return;
-  const summary = `restore of run ${manifest.runId} (${manifest.startedAt}) into project ${request.project}:\n${preview.map((line) => `  ${line}`).join("\n")}`;
+  const summary = `restore of run ${manifest.runId} (${manifest.startedAt}) of project ${request.project} into project ${request.into ?? request.project}:\n${preview.map((line) => `  ${line}`).join("\n")}`;
   if (!request.interactive) {
     throw new RefusedError(`${summary}\nrestore replaces live data: run it again with FORCE=1 to proceed (DRY_RUN=1 only shows this plan)`);
   }

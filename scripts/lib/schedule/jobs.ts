@@ -47,6 +47,7 @@ export function listJobs(schedule: Schedule, hasTarget: (target: string) => bool
   const candidates: Omit<Job, "expression">[] = [
     ...tiers.map((tier) => ({ name: `backup-${tier}`, key: tier, target: "backup", variables: { TIER: tier } })),
     { name: "verify", key: "verify", target: "verify", variables: { RUN: "latest" } },
+    { name: "drill", key: "drill", target: "verify", variables: { RUN: "latest", DEEP: "1" } },
     { name: "prune", key: "prune", target: "prune", variables: {} },
     { name: "sync", key: "sync", target: "sync", variables: {} },
   ];

@@ -30,9 +30,13 @@ export interface BackupContext<Options> extends BaseContext<Options> {
   downtimeSeconds: () => number;
   /** Facts about the service's backup as a whole, for the manifest record (e.g. a cluster captured with another service). */
   facts?: Record<string, unknown>;
+  /** probe only: the project the recorded artifacts were taken of, when it is not this one (drills). */
+  sourceProject?: string;
 }
 
 export interface RestoreContext<Options> extends BaseContext<Options> {
+  /** The project the run was taken of; differs from project.name when restoring into another project (INTO=, drills). */
+  sourceProject: string;
   /** The service in the target project as it runs now; absent on a fresh host. */
   service?: ServiceInfo;
   serviceName: string;
@@ -64,7 +68,9 @@ export interface Strategy<Options = Record<string, unknown>> {
   restore(ctx: RestoreContext<Options>, artifacts: Artifact[]): Promise<string[]>;
   /**
    * "Does it answer, with data?": live facts of the service; given the artifacts of a run, also
-   * compares them with the facts recorded at backup time (ok is false when they differ).
+   * compares them with the facts recorded at backup time (ok is false when they differ, and
+   * facts.differences names each fact that differs). probe(ctx, []) is the readiness check of
+   * restore drills: ok once the service answers.
    */
   probe?(ctx: BackupContext<Options>, recorded?: Artifact[]): Promise<ProbeResult>;
 }

@@ -23,6 +23,7 @@ import { formatBytes, formatSeconds, log } from "../../log.ts";
 import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
 import { imagePath, listOption, ToolMissingError } from "../shared/in-container.ts";
 import { clusterOf, NodesError, type Cluster } from "./nodes.ts";
+import { probeCassandra } from "./probe.ts";
 import { restoreCluster, schemaFactsOf } from "./restore.ts";
 import { captureSnapshot, clearStaleTags, takeSnapshot, type Snapshot } from "./snapshot.ts";
 
@@ -183,5 +184,9 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     } catch (error) {
       throw asStepError("restore", ctx.serviceName, error);
     }
+  },
+
+  probe(ctx, recorded) {
+    return probeCassandra(ctx as BackupContext<unknown>, recorded);
   },
 };

@@ -350,7 +350,7 @@ async function probeMariadb(ctx: BackupContext<MariadbOptions>, recorded?: Artif
   const { conn, server } = await open("probe", ctx.service, parseOptions(ctx.options));
   const existing = await listDatabases(conn);
   const expected = (recorded ?? []).filter((artifact) => artifact.facts?.kind === "database");
-  const names = expected.length ? expected.map((artifact) => artifact.facts!.database as string) : chooseDatabases(ctx.service.name, existing, ctx.options.databases);
+  const names = recorded ? expected.map((artifact) => artifact.facts!.database as string) : chooseDatabases(ctx.service.name, existing, ctx.options.databases);
   const databases: Record<string, TableFacts | null> = {};
   const differences: string[] = [];
   for (const name of names) {

@@ -482,7 +482,7 @@ async function probePostgres(ctx: BackupContext<PostgresOptions>, recorded?: Art
   const { conn, server } = await open("probe", ctx.service, parseOptions(ctx.options), "psql");
   const existing = await listDatabases(conn, server);
   const expected = (recorded ?? []).filter((artifact) => artifact.facts?.kind === "database");
-  const names = expected.length ? expected.map((artifact) => artifact.facts!.database as string) : chooseDatabases(ctx.service.name, existing, ctx.options.databases);
+  const names = recorded ? expected.map((artifact) => artifact.facts!.database as string) : chooseDatabases(ctx.service.name, existing, ctx.options.databases);
   const databases: Record<string, DatabaseFacts | null> = {};
   const differences: string[] = [];
   for (const name of names) {

@@ -358,7 +358,7 @@ export const sqliteStrategy: Strategy<SqliteOptions> = {
 
 async function probeSqlite(ctx: BackupContext<SqliteOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
   const expected = (recorded ?? []).filter((artifact) => artifact.facts?.kind === "sqlite");
-  const files = expected.length ? expected.map((artifact) => artifact.facts!.database as string) : ctx.options.paths;
+  const files = recorded ? expected.map((artifact) => artifact.facts!.database as string) : ctx.options.paths;
   const runner = await openRunner(ctx.service, ctx.project, ctx.options);
   try {
     const databases: Record<string, TableFacts | null> = {};

@@ -15,7 +15,10 @@ import { log } from "../../log.ts";
 import { failpoint } from "../../pipeline/failpoint.ts";
 import type { StagingCleaner, StopJournal } from "../../pipeline/journal.ts";
 import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
+import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
 import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
+import type { VolumeFacts } from "../shared/service-data.ts";
+import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "./tree-facts.ts";
 
 const stagingName = ".composure-restore";
 
@@ -34,23 +37,30 @@ export async function withHelper<T>(image: string, project: string, binds: strin
   }
 }
 
-/** Archives each mount into `dir`; returns the artifacts with the volume facts restore needs. */
-export async function captureMounts(ctx: { helperImage: string; config: { compression: { level: number } } }, project: string, mounts: SelectedMount[], dir: string, runDir: string): Promise<Artifact[]> {
+/**
+ * Archives each mount into `dir`; returns the artifacts with the volume facts restore needs and
+ * the tree facts restore drills compare with (read alongside tar: no added downtime). `live`:
+ * the service keeps writing meanwhile (hot mode), so the facts may not match the archive exactly.
+ */
+export async function captureMounts(ctx: { helperImage: string; config: { compression: { level: number } } }, project: string, mounts: SelectedMount[], dir: string, runDir: string, live = false): Promise<Artifact[]> {
   const binds = mounts.map((selected, index) => `${selected.mount.source}:/v/${index}:ro`);
   return withHelper(ctx.helperImage, project, binds, async (helper, pipe) => {
     const artifacts: Artifact[] = [];
     for (const [index, selected] of mounts.entries()) {
       const file = path.join(dir, `${selected.archiveName}.tar.zst`);
+      const facts = treeFacts(helper, `/v/${index}`);
+      facts.catch(() => undefined); // awaited below, after the capture
       const stored = await captureDirectory(helper, pipe, `/v/${index}`, file, ctx.config.compression.level, `${selected.archiveName}`);
-      artifacts.push({ ...artifactFields(runDir, stored), volume: await volumeFacts(selected) });
+      artifacts.push({ ...artifactFields(runDir, stored), volume: await volumeFacts(selected), facts: { ...(await facts), ...(live ? { live } : {}) } });
     }
     return artifacts;
   });
 }
 
-async function volumeFacts(selected: SelectedMount): Promise<NonNullable<Artifact["volume"]>> {
+async function volumeFacts(selected: SelectedMount): Promise<VolumeFacts> {
   const { mount, archiveName, sharedWith } = selected;
-  if (mount.type === "bind") return { name: mount.source, kind: "bind", composeName: archiveName, sharedWith };
+  const destination = mount.destination || undefined;
+  if (mount.type === "bind") return { name: mount.source, kind: "bind", composeName: archiveName, sharedWith, destination };
   const spec = await inspectVolume(mount.source);
   const composeProject = spec?.labels["com.docker.compose.project"];
   return {
@@ -61,6 +71,7 @@ async function volumeFacts(selected: SelectedMount): Promise<NonNullable<Artifac
     labels: spec?.labels,
     external: !composeProject,
     sharedWith,
+    destination,
   };
 }
 
@@ -100,44 +111,85 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   },
 
   capture(ctx) {
-    return captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir);
+    return captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, ctx.settings.stop === false);
   },
 
   async restore(ctx, artifacts) {
     const done: string[] = [];
     for (const artifact of artifacts) {
-      const facts = artifact.volume;
-      if (!facts) throw new Error(`artifact ${artifact.path} does not say which volume it holds`);
-      done.push(await restoreVolume(ctx, artifact, facts));
+      if (!artifact.volume) throw new Error(`artifact ${artifact.path} does not say which volume it holds`);
+      done.push(await restoreVolume(ctx, artifact, artifact.volume));
     }
     return done;
   },
+
+  async probe(ctx, recorded) {
+    const volumes: Record<string, TreeFacts> = {};
+    const differences: string[] = [];
+    const notes: string[] = [];
+    if (!recorded) {
+      await withHelper(ctx.helperImage, ctx.project.name, ctx.mounts.map((selected, index) => `${selected.mount.source}:/v/${index}:ro`), async (helper) => {
+        for (const [index, selected] of ctx.mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, `/v/${index}`);
+      });
+      return { ok: true, facts: { volumes } };
+    }
+    for (const artifact of recorded.filter((candidate) => candidate.volume && isTreeFacts(candidate.facts))) {
+      const target = restoreTarget(ctx.project, ctx.service, artifact.volume!, ctx.sourceProject ?? ctx.project.name);
+      const live = await withHelper(ctx.helperImage, ctx.project.name, [`${target.name}:/volume:ro`], (helper) => treeFacts(helper, "/volume"));
+      volumes[target.name] = live;
+      const found = compareTreeFacts(artifact.volume!.composeName ?? artifact.volume!.name, artifact.facts as unknown as TreeFacts, live);
+      if ((artifact.facts as unknown as TreeFacts).live) notes.push(...found.map((line) => `${line} (hot-mode backup: written during the capture)`));
+      else differences.push(...found);
+    }
+    return { ok: differences.length === 0, facts: { volumes, differences, ...(notes.length ? { notes } : {}) } };
+  },
 };
 
-async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, facts: NonNullable<Artifact["volume"]>): Promise<string> {
-  const exists = facts.kind === "bind" || (await inspectVolume(facts.name)) !== undefined;
-  const users = ctx.project.services.filter((service) => service.containers.some((container) => container.mounts.some((mount) => mount.source === facts.name)));
+/**
+ * The volume (or bind) of the target project an artifact goes into: the same one when restoring
+ * into the project it was taken of; otherwise the volume the target service mounts where the
+ * source service did, else the target project's compose volume of the same name. Never the source
+ * project's own external volume or bind: that would overwrite the source's data.
+ */
+export function restoreTarget(project: ProjectInfo, service: ServiceInfo | undefined, facts: VolumeFacts, sourceProject: string): { name: string; kind: "volume" | "bind"; labels: Record<string, string> } {
+  if (sourceProject === project.name) return { name: facts.name, kind: facts.kind, labels: facts.labels ?? {} };
+  const mount = facts.destination ? service?.containers.flatMap((container) => container.mounts).find((candidate) => candidate.destination === facts.destination) : undefined;
+  if (mount) return { name: mount.source, kind: mount.type, labels: {} };
+  if (facts.kind === "volume" && !facts.external && facts.composeName) {
+    const labels = { ...(facts.labels ?? {}), "com.docker.compose.project": project.name };
+    return { name: `${project.name}_${facts.composeName}`, kind: "volume", labels };
+  }
+  throw new Error(
+    `${facts.kind} ${facts.name} of project ${sourceProject} is ${facts.kind === "bind" ? "a bind mount" : "an external volume"}: restoring it into project ${project.name} would overwrite ${sourceProject}'s data. ` +
+      `Create ${project.name}'s containers first (docker compose -p ${project.name} up --no-start) with their own volume${facts.destination ? ` at ${facts.destination}` : ""}`,
+  );
+}
+
+async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, facts: VolumeFacts): Promise<string> {
+  const target = restoreTarget(ctx.project, ctx.service, facts, ctx.sourceProject);
+  const exists = target.kind === "bind" || (await inspectVolume(target.name)) !== undefined;
+  const users = ctx.project.services.filter((service) => service.containers.some((container) => container.mounts.some((mount) => mount.source === target.name)));
   const toStop = containersToStop(ctx.project, users.map((service) => service.name));
-  const what = `${facts.kind} ${facts.name} from ${artifact.path}`;
+  const what = `${target.kind} ${target.name} from ${artifact.path}`;
   if (ctx.dryRun) {
     return `would restore ${what}: ${exists ? "replace its content" : "create it"}; stop ${toStop.map((c) => c.name).join(", ") || "nothing"}; ${exists && ctx.rescue ? "keep a rescue copy first" : "no rescue copy"}`;
   }
   if (!exists) {
-    log.info(`creating volume ${facts.name} (it does not exist on this host)`);
-    await createVolume({ name: facts.name, driver: facts.driver ?? "local", labels: facts.labels ?? {}, options: {} });
+    log.info(`creating volume ${target.name} (it does not exist on this host)`);
+    await createVolume({ name: target.name, driver: target.name === facts.name ? (facts.driver ?? "local") : "local", labels: target.labels, options: {} });
   }
   const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
   try {
     await failpoint("restore:stop");
-    if (exists && ctx.rescue) await keepRescueCopy(ctx, facts);
-    await extractInto(ctx.helperImage, ctx.project.name, facts.name, path.join(ctx.runDir, artifact.path), artifact, ctx.journal);
+    if (exists && ctx.rescue) await keepRescueCopy(ctx, { ...facts, name: target.name, kind: target.kind });
+    await extractInto(ctx.helperImage, ctx.project.name, target.name, path.join(ctx.runDir, artifact.path), artifact, ctx.journal);
   } finally {
     await stoppage.release();
   }
   return `restored ${what}${stoppage.stopped.length ? ` (stopped ${stoppage.stopped.map((c) => c.name).join(", ")} for ${stoppage.downtimeSeconds().toFixed(1)} s)` : ""}`;
 }
 
-async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: NonNullable<Artifact["volume"]>): Promise<void> {
+async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: VolumeFacts): Promise<void> {
   const rescue = ctx.rescue!;
   const dir = await rescue.dir(ctx.serviceName);
   const selected: SelectedMount = {

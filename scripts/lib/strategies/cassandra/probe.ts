@@ -1,0 +1,31 @@
+// "Does the cluster answer, with the data?": every node answers CQL and sees every other node up
+// (readiness, also of restore drills); with a run's artifacts, the exact row counts recorded at
+// backup time are compared with counts read now at consistency ALL.
+import type { Artifact } from "../../catalog/manifest.ts";
+import { formatCount } from "../shared/in-container.ts";
+import type { BackupContext, ProbeResult } from "../types.ts";
+import { clusterOf, nodetool, onEveryNode, requireRunning, type CassandraNode } from "./nodes.ts";
+import { schemaFactsOf } from "./restore.ts";
+import { countRows } from "./snapshot.ts";
+
+/** Lines of `nodetool status` for nodes that are not Up/Normal: a node still joining, or down. */
+async function nodesNotUp(node: CassandraNode): Promise<string[]> {
+  const output = await nodetool(node, ["status"], 60_000);
+  return output.split("\n").filter((line) => /^[UD][NLJM]\s/.test(line) && !line.startsWith("UN")).map((line) => line.trim());
+}
+
+export async function probeCassandra(ctx: BackupContext<unknown>, recorded?: Artifact[]): Promise<ProbeResult> {
+  const cluster = clusterOf(ctx.config, ctx.project, ctx.service);
+  const nodes = await onEveryNode(cluster.nodes, requireRunning);
+  const notUp = (await onEveryNode(nodes, nodesNotUp)).flat();
+  const facts: Record<string, unknown> = { cluster: cluster.name, nodes: nodes.map((node) => node.key) };
+  if (notUp.length) return { ok: false, facts: { ...facts, error: `nodes not up and normal yet: ${[...new Set(notUp)].join("; ")}` } };
+  const schema = recorded && schemaFactsOf(recorded);
+  if (!schema) return { ok: true, facts };
+  const tables = Object.keys(schema.counts);
+  const { counts, failed } = await countRows(nodes[0], tables, ["ALL", "ALL"]);
+  const differences = tables
+    .filter((key) => counts[key] !== schema.counts[key])
+    .map((key) => (counts[key] === undefined ? `table ${key}: could not be counted (recorded ${formatCount(schema.counts[key])} rows)` : `table ${key}: ${formatCount(counts[key])} rows, recorded ${formatCount(schema.counts[key])}`));
+  return { ok: differences.length === 0, facts: { ...facts, counts, failed, differences } };
+}
