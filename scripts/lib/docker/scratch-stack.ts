@@ -16,8 +16,8 @@ const ownerLabel = "composure.drill.owner";
 export interface ScratchStack {
   /** The scratch compose project name, also the network's name. */
   project: string;
-  /** The scratch containers, in start order. */
-  containers: string[];
+  /** The scratch containers (created, not started), in start order. */
+  containers: { id: string; service: string }[];
   remove(): Promise<void>;
 }
 
@@ -39,7 +39,7 @@ export async function createScratchStack(request: ScratchRequest): Promise<Scrat
     for (const info of await inspectInStartOrder(request.services)) {
       const id = await copyContainer(engine, info, { project, labels, copies, capturedBinds: request.capturedBinds, sourceProject: request.source.name });
       copies.set(info.Id, id);
-      stack.containers.push(id);
+      stack.containers.push({ id, service: info.Config.Labels?.[serviceLabel] ?? "" });
     }
     return stack;
   } catch (error) {

@@ -8,6 +8,7 @@ import { writeManifest, type Manifest, type ServiceRecord } from "../catalog/man
 import { createRunDir, projectDir } from "../catalog/runs.ts";
 import type { Config } from "../config/schema.ts";
 import { execCapture } from "../docker/containers.ts";
+import { describeEngineError } from "../docker/engine.ts";
 import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { messageOf } from "../errors.ts";
 import { formatBytes, log } from "../log.ts";
@@ -126,7 +127,7 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${ctx.stopped.length ? `, down ${ctx.downtimeSeconds().toFixed(1)} s` : ", no downtime"}`);
   } catch (error) {
     record.status = "failed";
-    record.error = messageOf(error);
+    record.error = describeEngineError(error);
     record.artifacts = [];
     await rm(serviceDir, { recursive: true, force: true });
     log.error(`${service.name}: backup failed: ${record.error}`);

@@ -77,8 +77,11 @@ async function startScratch(production: ProjectInfo, records: ServiceRecord[]): 
   const services = production.services.filter((service) => records.some((record) => record.name === service.name));
   const capturedBinds = new Set(records.flatMap((record) => record.artifacts).filter((artifact) => artifact.volume?.kind === "bind").map((artifact) => artifact.volume!.name));
   const stack = await createScratchStack({ source: production, services, capturedBinds });
+  // Copies of services whose data is files stay stopped: an application that writes would change
+  // the restored data before the probe reads it.
+  const offline = new Set(records.filter((record) => getStrategy(record.strategy).offline).map((record) => record.name));
   try {
-    for (const id of stack.containers) await startContainer(id);
+    for (const container of stack.containers) if (!offline.has(container.service)) await startContainer(container.id);
   } catch (error) {
     await stack.remove();
     throw error;

@@ -87,9 +87,12 @@ export function currentSettings(config: Config, project: ProjectInfo, record: Se
   const service = project.services.find((candidate) => candidate.name === record.name);
   const settings = service ? resolveServiceSettings(config, service, strategyKinds).settings : (config.services[record.name] ?? {});
   const kind = settings.strategy ?? (service ? detectStrategy(service) : undefined);
-  if (kind !== record.strategy || !settings.options) return { settings, options: {} };
-  const parsed = getStrategy(record.strategy).options.safeParse(settings.options);
-  return { settings, options: parsed.success ? parsed.data : {} };
+  // Parsed even when empty: the strategy's defaults (a port, a path) apply.
+  const schema = getStrategy(record.strategy).options;
+  const parsed = kind === record.strategy ? schema.safeParse(settings.options ?? {}) : undefined;
+  if (parsed?.success) return { settings, options: parsed.data };
+  const defaults = schema.safeParse({});
+  return { settings, options: defaults.success ? defaults.data : {} };
 }
 
 /** Restoring into another project writes only into its own containers and volumes: they must exist. */

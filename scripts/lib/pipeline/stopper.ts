@@ -3,6 +3,7 @@
 // leaves nothing stopped for good.
 import { dependentsFirst, type ProjectInfo } from "../compose/discover.ts";
 import { startContainer, stopContainer, type ContainerInfo } from "../docker/containers.ts";
+import { describeEngineError, retryWhileEngineUnavailable } from "../docker/engine.ts";
 import { log } from "../log.ts";
 import type { StopJournal } from "./journal.ts";
 
@@ -28,10 +29,11 @@ export async function stopContainers(containers: ContainerInfo[], journal: StopJ
     const failures: string[] = [];
     for (const container of [...stopped].reverse()) {
       try {
-        await startContainer(container.id);
+        // a daemon restarting under us is waited for: leaving the service down is the worse outcome
+        await retryWhileEngineUnavailable(`start ${container.name}`, () => startContainer(container.id));
         await journal.remove(container.id);
       } catch (error) {
-        failures.push(`${container.name}: ${(error as Error).message}`);
+        failures.push(`${container.name}: ${describeEngineError(error)}`);
       }
     }
     finished = performance.now();

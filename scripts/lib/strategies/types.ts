@@ -58,6 +58,8 @@ export interface ProbeResult {
 
 export interface Strategy<Options = Record<string, unknown>> {
   readonly kind: string;
+  /** Restores and probes with the service stopped (its data is files): a drill leaves its copy stopped. */
+  readonly offline?: boolean;
   readonly options: z.ZodType<Options, z.ZodTypeDef, unknown>;
   detect?(service: ServiceInfo): boolean;
   /** Stop, or flush and snapshot; returns its own undo. */

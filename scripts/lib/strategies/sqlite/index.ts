@@ -86,17 +86,19 @@ async function openRunner(service: ServiceInfo, project: ProjectInfo, options: {
       if (!(error instanceof ToolMissingError)) throw error;
     }
   }
-  if (!options.image) {
-    throw new Error(`sqlite3 is not in the image ${service.image}${container ? "" : " (and no container of the service is running)"}: ${noSqliteHint}`);
+  // A stopped service's own image may have sqlite3 (a drill leaves its copy stopped).
+  const image = options.image ?? (container ? undefined : service.image);
+  if (!image) {
+    throw new Error(`sqlite3 is not in the image ${service.image}: ${noSqliteHint}`);
   }
   const binds = [...new Map(mountsOf(service).map((mount) => [mount.destination, `${mount.source}:${mount.destination}${mount.readOnly ? ":ro" : ""}`])).values()];
-  const helper = await startHelper({ image: options.image, project: project.name, binds });
+  const helper = await startHelper({ image, project: project.name, binds });
   const runner: Runner = {
     id: helper.id,
-    where: `a helper of ${options.image}`,
+    where: `a helper of ${image}`,
     run: async (argv, timeoutMs) => {
       const result = await helper.run(argv, { timeoutMs: timeoutMs ?? 0 });
-      if (result.exitCode === 126 || result.exitCode === 127) throw new ToolMissingError(argv[0], options.image!);
+      if (result.exitCode === 126 || result.exitCode === 127) throw new ToolMissingError(argv[0], image);
       return result;
     },
     remove: () => helper.remove(),
@@ -105,7 +107,8 @@ async function openRunner(service: ServiceInfo, project: ProjectInfo, options: {
     await runner.run(["sqlite3", "-version"], 30_000);
   } catch (error) {
     await runner.remove();
-    throw error instanceof ToolMissingError ? new Error(`the image ${options.image} named by composure.sqlite.image has no sqlite3 (or no sleep)`) : error;
+    const named = options.image ? `the image ${image} named by composure.sqlite.image` : `the image ${image} (no container of the service is running)`;
+    throw error instanceof ToolMissingError ? new Error(`${named} has no sqlite3 (or no sleep): ${noSqliteHint}`) : error;
   }
   return runner;
 }
@@ -285,6 +288,7 @@ function parseOptions(raw: unknown): { image?: string } {
 
 export const sqliteStrategy: Strategy<SqliteOptions> = {
   kind: "sqlite",
+  offline: true,
   options: sqliteOptions,
 
   async prepare(ctx) {

@@ -98,6 +98,7 @@ const options = z.object({}).strict();
 
 export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   kind: "volume",
+  offline: true,
   options,
 
   async prepare(ctx) {
