@@ -12,7 +12,7 @@ import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxImage, ComposeProject, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { busyboxImage, ComposeProject, composure, docker, eventually, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 import { RcloneServer } from "../support/remotes.ts";
 
 const images = {
@@ -24,9 +24,8 @@ const images = {
   victoriametrics: process.env.COMPOSURE_IMAGE_VICTORIAMETRICS ?? "composure-fixture/victoriametrics:latest",
 };
 
-const stackYaml = `
-version: "3.8"
-services:
+// An app with a volume and a PostgreSQL database: part of the full stack and the whole DR stack.
+const appAndDb = `
   app:
     image: $BUSYBOX
     init: true
@@ -35,7 +34,10 @@ services:
   db:
     image: ${images.postgres}
     environment: { POSTGRES_PASSWORD: "drill-pg-pw", POSTGRES_DB: shop }
-    volumes: ["pgdata:/var/lib/postgresql/data"]
+    volumes: ["pgdata:/var/lib/postgresql/data"]`;
+const stackYaml = `
+version: "3.8"
+services:${appAndDb}
   maria:
     image: ${images.mariadb}
     command: ["mariadbd", "--innodb-buffer-pool-size=32M"]
@@ -74,31 +76,19 @@ const idOf = async (compose: ComposeProject, service: string) => {
 const psql = async (compose: ComposeProject, sql: string) => docker("exec", "-e", "PGPASSWORD=drill-pg-pw", await idOf(compose, "db"), "psql", "-X", "-A", "-t", "-U", "postgres", "-d", "shop", "-c", sql);
 const mariadb = async (compose: ComposeProject, sql: string) => docker("exec", "-e", "MYSQL_PWD=drill-md-pw", await idOf(compose, "maria"), "mariadb", "-uroot", "-N", "-B", "-e", sql);
 
-async function retry<T>(what: string, attempt: () => Promise<T>, seconds = 180): Promise<T> {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what}: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
-}
-
 /** Rows, keys and series in every engine; the app volume's files. */
 async function seed(compose: ComposeProject): Promise<void> {
   await inVolumes([`${compose.volume("appdata")}:/data`], "mkdir -p /data/docs && for i in $(seq 1 300); do echo doc $i > /data/docs/d$i.txt; done; dd if=/dev/urandom of=/data/blob bs=1M count=3 2>/dev/null");
-  await retry("postgres", () => psql(compose, "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY, note text); INSERT INTO orders SELECT g, 'o' || g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING;"));
-  await retry("mariadb", () => mariadb(compose, "USE ledger; CREATE TABLE IF NOT EXISTS entries (id INT PRIMARY KEY, amount INT); INSERT IGNORE INTO entries SELECT seq, seq * 3 FROM seq_1_to_5000;"));
-  await retry("redis", async () => docker("exec", await idOf(compose, "cache"), "sh", "-c", "for i in $(seq 1 500); do echo SET key:$i value-$i; done | redis-cli"));
+  await eventually("postgres", () => psql(compose, "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY, note text); INSERT INTO orders SELECT g, 'o' || g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING;"));
+  await eventually("mariadb", () => mariadb(compose, "USE ledger; CREATE TABLE IF NOT EXISTS entries (id INT PRIMARY KEY, amount INT); INSERT IGNORE INTO entries SELECT seq, seq * 3 FROM seq_1_to_5000;"));
+  await eventually("redis", async () => docker("exec", await idOf(compose, "cache"), "sh", "-c", "for i in $(seq 1 500); do echo SET key:$i value-$i; done | redis-cli"));
   const now = Math.floor(Date.now() / 1000);
   const samples: string[] = [];
   for (let time = now - 4 * 3600; time <= now - 3600; time += 60) samples.push(`synthetic_series{instance="a",job="synthetic"} ${(time / 60) % 97} ${time * 1000}`);
-  await retry("victoriametrics", async () => execFileSync("docker", ["exec", "-i", await idOf(compose, "vm"), "curl", "-sf", "--data-binary", "@-", "http://localhost:8428/api/v1/import/prometheus"], { input: `${samples.join("\n")}\n` }));
-  await retry("victoriametrics flush", async () => docker("exec", await idOf(compose, "vm"), "curl", "-sf", "http://localhost:8428/internal/force_flush"));
-  await retry("prometheus", async () => docker("exec", await idOf(compose, "prom"), "curl", "-sf", "http://localhost:9090/-/ready"));
-  await retry("sqlite", async () => docker("exec", await idOf(compose, "lite"), "sh", "-c", "test -s /data/app.db"));
+  await eventually("victoriametrics", async () => execFileSync("docker", ["exec", "-i", await idOf(compose, "vm"), "curl", "-sf", "--data-binary", "@-", "http://localhost:8428/api/v1/import/prometheus"], { input: `${samples.join("\n")}\n` }));
+  await eventually("victoriametrics flush", async () => docker("exec", await idOf(compose, "vm"), "curl", "-sf", "http://localhost:8428/internal/force_flush"));
+  await eventually("prometheus", async () => docker("exec", await idOf(compose, "prom"), "curl", "-sf", "http://localhost:9090/-/ready"));
+  await eventually("sqlite", async () => docker("exec", await idOf(compose, "lite"), "sh", "-c", "test -s /data/app.db"));
 }
 
 async function drillLeftovers(): Promise<string> {
@@ -185,7 +175,7 @@ describe("restore drills over every single-node strategy", { timeout: 1_200_000 
 
   test("a drill killed with SIGKILL leaves its scratch stack to the next composure command, which removes it", async () => {
     const drill = composure("verify", { ...env, DEEP: "1" });
-    await retry("a drill container to appear", async () => assert.notEqual(await docker("ps", "-q", "--filter", "label=composure.drill"), ""), 120);
+    await eventually("a drill container to appear", async () => assert.notEqual(await docker("ps", "-q", "--filter", "label=composure.drill"), ""), 120);
     drill.kill("SIGKILL");
     await drill;
     assert.notEqual(await drillLeftovers(), "", "SIGKILL leaves the scratch stack");
@@ -202,8 +192,8 @@ describe("restore drills over every single-node strategy", { timeout: 1_200_000 
       assert.equal(missing.code, 2, missing.stderr);
       assert.match(missing.stderr, new RegExp(`project ${target.name} has no containers for .*docker compose -p ${target.name} up -d`));
       await target.up();
-      await retry("B's postgres", () => psql(target, "SELECT 1"));
-      await retry("B's mariadb", () => mariadb(target, "SELECT 1"));
+      await eventually("B's postgres", () => psql(target, "SELECT 1"));
+      await eventually("B's mariadb", () => mariadb(target, "SELECT 1"));
       const startedBefore = await startedAtAll(project);
       const restore = await composure("restore", { ...env, INTO: target.name, FORCE: "1" });
       assert.equal(restore.code, 0, restore.stderr);
@@ -221,20 +211,7 @@ describe("restore drills over every single-node strategy", { timeout: 1_200_000 
 
 describe("the README's disaster-recovery runbook, followed from a WebDAV remote alone", { timeout: 600_000 }, () => {
   const server = new RcloneServer("webdav", "drsite");
-  const dr = new ComposeProject(`cmpt-dr${process.pid}`, `
-version: "3.8"
-services:
-  app:
-    image: $BUSYBOX
-    init: true
-    command: ["sleep", "100000"]
-    volumes: ["appdata:/data"]
-  db:
-    image: ${images.postgres}
-    environment: { POSTGRES_PASSWORD: "drill-pg-pw", POSTGRES_DB: shop }
-    volumes: ["pgdata:/var/lib/postgresql/data"]
-volumes: { appdata: {}, pgdata: {} }
-`);
+  const dr = new ComposeProject(`cmpt-dr${process.pid}`, `version: "3.8"\nservices:${appAndDb}\nvolumes: { appdata: {}, pgdata: {} }\n`);
   const drDestination = tempDir("dr-dest");
   const config = path.join(tempDir("dr-config"), "composure.yml");
   writeFileSync(config, 'remote:\n  target: "drsite:offsite"\n');
@@ -245,7 +222,7 @@ volumes: { appdata: {}, pgdata: {} }
     await server.start();
     await dr.up();
     await inVolumes([`${dr.volume("appdata")}:/data`], "echo precious > /data/precious.txt");
-    await retry("postgres", () => psql(dr, "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 1234) ON CONFLICT DO NOTHING;"));
+    await eventually("postgres", () => psql(dr, "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 1234) ON CONFLICT DO NOTHING;"));
     const backup = await composure("backup", drEnv());
     assert.equal(backup.code, 0, backup.stderr);
   });
@@ -266,7 +243,7 @@ volumes: { appdata: {}, pgdata: {} }
     assert.match(list.stdout, /"run": "\d{8}T\d{6}Z"/);
     // Step 3: start the stack empty from its compose file.
     await dr.up();
-    await retry("fresh postgres", () => psql(dr, "SELECT 1"));
+    await eventually("fresh postgres", () => psql(dr, "SELECT 1"));
     // Step 4: restore the latest run from the remote.
     const restore = await composure("restore", { ...drEnv(), FROM: "remote", FORCE: "1" });
     assert.equal(restore.code, 0, restore.stderr);

@@ -133,3 +133,16 @@ export function busyboxProject(prefix: string, services: Record<string, string[]
   const volumes = named.size ? `volumes: { ${[...named].map((name) => `${name}: {}`).join(", ")} }` : "";
   return new ComposeProject(`${prefix}${process.pid}`, `version: "3.8"\nservices:\n${blocks.join("\n")}\n${volumes}\n`);
 }
+
+/** Runs `attempt` until it succeeds (a service still starting), once every `pauseMs`, for up to `seconds`. */
+export async function eventually<T>(what: string, attempt: () => Promise<T>, seconds = 180, pauseMs = 1000): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${what}: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+}
