@@ -44,8 +44,9 @@ describe("restore drills of a Cassandra node and an OpenSearch node", { timeout:
     await project.up();
     const cass = await project.containerId("cass");
     const search = await project.containerId("search");
-    const rows = Array.from({ length: 2000 }, (_, i) => `INSERT INTO shop.orders (id, note) VALUES (${i}, 'order ${i}');`).join("\n");
-    await eventually("cassandra", () => sh("docker", ["exec", "-i", cass, "cqlsh", "--request-timeout=60"], `CREATE KEYSPACE IF NOT EXISTS shop WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};\nCREATE TABLE IF NOT EXISTS shop.orders (id int PRIMARY KEY, note text);\nBEGIN UNLOGGED BATCH\n${rows}\nAPPLY BATCH;\n`), 300);
+    // 2,000 rows in batches of 50 (Cassandra refuses large batches).
+    const rows = Array.from({ length: 40 }, (_, batch) => `BEGIN UNLOGGED BATCH\n${Array.from({ length: 50 }, (_, i) => `INSERT INTO shop.orders (id, note) VALUES (${batch * 50 + i}, 'order ${batch * 50 + i}');`).join("\n")}\nAPPLY BATCH;`).join("\n");
+    await eventually("cassandra", () => sh("docker", ["exec", "-i", cass, "cqlsh", "--request-timeout=60"], `CREATE KEYSPACE IF NOT EXISTS shop WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};\nCREATE TABLE IF NOT EXISTS shop.orders (id int PRIMARY KEY, note text);\n${rows}\n`), 300);
     const documents = Array.from({ length: 700 }, (_, i) => `${JSON.stringify({ index: { _index: "events", _id: String(i) } })}\n${JSON.stringify({ n: i, note: `event ${i}` })}`).join("\n");
     await eventually("opensearch", () => sh("docker", ["exec", "-i", search, "curl", "-sf", "-H", "Content-Type: application/x-ndjson", "-X", "POST", "http://localhost:9200/_bulk?refresh=true", "--data-binary", "@-"], `${documents}\n`), 300);
     const backup = await composure("backup", env);

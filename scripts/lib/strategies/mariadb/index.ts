@@ -16,42 +16,44 @@
 // never in argv, logs or the manifest.
 import path from "node:path";
 import { Readable } from "node:stream";
-import { z } from "zod";
+import type { z } from "zod";
 import { dumpToArchive, loadFromArchive } from "../../archive/exec-stream.ts";
-import { artifactFields, ChecksumError, hashFile, readDecompressed, writeCompressed, type WrittenFile } from "../../archive/files.ts";
+import { artifactFields, writeCompressed, type WrittenFile } from "../../archive/files.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
-import type { ContainerInfo } from "../../docker/containers.ts";
-import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
 import type { BackupContext, ProbeResult, RestoreContext, Strategy } from "../types.ts";
 import {
-  artifactBaseName,
+  accountsFirst,
+  asStepError,
+  checkArchives,
+  chooseDatabases,
   compareTableFacts,
+  dumpKindOf,
+  dumpOptions,
   environmentOf,
   firstAvailable,
   formatCount,
   imagePath,
-  listOption,
+  keepRescueDumps,
   maxCountedTables,
+  optionsOrDefaults,
+  probeDatabases,
+  readArchiveText,
+  readPasswordEnv,
   readSecret,
   runTool,
   runningContainer,
+  serviceToRestoreInto,
   tableFacts,
-  ToolMissingError,
+  uniqueArtifactBaseName,
+  type DumpConnection,
+  type DumpEngine,
   type TableFacts,
 } from "../shared/in-container.ts";
 
-export const mariadbOptions = z
-  .object({
-    /** Databases to back up (default: every database but the system schemas). */
-    databases: listOption.optional(),
-    /** The account to connect as (default root). */
-    user: z.string().min(1).optional(),
-    /** Name of an environment variable of the container that holds the password. */
-    password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name").optional(),
-  })
-  .strict();
+/** databases: default every database but the system schemas; user: default root. */
+export const mariadbOptions = dumpOptions.strict();
 
 export type MariadbOptions = z.infer<typeof mariadbOptions>;
 
@@ -67,12 +69,7 @@ export function isMariadbImage(image: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Connection
 
-interface Connection {
-  service: string;
-  container: ContainerInfo;
-  user: string;
-  env: string[];
-  passwordFrom?: string;
+interface Connection extends DumpConnection {
   client: string;
   dump: string;
 }
@@ -82,7 +79,14 @@ interface Server {
   isMariadb: boolean;
 }
 
-const toolsHint = "the mariadb strategy runs the mariadb (or mysql) client and mariadb-dump (or mysqldump) inside the service's container: use an image with them, or composure.strategy=volume";
+const engine: DumpEngine = {
+  kind: "mariadb",
+  accounts: "users",
+  accountsLabel: "the accounts",
+  toolsHint: "the mariadb strategy runs the mariadb (or mysql) client and mariadb-dump (or mysqldump) inside the service's container: use an image with them, or composure.strategy=volume",
+};
+
+const kindOf = (artifact: Artifact) => dumpKindOf(engine, artifact);
 
 async function connect(service: ServiceInfo, options: MariadbOptions): Promise<Connection> {
   const container = runningContainer(service);
@@ -90,8 +94,7 @@ async function connect(service: ServiceInfo, options: MariadbOptions): Promise<C
   const user = options.user ?? "root";
   let password: { value: string; from: string } | undefined;
   if (options.password_env) {
-    password = await readSecret(container, [options.password_env]);
-    if (!password) throw new Error(`composure.mariadb.password_env names ${options.password_env}, which is not set in the container (nor ${options.password_env}_FILE)`);
+    password = await readPasswordEnv(engine, container, options.password_env);
   } else if (user === "root") {
     password = await readSecret(container, ["MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD"]);
     if (!password && (env.get("MARIADB_RANDOM_ROOT_PASSWORD") || env.get("MYSQL_RANDOM_ROOT_PASSWORD"))) {
@@ -139,18 +142,12 @@ async function checkServer(conn: Connection): Promise<Server> {
   return { version, isMariadb: /mariadb/i.test(version) };
 }
 
-function asStepError(phase: string, service: string, error: unknown): Error {
-  if (error instanceof StepError) return error;
-  if (error instanceof ToolMissingError) return new StepError(phase, service, error, toolsHint);
-  return new StepError(phase, service, error);
-}
-
 async function open(phase: string, service: ServiceInfo, options: MariadbOptions): Promise<{ conn: Connection; server: Server }> {
   try {
     const conn = await connect(service, options);
     return { conn, server: await checkServer(conn) };
   } catch (error) {
-    throw asStepError(phase, service.name, error);
+    throw asStepError(engine, phase, service.name, error);
   }
 }
 
@@ -202,9 +199,7 @@ async function captureAll(conn: Connection, server: Server, databases: string[],
   }
   const used = new Set<string>();
   for (const database of databases) {
-    let base = artifactBaseName(database);
-    while (used.has(base) || base === "users") base = `${base}_`;
-    used.add(base);
+    const base = uniqueArtifactBaseName(database, used, ["users"]);
     const started = performance.now();
     const facts = await liveFacts(conn, database);
     const written = await dumpDatabase(conn, database, path.join(dir, `${base}.sql.zst`), level);
@@ -214,30 +209,8 @@ async function captureAll(conn: Connection, server: Server, databases: string[],
   return artifacts;
 }
 
-function chooseDatabases(service: string, existing: string[], wanted: string[] | undefined): string[] {
-  if (!wanted) return existing;
-  const missing = wanted.filter((name) => !existing.includes(name));
-  if (missing.length) throw new Error(`database${missing.length > 1 ? "s" : ""} ${missing.join(", ")} named in composure.mariadb.databases do${missing.length > 1 ? "" : "es"} not exist in service ${service} (it has: ${existing.join(", ") || "none"})`);
-  return wanted;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Restore
-
-async function checkArchive(file: string, artifact: Artifact): Promise<void> {
-  const actual = await hashFile(file);
-  if (actual.bytes !== artifact.bytes || actual.sha256 !== artifact.sha256) {
-    throw new ChecksumError(`${file} does not match the manifest (size or sha256): nothing was changed`);
-  }
-}
-
-async function readArchiveText(file: string, expected: Artifact): Promise<string> {
-  const source = readDecompressed(file, expected, expected);
-  const chunks: Buffer[] = [];
-  for await (const chunk of source.stream) chunks.push(chunk as Buffer);
-  await source.done;
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 async function restoreAccounts(ctx: RestoreContext<unknown>, conn: Connection, artifact: Artifact): Promise<string> {
   const text = await readArchiveText(path.join(ctx.runDir, artifact.path), artifact);
@@ -266,27 +239,6 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, a
   return `${summary}, as recorded at backup time`;
 }
 
-function kindOf(artifact: Artifact): string {
-  const kind = artifact.facts?.kind;
-  if (kind === "users" || (kind === "database" && typeof artifact.facts?.database === "string")) return kind;
-  throw new Error(`artifact ${artifact.path} is not a mariadb dump composure knows (facts.kind ${JSON.stringify(kind)})`);
-}
-
-function parseOptions(raw: unknown): MariadbOptions {
-  const parsed = mariadbOptions.safeParse(raw ?? {});
-  return parsed.success ? parsed.data : {};
-}
-
-async function keepRescueDumps(ctx: RestoreContext<unknown>, conn: Connection, server: Server, artifacts: Artifact[], existing: string[]): Promise<void> {
-  const replaced = artifacts.filter((artifact) => kindOf(artifact) === "database" && existing.includes(artifact.facts!.database as string)).map((artifact) => artifact.facts!.database as string);
-  const withAccounts = artifacts.some((artifact) => kindOf(artifact) === "users");
-  if (!replaced.length && !withAccounts) return;
-  const dir = await ctx.rescue!.dir(ctx.serviceName);
-  const rescued = await captureAll(conn, server, replaced, dir, path.dirname(dir), ctx.config.compression.level, withAccounts);
-  for (const artifact of rescued) ctx.rescue!.add(ctx.serviceName, artifact, "mariadb");
-  log.info(`${ctx.serviceName}: kept a rescue dump of ${rescued.map((artifact) => (artifact.facts?.database as string | undefined) ?? "the accounts").join(", ")} in ${dir}`);
-}
-
 // ---------------------------------------------------------------------------------------------
 
 const prepared = new WeakMap<object, { conn: Connection; server: Server }>();
@@ -308,18 +260,18 @@ export const mariadbStrategy: Strategy<MariadbOptions> = {
   async capture(ctx) {
     const { conn, server } = prepared.get(ctx) ?? (await open("capture", ctx.service, ctx.options));
     try {
-      const databases = chooseDatabases(ctx.service.name, await listDatabases(conn), ctx.options.databases);
+      const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn), ctx.options.databases);
       return await captureAll(conn, server, databases, ctx.serviceDir, ctx.runDir, ctx.config.compression.level, true);
     } catch (error) {
-      throw asStepError("capture", ctx.service.name, error);
+      throw asStepError(engine, "capture", ctx.service.name, error);
     }
   },
 
   async restore(ctx, artifacts) {
-    const options = parseOptions(ctx.options);
-    if (!ctx.service) throw new StepError("restore", ctx.serviceName, new Error(`service ${ctx.serviceName} does not run in project ${ctx.project.name}`), `a database restore loads into the running server: start it (docker compose up -d ${ctx.serviceName}), then restore again`);
-    const ordered = [...artifacts].sort((a, b) => Number(kindOf(b) === "users") - Number(kindOf(a) === "users"));
-    const { conn, server } = await open("restore", ctx.service, options);
+    const options = optionsOrDefaults(mariadbOptions, ctx.options);
+    const service = serviceToRestoreInto(ctx);
+    const ordered = accountsFirst(engine, artifacts);
+    const { conn, server } = await open("restore", service, options);
     try {
       const existing = await listDatabases(conn);
       if (ctx.dryRun) {
@@ -331,13 +283,13 @@ export const mariadbStrategy: Strategy<MariadbOptions> = {
           return `would restore database ${database} from ${artifact.path}: ${replaces} load ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows`;
         });
       }
-      for (const artifact of ordered) await checkArchive(path.join(ctx.runDir, artifact.path), artifact);
-      if (ctx.rescue) await keepRescueDumps(ctx, conn, server, ordered, existing);
+      await checkArchives(ctx.runDir, ordered);
+      if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, dir, runDir, withAccounts) => captureAll(conn, server, databases, dir, runDir, ctx.config.compression.level, withAccounts));
       const done: string[] = [];
       for (const artifact of ordered) done.push(kindOf(artifact) === "users" ? await restoreAccounts(ctx, conn, artifact) : await restoreDatabase(ctx, conn, artifact));
       return done;
     } catch (error) {
-      throw asStepError("restore", ctx.serviceName, error);
+      throw asStepError(engine, "restore", ctx.serviceName, error);
     }
   },
 
@@ -347,17 +299,7 @@ export const mariadbStrategy: Strategy<MariadbOptions> = {
 };
 
 async function probeMariadb(ctx: BackupContext<MariadbOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
-  const { conn, server } = await open("probe", ctx.service, parseOptions(ctx.options));
+  const { conn, server } = await open("probe", ctx.service, optionsOrDefaults(mariadbOptions, ctx.options));
   const existing = await listDatabases(conn);
-  const expected = (recorded ?? []).filter((artifact) => artifact.facts?.kind === "database");
-  const names = recorded ? expected.map((artifact) => artifact.facts!.database as string) : chooseDatabases(ctx.service.name, existing, ctx.options.databases);
-  const databases: Record<string, TableFacts | null> = {};
-  const differences: string[] = [];
-  for (const name of names) {
-    databases[name] = existing.includes(name) ? await liveFacts(conn, name) : null;
-    const artifact = expected.find((candidate) => candidate.facts!.database === name);
-    if (artifact) differences.push(...compareTableFacts(name, artifact.facts as Partial<TableFacts>, databases[name] ?? undefined));
-  }
-  const recordedFacts = recorded ? Object.fromEntries(expected.map((artifact) => [artifact.facts!.database as string, artifact.facts])) : undefined;
-  return { ok: differences.length === 0, facts: { serverVersion: server.version, databases, ...(recorded ? { recorded: recordedFacts, differences } : {}) } };
+  return probeDatabases(engine, { service: ctx.service.name, serverVersion: server.version, existing, wanted: ctx.options.databases, liveFacts: (database) => liveFacts(conn, database) }, recorded);
 }

@@ -19,37 +19,47 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { z } from "zod";
 import { dumpToArchive, loadFromArchive } from "../../archive/exec-stream.ts";
-import { artifactFields, ChecksumError, hashFile, readDecompressed, type WrittenFile } from "../../archive/files.ts";
+import { artifactFields, type WrittenFile } from "../../archive/files.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
-import { execStreaming, type ContainerInfo, type ExecResult } from "../../docker/containers.ts";
-import { StepError, messageOf } from "../../errors.ts";
+import { execStreaming, type ExecResult } from "../../docker/containers.ts";
+import { messageOf } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
 import type { BackupContext, ProbeResult, RestoreContext, Strategy } from "../types.ts";
 import {
-  artifactBaseName,
+  accountsFirst,
+  asStepError,
+  checkArchives,
+  chooseDatabases,
   compareTableFacts,
+  dumpKindOf,
+  dumpOptions,
   environmentOf,
   formatCount,
   imagePath,
-  listOption,
+  keepRescueDumps,
   maxCountedTables,
+  optionsOrDefaults,
+  probeDatabases,
+  readArchiveText,
+  readPasswordEnv,
   readSecret,
   runTool,
   runningContainer,
+  serviceToRestoreInto,
   tableFacts,
-  ToolMissingError,
+  uniqueArtifactBaseName,
+  type DumpConnection,
+  type DumpEngine,
   type TableFacts,
 } from "../shared/in-container.ts";
 
-export const postgresOptions = z
-  .object({
-    /** Databases to back up (default: every database that is not a template). */
-    databases: listOption.optional(),
-    /** The role to connect as (default: the container's POSTGRES_USER, else postgres). */
-    user: z.string().min(1).optional(),
-    /** Name of an environment variable of the container that holds the password. */
-    password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name").optional(),
+/**
+ * databases: default every database that is not a template; user: default the container's
+ * POSTGRES_USER, else postgres.
+ */
+export const postgresOptions = dumpOptions
+  .extend({
     /** Parallel pg_restore jobs (the dump is copied into the container first when > 1). */
     jobs: z.coerce.number().int().min(1).max(32).default(1),
   })
@@ -69,15 +79,7 @@ export function isPostgresImage(image: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Connection: who to connect as, with which password, and the checks that name the cause.
 
-interface Connection {
-  service: string;
-  container: ContainerInfo;
-  user: string;
-  /** PGPASSWORD (when there is one) and friends, for the exec's environment. */
-  env: string[];
-  /** Where the password came from, for messages (never the password). */
-  passwordFrom?: string;
-}
+type Connection = DumpConnection;
 
 interface Server {
   versionNum: number;
@@ -86,7 +88,14 @@ interface Server {
   maintenance: string;
 }
 
-const toolsHint = "the postgres strategy runs pg_isready, psql, pg_dump and pg_restore inside the service's container: use an image with the PostgreSQL client tools, or composure.strategy=volume";
+const engine: DumpEngine = {
+  kind: "postgres",
+  accounts: "globals",
+  accountsLabel: "the roles",
+  toolsHint: "the postgres strategy runs pg_isready, psql, pg_dump and pg_restore inside the service's container: use an image with the PostgreSQL client tools, or composure.strategy=volume",
+};
+
+const kindOf = (artifact: Artifact) => dumpKindOf(engine, artifact);
 
 async function connect(service: ServiceInfo, options: PostgresOptions): Promise<Connection> {
   const container = runningContainer(service);
@@ -97,8 +106,7 @@ async function connect(service: ServiceInfo, options: PostgresOptions): Promise<
   user ??= env.get("POSTGRESQL_USERNAME") || "postgres";
   let password: { value: string; from: string } | undefined;
   if (options.password_env) {
-    password = await readSecret(container, [options.password_env]);
-    if (!password) throw new Error(`composure.postgres.password_env names ${options.password_env}, which is not set in the container (nor ${options.password_env}_FILE)`);
+    password = await readPasswordEnv(engine, container, options.password_env);
   } else {
     password = await readSecret(container, ["POSTGRES_PASSWORD", user === "postgres" ? "POSTGRESQL_POSTGRES_PASSWORD" : "POSTGRESQL_PASSWORD"]);
   }
@@ -152,14 +160,8 @@ async function open(phase: string, service: ServiceInfo, options: PostgresOption
     await runTool(conn.container, [tool, "--version"], { timeoutMs: 30_000 });
     return { conn, server: await checkServer(conn) };
   } catch (error) {
-    throw asStepError(phase, service.name, error);
+    throw asStepError(engine, phase, service.name, error);
   }
-}
-
-function asStepError(phase: string, service: string, error: unknown): Error {
-  if (error instanceof StepError) return error;
-  if (error instanceof ToolMissingError) return new StepError(phase, service, error, toolsHint);
-  return new StepError(phase, service, error);
 }
 
 async function listDatabases(conn: Connection, server: Server): Promise<string[]> {
@@ -291,10 +293,7 @@ async function captureAll(conn: Connection, server: Server, databases: string[],
   }
   const used = new Set<string>();
   for (const database of databases) {
-    let base = artifactBaseName(database);
-    while (used.has(base)) base = `${base}_`;
-    used.add(base);
-    const file = path.join(dir, `${base}.pgdump.zst`);
+    const file = path.join(dir, `${uniqueArtifactBaseName(database, used)}.pgdump.zst`);
     const { stored, facts, seconds } = await dumpDatabase(conn, database, file, level);
     log.info(`${conn.service}: database ${database}: ${facts.tables} tables, ${formatCount(facts.rows)} rows dumped in ${formatSeconds(seconds)}`);
     artifacts.push({
@@ -303,13 +302,6 @@ async function captureAll(conn: Connection, server: Server, databases: string[],
     });
   }
   return artifacts;
-}
-
-function chooseDatabases(service: string, existing: string[], wanted: string[] | undefined): string[] {
-  if (!wanted) return existing;
-  const missing = wanted.filter((name) => !existing.includes(name));
-  if (missing.length) throw new Error(`database${missing.length > 1 ? "s" : ""} ${missing.join(", ")} named in composure.postgres.databases do${missing.length > 1 ? "" : "es"} not exist in service ${service} (it has: ${existing.join(", ") || "none"})`);
-  return wanted;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,21 +326,6 @@ export function idempotentGlobals(sql: string, existingTablespaces: string[]): s
       return line;
     })
     .join("\n");
-}
-
-async function readArchiveText(file: string, expected: Artifact): Promise<string> {
-  const source = readDecompressed(file, expected, expected);
-  const chunks: Buffer[] = [];
-  for await (const chunk of source.stream) chunks.push(chunk as Buffer);
-  await source.done;
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-async function checkArchive(file: string, artifact: Artifact): Promise<void> {
-  const actual = await hashFile(file);
-  if (actual.bytes !== artifact.bytes || actual.sha256 !== artifact.sha256) {
-    throw new ChecksumError(`${file} does not match the manifest (size or sha256): nothing was changed`);
-  }
 }
 
 async function restoreGlobals(ctx: RestoreContext<unknown>, conn: Connection, server: Server, artifact: Artifact): Promise<string> {
@@ -395,17 +372,6 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, s
   return `${summary}, as recorded at backup time`;
 }
 
-function kindOf(artifact: Artifact): string {
-  const kind = artifact.facts?.kind;
-  if (kind === "globals" || (kind === "database" && typeof artifact.facts?.database === "string")) return kind;
-  throw new Error(`artifact ${artifact.path} is not a postgres dump composure knows (facts.kind ${JSON.stringify(kind)})`);
-}
-
-function parseOptions(raw: unknown): PostgresOptions {
-  const parsed = postgresOptions.safeParse(raw ?? {});
-  return parsed.success ? parsed.data : postgresOptions.parse({});
-}
-
 // ---------------------------------------------------------------------------------------------
 
 const prepared = new WeakMap<object, { conn: Connection; server: Server }>();
@@ -427,18 +393,18 @@ export const postgresStrategy: Strategy<PostgresOptions> = {
   async capture(ctx) {
     const { conn, server } = prepared.get(ctx) ?? (await open("capture", ctx.service, ctx.options));
     try {
-      const databases = chooseDatabases(ctx.service.name, await listDatabases(conn, server), ctx.options.databases);
+      const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn, server), ctx.options.databases);
       return await captureAll(conn, server, databases, ctx.serviceDir, ctx.runDir, ctx.config.compression.level, true);
     } catch (error) {
-      throw asStepError("capture", ctx.service.name, error);
+      throw asStepError(engine, "capture", ctx.service.name, error);
     }
   },
 
   async restore(ctx, artifacts) {
-    const options = parseOptions(ctx.options);
-    if (!ctx.service) throw new StepError("restore", ctx.serviceName, new Error(`service ${ctx.serviceName} does not run in project ${ctx.project.name}`), `a database restore loads into the running server: start it (docker compose up -d ${ctx.serviceName}), then restore again`);
-    const ordered = [...artifacts].sort((a, b) => Number(kindOf(b) === "globals") - Number(kindOf(a) === "globals"));
-    const { conn, server } = await open("restore", ctx.service, options, "pg_restore");
+    const options = optionsOrDefaults(postgresOptions, ctx.options);
+    const service = serviceToRestoreInto(ctx);
+    const ordered = accountsFirst(engine, artifacts);
+    const { conn, server } = await open("restore", service, options, "pg_restore");
     try {
       const existing = await listDatabases(conn, server);
       if (ctx.dryRun) {
@@ -450,15 +416,15 @@ export const postgresStrategy: Strategy<PostgresOptions> = {
           return `would restore database ${database} from ${artifact.path}: ${replaces} create it and pg_restore ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows${options.jobs > 1 ? ` with ${options.jobs} jobs` : ""}`;
         });
       }
-      for (const artifact of ordered) await checkArchive(path.join(ctx.runDir, artifact.path), artifact);
-      if (ctx.rescue) await keepRescueDumps(ctx, conn, server, ordered, existing);
+      await checkArchives(ctx.runDir, ordered);
+      if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, dir, runDir, withGlobals) => captureAll(conn, server, databases, dir, runDir, ctx.config.compression.level, withGlobals));
       const done: string[] = [];
       for (const artifact of ordered) {
         done.push(kindOf(artifact) === "globals" ? await restoreGlobals(ctx, conn, server, artifact) : await restoreDatabase(ctx, conn, server, artifact, options.jobs));
       }
       return done;
     } catch (error) {
-      throw asStepError("restore", ctx.serviceName, error);
+      throw asStepError(engine, "restore", ctx.serviceName, error);
     }
   },
 
@@ -467,29 +433,8 @@ export const postgresStrategy: Strategy<PostgresOptions> = {
   },
 };
 
-/** Dumps what is about to be replaced into the rescue run, restorable like any run. */
-async function keepRescueDumps(ctx: RestoreContext<unknown>, conn: Connection, server: Server, artifacts: Artifact[], existing: string[]): Promise<void> {
-  const replaced = artifacts.filter((artifact) => kindOf(artifact) === "database" && existing.includes(artifact.facts!.database as string)).map((artifact) => artifact.facts!.database as string);
-  const withGlobals = artifacts.some((artifact) => kindOf(artifact) === "globals");
-  if (!replaced.length && !withGlobals) return;
-  const dir = await ctx.rescue!.dir(ctx.serviceName);
-  const rescued = await captureAll(conn, server, replaced, dir, path.dirname(dir), ctx.config.compression.level, withGlobals);
-  for (const artifact of rescued) ctx.rescue!.add(ctx.serviceName, artifact, "postgres");
-  log.info(`${ctx.serviceName}: kept a rescue dump of ${rescued.map((artifact) => (artifact.facts?.database as string | undefined) ?? "the roles").join(", ")} in ${dir}`);
-}
-
 async function probePostgres(ctx: BackupContext<PostgresOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
-  const { conn, server } = await open("probe", ctx.service, parseOptions(ctx.options), "psql");
+  const { conn, server } = await open("probe", ctx.service, optionsOrDefaults(postgresOptions, ctx.options), "psql");
   const existing = await listDatabases(conn, server);
-  const expected = (recorded ?? []).filter((artifact) => artifact.facts?.kind === "database");
-  const names = recorded ? expected.map((artifact) => artifact.facts!.database as string) : chooseDatabases(ctx.service.name, existing, ctx.options.databases);
-  const databases: Record<string, DatabaseFacts | null> = {};
-  const differences: string[] = [];
-  for (const name of names) {
-    databases[name] = existing.includes(name) ? await liveFacts(conn, name) : null;
-    const artifact = expected.find((candidate) => candidate.facts!.database === name);
-    if (artifact) differences.push(...compareTableFacts(name, artifact.facts as Partial<TableFacts>, databases[name] ?? undefined));
-  }
-  const recordedFacts = recorded ? Object.fromEntries(expected.map((artifact) => [artifact.facts!.database as string, artifact.facts])) : undefined;
-  return { ok: differences.length === 0, facts: { serverVersion: server.version, databases, ...(recorded ? { recorded: recordedFacts, differences } : {}) } };
+  return probeDatabases(engine, { service: ctx.service.name, serverVersion: server.version, existing, wanted: ctx.options.databases, liveFacts: (database) => liveFacts(conn, database) }, recorded);
 }

@@ -3,28 +3,12 @@
 // through a read-only helper and always deleted afterwards. Restore stops the service, replaces
 // the TSDB directory with the snapshot's blocks (owned by the server's user, nobody in the
 // official image), starts it and checks that the recorded query answers as it did.
-import { z } from "zod";
-import type { ServiceInfo } from "../../compose/discover.ts";
-import { log } from "../../log.ts";
-import type { BackupContext, Strategy } from "../types.ts";
-import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "../shared/http.ts";
-import { assertPlainName, imageNamed, requireDataLocation, requireRunningContainer, type DataLocation } from "../shared/service-data.ts";
-import { captureSnapshotDir, collectQueryFacts, notePendingSnapshot, probeTsdb, queryScalar, removeFromDataDir, removeLeftoverSnapshots, restoreTsdb, type QueryFacts, type TsdbFlavor } from "../shared/tsdb.ts";
+import type { Strategy } from "../types.ts";
+import { describeFailure, endpoint, parseJson, type HttpClient } from "../shared/http.ts";
+import { assertPlainName, imageNamed } from "../shared/service-data.ts";
+import { queryScalar, tsdbOptions, tsdbStrategy, type TsdbFlavor, type TsdbOptions } from "../shared/tsdb.ts";
 
-const options = z
-  .object({
-    /** Where Prometheus answers inside its own container (the helper shares its network namespace). */
-    url: z.string().url().default("http://localhost:9090"),
-    /** --storage.tsdb.path in the container. */
-    data_path: z.string().regex(/^\//, "give the absolute path in the container").default("/prometheus"),
-    /** Query whose values are recorded for restore drills. */
-    query: z.string().min(1).default("up"),
-    /** Seconds the snapshot may take. */
-    timeout: z.coerce.number().int().positive().max(86_400).default(600),
-  })
-  .strict();
-
-export type PrometheusOptions = z.infer<typeof options>;
+export type PrometheusOptions = TsdbOptions;
 
 const seriesQuery = 'count({__name__=~".+"})';
 
@@ -41,16 +25,6 @@ export const prometheusFlavor: TsdbFlavor = {
 export function isPrometheusImage(image: string): boolean {
   return imageNamed(image, ["prometheus"]);
 }
-
-interface Prepared {
-  location: DataLocation;
-  snapshot: string;
-  url: string;
-  drill: QueryFacts;
-  takenAt: string;
-}
-
-const prepared = new WeakMap<object, Prepared>();
 
 export function adminApiHint(service: string): string {
   return (
@@ -95,56 +69,16 @@ export async function takeSnapshot(http: HttpClient, service: string, url: strin
   return assertPlainName(answer.data.name, "snapshot name");
 }
 
-export const prometheusStrategy: Strategy<PrometheusOptions> = {
-  kind: "prometheus",
-  options,
-
-  detect(service: ServiceInfo) {
-    return isPrometheusImage(service.image);
-  },
-
-  async prepare(ctx) {
-    const { service } = ctx;
-    const container = requireRunningContainer(service, "a Prometheus TSDB snapshot");
-    const location = requireDataLocation(service, container, ctx.options.data_path, "composure.prometheus.data_path");
-    const url = ctx.options.url;
-    await removeLeftoverSnapshots(ctx as BackupContext<unknown>);
-    const { snapshot, drill, strikeOff } = await withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
-      await checkAdminApi(http, service.name, url);
-      // Facts before the snapshot: every sample they name is older than it, so it is in it.
-      const drill = await collectQueryFacts(http, url, ctx.options.query, Date.now() / 1000, prometheusFlavor.seriesCount);
-      if (drill.error) log.warn(`${service.name}: restore-drill facts not recorded: ${drill.error}`);
-      const snapshot = await takeSnapshot(http, service.name, url, ctx.options.timeout);
-      // Written down at once: a run killed from here on leaves it for the next run to remove.
-      return { drill, snapshot, strikeOff: await notePendingSnapshot(ctx as BackupContext<unknown>, "Prometheus", location, [`snapshots/${snapshot}`]) };
-    });
-    const takenAt = new Date().toISOString();
-    log.info(`${service.name}: Prometheus snapshot ${snapshot} taken`);
-    const paths = [`snapshots/${snapshot}`];
-    prepared.set(ctx, { location, snapshot, url, drill, takenAt });
-    return async () => {
-      await removeFromDataDir(ctx.helperImage, ctx.project.name, location, paths);
-      await strikeOff();
-      log.info(`${service.name}: snapshot ${snapshot} deleted`);
-    };
-  },
-
-  async capture(ctx) {
-    const state = prepared.get(ctx);
-    if (!state) throw new Error("capture called without prepare");
-    const artifact = await captureSnapshotDir(ctx as BackupContext<unknown>, state.location, `snapshots/${state.snapshot}`, {
-      dereference: false,
-      artifactName: "prometheus-snapshot.tar.zst",
-      facts: { kind: "tsdb-snapshot", product: "Prometheus", snapshot: state.snapshot, url: state.url, dataPath: state.location.containerPath, takenAt: state.takenAt, drill: state.drill },
-    });
-    return [artifact];
-  },
-
-  restore(ctx, artifacts) {
-    return restoreTsdb(ctx, artifacts, prometheusFlavor);
-  },
-
-  probe(ctx, recorded) {
-    return probeTsdb(ctx as BackupContext<unknown>, ctx.options.url, ctx.options.query, prometheusFlavor, recorded);
-  },
-};
+export const prometheusStrategy: Strategy<PrometheusOptions> = tsdbStrategy({
+  flavor: prometheusFlavor,
+  /** url: where Prometheus answers inside its own container; data_path: its --storage.tsdb.path. */
+  options: tsdbOptions({ url: "http://localhost:9090", dataPath: "/prometheus" }),
+  isImage: isPrometheusImage,
+  purpose: "a Prometheus TSDB snapshot",
+  checkApi: checkAdminApi,
+  takeSnapshot,
+  took: "taken",
+  // One directory of plain files.
+  snapshotPaths: (name) => [`snapshots/${name}`],
+  dereference: false,
+});

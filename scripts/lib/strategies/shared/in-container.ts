@@ -2,12 +2,18 @@
 // of a service, running a tool inside it with a clear error when the image lacks the tool,
 // reading secrets from the container's environment (or a *_FILE inside it) without ever putting
 // them into argv, option coercion for label strings, artifact names, and per-table facts.
-// (Kept in postgres/ because strategy folders are the unit of ownership; the mariadb and sqlite
-// strategies import it from here.)
+// The dump strategies (postgres, mariadb) also share their base options, the choice of
+// databases, archive checks, rescue dumps and the probe against recorded table facts.
 import { createHash } from "node:crypto";
+import path from "node:path";
 import { z } from "zod";
+import { ChecksumError, hashFile, readDecompressed } from "../../archive/files.ts";
+import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import { execCapture, type ContainerInfo, type ExecOptions } from "../../docker/containers.ts";
+import { StepError } from "../../errors.ts";
+import { log } from "../../log.ts";
+import type { ProbeResult, RestoreContext } from "../types.ts";
 
 /** The image of a service has no such program (docker exec reports 126/127). */
 export class ToolMissingError extends Error {
@@ -137,6 +143,12 @@ export function compareTableFacts(label: string, recorded: Partial<TableFacts> |
 /** Digits grouped by thousands, for messages. */
 export const formatCount = (count: number) => count.toLocaleString("en-US");
 
+/** The options of a recorded run (restore, probe): as recorded when they still parse, else the defaults. */
+export function optionsOrDefaults<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, raw: unknown): T {
+  const parsed = schema.safeParse(raw ?? {});
+  return parsed.success ? parsed.data : schema.parse({});
+}
+
 /** "registry:5000/a/b:tag@sha256:x" -> ["a", "b"] (lower case; the registry host dropped). */
 export function imagePath(image: string): string[] {
   let name = image.toLowerCase().split("@")[0];
@@ -146,4 +158,151 @@ export function imagePath(image: string): string[] {
   const segments = name.split("/").filter(Boolean);
   if (segments.length > 1 && /[.:]|^localhost$/.test(segments[0])) segments.shift();
   return segments;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dump strategies (postgres, mariadb): one artifact per database plus one of accounts/roles.
+
+/** The options both dump strategies take; each adds its own and makes the object strict. */
+export const dumpOptions = z.object({
+  /** Databases to back up (default: every user database; each strategy says which those are). */
+  databases: listOption.optional(),
+  /** The account to connect as (default: each strategy's). */
+  user: z.string().min(1).optional(),
+  /** Name of an environment variable of the container that holds the password. */
+  password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected an environment variable name").optional(),
+});
+
+/** How a dump strategy reaches its server inside the container. */
+export interface DumpConnection {
+  service: string;
+  container: ContainerInfo;
+  user: string;
+  /** The password (PGPASSWORD, MYSQL_PWD) when there is one, and friends, for the exec's environment. */
+  env: string[];
+  /** Where the password came from, for messages (never the password). */
+  passwordFrom?: string;
+}
+
+/** What the shared pieces need to know about a dump strategy. */
+export interface DumpEngine {
+  /** The strategy's kind: composure.<kind>.* options, messages, rescue records. */
+  kind: string;
+  /** facts.kind of the artifact that holds the accounts ("globals", "users"), and how messages name it. */
+  accounts: string;
+  accountsLabel: string;
+  /** Said when the image lacks a tool the strategy runs. */
+  toolsHint: string;
+}
+
+/** An error of a phase as a StepError naming the service; a missing tool gets the engine's hint. */
+export function asStepError(engine: DumpEngine, phase: string, service: string, error: unknown): Error {
+  if (error instanceof StepError) return error;
+  if (error instanceof ToolMissingError) return new StepError(phase, service, error, engine.toolsHint);
+  return new StepError(phase, service, error);
+}
+
+/** The password in the container variable that the password_env option names (or its _FILE). */
+export async function readPasswordEnv(engine: DumpEngine, container: ContainerInfo, name: string): Promise<{ value: string; from: string }> {
+  const password = await readSecret(container, [name]);
+  if (!password) throw new Error(`composure.${engine.kind}.password_env names ${name}, which is not set in the container (nor ${name}_FILE)`);
+  return password;
+}
+
+/** The databases option checked against what the server has (default: all of them). */
+export function chooseDatabases(engine: DumpEngine, service: string, existing: string[], wanted: string[] | undefined): string[] {
+  if (!wanted) return existing;
+  const missing = wanted.filter((name) => !existing.includes(name));
+  if (missing.length) throw new Error(`database${missing.length > 1 ? "s" : ""} ${missing.join(", ")} named in composure.${engine.kind}.databases do${missing.length > 1 ? "" : "es"} not exist in service ${service} (it has: ${existing.join(", ") || "none"})`);
+  return wanted;
+}
+
+/** artifactBaseName, made unique among those used already (and unlike the reserved ones) by trailing underscores. */
+export function uniqueArtifactBaseName(name: string, used: Set<string>, reserved: string[] = []): string {
+  let base = artifactBaseName(name);
+  while (used.has(base) || reserved.includes(base)) base = `${base}_`;
+  used.add(base);
+  return base;
+}
+
+/** "database" or the engine's accounts kind; anything else is not a dump of this engine. */
+export function dumpKindOf(engine: DumpEngine, artifact: Artifact): string {
+  const kind = artifact.facts?.kind;
+  if (kind === engine.accounts || (kind === "database" && typeof artifact.facts?.database === "string")) return kind;
+  throw new Error(`artifact ${artifact.path} is not a ${engine.kind} dump composure knows (facts.kind ${JSON.stringify(kind)})`);
+}
+
+/** The service a restore loads into; a dump restore needs it running. */
+export function serviceToRestoreInto(ctx: RestoreContext<unknown>): ServiceInfo {
+  if (!ctx.service) throw new StepError("restore", ctx.serviceName, new Error(`service ${ctx.serviceName} does not run in project ${ctx.project.name}`), `a database restore loads into the running server: start it (docker compose up -d ${ctx.serviceName}), then restore again`);
+  return ctx.service;
+}
+
+/** The artifacts of a restore, accounts first (the databases' objects may belong to them). */
+export function accountsFirst(engine: DumpEngine, artifacts: Artifact[]): Artifact[] {
+  const isAccounts = (artifact: Artifact) => Number(dumpKindOf(engine, artifact) === engine.accounts);
+  return [...artifacts].sort((a, b) => isAccounts(b) - isAccounts(a));
+}
+
+/** Checks every archive against the manifest before anything is changed. */
+export async function checkArchives(runDir: string, artifacts: Artifact[]): Promise<void> {
+  for (const artifact of artifacts) {
+    const file = path.join(runDir, artifact.path);
+    const actual = await hashFile(file);
+    if (actual.bytes !== artifact.bytes || actual.sha256 !== artifact.sha256) {
+      throw new ChecksumError(`${file} does not match the manifest (size or sha256): nothing was changed`);
+    }
+  }
+}
+
+/** A small archive (the accounts) decompressed into memory as text. */
+export async function readArchiveText(file: string, expected: Artifact): Promise<string> {
+  const source = readDecompressed(file, expected, expected);
+  const chunks: Buffer[] = [];
+  for await (const chunk of source.stream) chunks.push(chunk as Buffer);
+  await source.done;
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * Dumps what a restore is about to replace (the databases that exist, and the accounts when the
+ * run has them) into the rescue run, restorable like any run.
+ */
+export async function keepRescueDumps(
+  ctx: RestoreContext<unknown>,
+  engine: DumpEngine,
+  artifacts: Artifact[],
+  existing: string[],
+  capture: (databases: string[], dir: string, runDir: string, withAccounts: boolean) => Promise<Artifact[]>,
+): Promise<void> {
+  const replaced = artifacts.filter((artifact) => dumpKindOf(engine, artifact) === "database" && existing.includes(artifact.facts!.database as string)).map((artifact) => artifact.facts!.database as string);
+  const withAccounts = artifacts.some((artifact) => dumpKindOf(engine, artifact) === engine.accounts);
+  if (!replaced.length && !withAccounts) return;
+  const dir = await ctx.rescue!.dir(ctx.serviceName);
+  const rescued = await capture(replaced, dir, path.dirname(dir), withAccounts);
+  for (const artifact of rescued) ctx.rescue!.add(ctx.serviceName, artifact, engine.kind);
+  log.info(`${ctx.serviceName}: kept a rescue dump of ${rescued.map((artifact) => (artifact.facts?.database as string | undefined) ?? engine.accountsLabel).join(", ")} in ${dir}`);
+}
+
+/**
+ * Live table facts of the databases (those of the recorded artifacts, else the chosen ones) and,
+ * with recorded artifacts, every difference from the facts recorded at backup time.
+ */
+export async function probeDatabases<Facts extends TableFacts>(
+  engine: DumpEngine,
+  probe: { service: string; serverVersion: string; existing: string[]; wanted: string[] | undefined; liveFacts: (database: string) => Promise<Facts> },
+  recorded?: Artifact[],
+): Promise<ProbeResult> {
+  const { existing } = probe;
+  const expected = (recorded ?? []).filter((artifact) => artifact.facts?.kind === "database");
+  const names = recorded ? expected.map((artifact) => artifact.facts!.database as string) : chooseDatabases(engine, probe.service, existing, probe.wanted);
+  const databases: Record<string, Facts | null> = {};
+  const differences: string[] = [];
+  for (const name of names) {
+    databases[name] = existing.includes(name) ? await probe.liveFacts(name) : null;
+    const artifact = expected.find((candidate) => candidate.facts!.database === name);
+    if (artifact) differences.push(...compareTableFacts(name, artifact.facts as Partial<TableFacts>, databases[name] ?? undefined));
+  }
+  const recordedFacts = recorded ? Object.fromEntries(expected.map((artifact) => [artifact.facts!.database as string, artifact.facts])) : undefined;
+  return { ok: differences.length === 0, facts: { serverVersion: probe.serverVersion, databases, ...(recorded ? { recorded: recordedFacts, differences } : {}) } };
 }

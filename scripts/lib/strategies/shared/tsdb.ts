@@ -1,9 +1,11 @@
-// What Prometheus and VictoriaMetrics share: a snapshot directory inside the data volume that is
-// archived through a read-only helper and always removed afterwards, a restore that replaces the
-// data directory with the snapshot's content while the service is stopped, and restore-drill
-// facts taken through the Prometheus query API (both speak it).
+// What Prometheus and VictoriaMetrics share: their options and backup flow (each strategy brings
+// only its API check, snapshot call and snapshot paths), a snapshot directory inside the data
+// volume that is archived through a read-only helper and always removed afterwards, a restore
+// that replaces the data directory with the snapshot's content while the service is stopped,
+// and restore-drill facts taken through the Prometheus query API (both speak it).
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { projectDir } from "../../catalog/runs.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
@@ -12,10 +14,10 @@ import { artifactFields, type Encoding, type StoredFile } from "../../archive/fi
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
-import type { BackupContext, RestoreContext } from "../types.ts";
+import type { BackupContext, Release, RestoreContext, Strategy } from "../types.ts";
 import { captureMounts, withHelper } from "../volume/index.ts";
 import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "./http.ts";
-import { archiveBaseName, helperPath, locateDataPath, runningContainer, volumeFactsOf, type DataLocation, type VolumeFacts } from "./service-data.ts";
+import { archiveBaseName, helperPath, locateDataPath, requireDataLocation, requireRunningContainer, runningContainer, volumeFactsOf, type DataLocation, type VolumeFacts } from "./service-data.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Restore-drill facts through the query API
@@ -270,6 +272,114 @@ export async function notePendingSnapshot(ctx: BackupContext<unknown>, product: 
     throw new Error(`cannot write down the snapshot in ${file} (${(error as Error).message}): deleted it again`);
   }
   return async () => writePending(file, (await readPending(file)).filter((other) => !same(other)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backup: options, the snapshot's life from prepare to release, capture
+
+/** The options of both strategies; only the defaults differ. */
+export function tsdbOptions(defaults: { url: string; dataPath: string }) {
+  return z
+    .object({
+      /** Where the server answers inside its own container (the helper shares its network namespace). */
+      url: z.string().url().default(defaults.url),
+      /** The server's storage path in the container (Prometheus --storage.tsdb.path, VictoriaMetrics -storageDataPath). */
+      data_path: z.string().regex(/^\//, "give the absolute path in the container").default(defaults.dataPath),
+      /** Query whose values are recorded for restore drills. */
+      query: z.string().min(1).default("up"),
+      /** Seconds the snapshot may take. */
+      timeout: z.coerce.number().int().positive().max(86_400).default(600),
+    })
+    .strict();
+}
+
+export type TsdbOptions = z.infer<ReturnType<typeof tsdbOptions>>;
+
+/** What differs between the Prometheus and VictoriaMetrics backups; the flow around it is shared. */
+export interface TsdbSnapshotHooks {
+  flavor: TsdbFlavor;
+  /** What the running container is needed for, as the error without one says ("a Prometheus TSDB snapshot"). */
+  purpose: string;
+  /** Fails, saying what to do, when the server cannot be reached (or cannot take snapshots). */
+  checkApi(http: HttpClient, service: string, url: string): Promise<void>;
+  /** Takes a snapshot through the server's API; returns its name. */
+  takeSnapshot(http: HttpClient, service: string, url: string, timeoutSeconds: number): Promise<string>;
+  /** How the log line says it: "taken", "created". */
+  took: string;
+  /** The directories of one snapshot, relative to the data directory; the first is the one archived. */
+  snapshotPaths(name: string): string[];
+  /** Archive what symlinks in the snapshot point to (tar -h) rather than the links. */
+  dereference: boolean;
+  /** Asks the server to delete the snapshot before its directories are removed from the volume (warns, never fails). */
+  deleteViaApi?(ctx: BackupContext<unknown>, url: string, snapshot: string): Promise<void>;
+}
+
+interface PreparedSnapshot {
+  location: DataLocation;
+  snapshot: string;
+  url: string;
+  drill: QueryFacts;
+  takenAt: string;
+}
+
+const preparedSnapshots = new WeakMap<object, PreparedSnapshot>();
+
+/**
+ * Takes the snapshot hot: leftovers of killed runs removed, the API checked, restore-drill facts
+ * recorded, the snapshot taken and written down as pending. The release deletes it again.
+ */
+export async function prepareTsdbSnapshot(ctx: BackupContext<TsdbOptions>, hooks: TsdbSnapshotHooks): Promise<Release> {
+  const { service } = ctx;
+  const { product, kind, seriesCount } = hooks.flavor;
+  const container = requireRunningContainer(service, hooks.purpose);
+  const location = requireDataLocation(service, container, ctx.options.data_path, `composure.${kind}.data_path`);
+  const url = ctx.options.url;
+  await removeLeftoverSnapshots(ctx as BackupContext<unknown>);
+  const { snapshot, drill, strikeOff } = await withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
+    await hooks.checkApi(http, service.name, url);
+    // Facts before the snapshot: every sample they name is older than it, so it is in it.
+    const drill = await collectQueryFacts(http, url, ctx.options.query, Date.now() / 1000, seriesCount);
+    if (drill.error) log.warn(`${service.name}: restore-drill facts not recorded: ${drill.error}`);
+    const snapshot = await hooks.takeSnapshot(http, service.name, url, ctx.options.timeout);
+    // Written down at once: a run killed from here on leaves it for the next run to remove.
+    return { drill, snapshot, strikeOff: await notePendingSnapshot(ctx as BackupContext<unknown>, product, location, hooks.snapshotPaths(snapshot)) };
+  });
+  const takenAt = new Date().toISOString();
+  log.info(`${service.name}: ${product} snapshot ${snapshot} ${hooks.took}`);
+  preparedSnapshots.set(ctx, { location, snapshot, url, drill, takenAt });
+  return async () => {
+    await hooks.deleteViaApi?.(ctx as BackupContext<unknown>, url, snapshot);
+    await removeFromDataDir(ctx.helperImage, ctx.project.name, location, hooks.snapshotPaths(snapshot));
+    log.info(`${service.name}: snapshot ${snapshot} deleted`);
+    await strikeOff();
+  };
+}
+
+/** A TSDB strategy: detection and the hooks are its own, the rest is the shared flow. */
+export function tsdbStrategy(spec: TsdbSnapshotHooks & { options: ReturnType<typeof tsdbOptions>; isImage(image: string): boolean }): Strategy<TsdbOptions> {
+  const { flavor } = spec;
+  return {
+    kind: flavor.kind,
+    options: spec.options,
+    detect: (service) => spec.isImage(service.image),
+    prepare: (ctx) => prepareTsdbSnapshot(ctx, spec),
+    capture: (ctx) => captureTsdbSnapshot(ctx, spec),
+    restore: (ctx, artifacts) => restoreTsdb(ctx, artifacts, flavor),
+    probe: (ctx, recorded) => probeTsdb(ctx as BackupContext<unknown>, ctx.options.url, ctx.options.query, flavor, recorded),
+  };
+}
+
+/** Archives the snapshot prepare took, as `<kind>-snapshot.tar.zst` with the facts restore and drills need. */
+export async function captureTsdbSnapshot(ctx: BackupContext<TsdbOptions>, hooks: TsdbSnapshotHooks): Promise<Artifact[]> {
+  const state = preparedSnapshots.get(ctx);
+  if (!state) throw new Error("capture called without prepare");
+  const { product, kind } = hooks.flavor;
+  const artifact = await captureSnapshotDir(ctx as BackupContext<unknown>, state.location, hooks.snapshotPaths(state.snapshot)[0], {
+    dereference: hooks.dereference,
+    artifactName: `${kind}-snapshot.tar.zst`,
+    facts: { kind: "tsdb-snapshot", product, snapshot: state.snapshot, url: state.url, dataPath: state.location.containerPath, takenAt: state.takenAt, drill: state.drill },
+  });
+  return [artifact];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,28 +7,13 @@
 // (tar -h), so the archive holds the parts themselves and restores as a plain storage
 // directory: stop the server, replace the whole -storageDataPath content (data, indexdb,
 // metadata; caches, tmp and old snapshots dropped, as vmrestore leaves them), start it again.
-import { z } from "zod";
-import type { ServiceInfo } from "../../compose/discover.ts";
 import { log } from "../../log.ts";
 import type { BackupContext, Strategy } from "../types.ts";
 import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "../shared/http.ts";
-import { assertPlainName, imageNamed, requireDataLocation, requireRunningContainer, runningContainer, type DataLocation } from "../shared/service-data.ts";
-import { captureSnapshotDir, collectQueryFacts, notePendingSnapshot, probeTsdb, removeFromDataDir, removeLeftoverSnapshots, restoreTsdb, type QueryFacts, type TsdbFlavor } from "../shared/tsdb.ts";
+import { assertPlainName, imageNamed, runningContainer } from "../shared/service-data.ts";
+import { tsdbOptions, tsdbStrategy, type TsdbFlavor, type TsdbOptions } from "../shared/tsdb.ts";
 
-const options = z
-  .object({
-    /** Where VictoriaMetrics answers inside its own container (the helper shares its network namespace). */
-    url: z.string().url().default("http://localhost:8428"),
-    /** -storageDataPath in the container. */
-    data_path: z.string().regex(/^\//, "give the absolute path in the container").default("/victoria-metrics-data"),
-    /** Query whose values are recorded for restore drills. */
-    query: z.string().min(1).default("up"),
-    /** Seconds the snapshot may take. */
-    timeout: z.coerce.number().int().positive().max(86_400).default(600),
-  })
-  .strict();
-
-export type VictoriaMetricsOptions = z.infer<typeof options>;
+export type VictoriaMetricsOptions = TsdbOptions;
 
 export const victoriaMetricsFlavor: TsdbFlavor = {
   product: "VictoriaMetrics",
@@ -81,70 +66,23 @@ export async function createSnapshot(http: HttpClient, service: string, url: str
   return assertPlainName(answer.snapshot, "snapshot name");
 }
 
-interface Prepared {
-  location: DataLocation;
-  snapshot: string;
-  url: string;
-  drill: QueryFacts;
-  takenAt: string;
-}
+export const victoriaMetricsStrategy: Strategy<VictoriaMetricsOptions> = tsdbStrategy({
+  flavor: victoriaMetricsFlavor,
+  /** url: where VictoriaMetrics answers inside its own container; data_path: its -storageDataPath. */
+  options: tsdbOptions({ url: "http://localhost:8428", dataPath: "/victoria-metrics-data" }),
+  isImage: isVictoriaMetricsImage,
+  purpose: "a VictoriaMetrics snapshot",
+  checkApi: checkReachable,
+  takeSnapshot: createSnapshot,
+  took: "created",
+  snapshotPaths,
+  // Its directory holds symlinks into the per-area ones: archive what they point to.
+  dereference: true,
+  deleteViaApi: deleteSnapshot,
+});
 
-const prepared = new WeakMap<object, Prepared>();
-
-export const victoriaMetricsStrategy: Strategy<VictoriaMetricsOptions> = {
-  kind: "victoriametrics",
-  options,
-
-  detect(service: ServiceInfo) {
-    return isVictoriaMetricsImage(service.image);
-  },
-
-  async prepare(ctx) {
-    const { service } = ctx;
-    const container = requireRunningContainer(service, "a VictoriaMetrics snapshot");
-    const location = requireDataLocation(service, container, ctx.options.data_path, "composure.victoriametrics.data_path");
-    const url = ctx.options.url;
-    await removeLeftoverSnapshots(ctx as BackupContext<unknown>);
-    const { snapshot, drill, strikeOff } = await withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
-      await checkReachable(http, service.name, url);
-      // Facts before the snapshot: every sample they name is older than it, so it is in it.
-      const drill = await collectQueryFacts(http, url, ctx.options.query, Date.now() / 1000, victoriaMetricsFlavor.seriesCount);
-      if (drill.error) log.warn(`${service.name}: restore-drill facts not recorded: ${drill.error}`);
-      const snapshot = await createSnapshot(http, service.name, url, ctx.options.timeout);
-      // Written down at once: a run killed from here on leaves it for the next run to remove.
-      return { drill, snapshot, strikeOff: await notePendingSnapshot(ctx as BackupContext<unknown>, "VictoriaMetrics", location, snapshotPaths(snapshot)) };
-    });
-    const takenAt = new Date().toISOString();
-    log.info(`${service.name}: VictoriaMetrics snapshot ${snapshot} created`);
-    prepared.set(ctx, { location, snapshot, url, drill, takenAt });
-    return async () => {
-      await deleteSnapshot(ctx as BackupContext<unknown>, location, url, snapshot);
-      await strikeOff();
-    };
-  },
-
-  async capture(ctx) {
-    const state = prepared.get(ctx);
-    if (!state) throw new Error("capture called without prepare");
-    const artifact = await captureSnapshotDir(ctx as BackupContext<unknown>, state.location, `snapshots/${state.snapshot}`, {
-      dereference: true,
-      artifactName: "victoriametrics-snapshot.tar.zst",
-      facts: { kind: "tsdb-snapshot", product: "VictoriaMetrics", snapshot: state.snapshot, url: state.url, dataPath: state.location.containerPath, takenAt: state.takenAt, drill: state.drill },
-    });
-    return [artifact];
-  },
-
-  restore(ctx, artifacts) {
-    return restoreTsdb(ctx, artifacts, victoriaMetricsFlavor);
-  },
-
-  probe(ctx, recorded) {
-    return probeTsdb(ctx as BackupContext<unknown>, ctx.options.url, ctx.options.query, victoriaMetricsFlavor, recorded);
-  },
-};
-
-/** /snapshot/delete through the server; whatever is left (server gone, call failed) is removed from the volume. */
-async function deleteSnapshot(ctx: BackupContext<unknown>, location: DataLocation, url: string, snapshot: string): Promise<void> {
+/** /snapshot/delete through the server; whatever is left (server gone, call failed) is then removed from the volume. */
+async function deleteSnapshot(ctx: BackupContext<unknown>, url: string, snapshot: string): Promise<void> {
   const container = runningContainer(ctx.service);
   let viaApi = "";
   if (container) {
@@ -156,6 +94,4 @@ async function deleteSnapshot(ctx: BackupContext<unknown>, location: DataLocatio
     }
   }
   if (viaApi) log.warn(`${ctx.service.name}: /snapshot/delete failed (${viaApi}): removing snapshot ${snapshot} from the volume`);
-  await removeFromDataDir(ctx.helperImage, ctx.project.name, location, snapshotPaths(snapshot));
-  log.info(`${ctx.service.name}: snapshot ${snapshot} deleted`);
 }
