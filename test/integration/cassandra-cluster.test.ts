@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, inVolumes, requireDocker, sh, tempDir } from "../support/composure.ts";
+import { ComposeProject, composure, docker, inVolumes, requireDocker, sh, takeTurn, tempDir } from "../support/composure.ts";
 import { seconds, waitFor } from "./sql-support.ts";
 
 const image = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
@@ -146,8 +146,10 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
   let quiescentSums: Record<string, string>;
   const suiteStarted = performance.now();
 
+  let releaseTurn = () => undefined as void;
   before(async () => {
     await requireDocker();
+    releaseTurn = await takeTurn("cassandra");
     const running = await docker("ps", "--filter", `ancestor=${image}`, "--format", "{{.Names}}");
     assert.equal(running, "", `another Cassandra cluster runs on this engine (${running}): one at a time on this machine`);
     let started = performance.now();
@@ -175,6 +177,7 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
   after(async () => {
     console.log(`# whole suite: ${seconds(suiteStarted)} s`);
     await project.down().catch(() => undefined);
+    releaseTurn();
   });
 
   test("a backup under a writer snapshots both nodes with one tag, restarts nothing and leaves no snapshot", async () => {

@@ -4,7 +4,7 @@
 // the row and document counts recorded at backup time; production is not restarted.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, eventually, requireDocker, sh, tempDir } from "../support/composure.ts";
+import { ComposeProject, composure, docker, eventually, requireDocker, sh, takeTurn, tempDir } from "../support/composure.ts";
 
 const cassandraImage = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
 const opensearchImage = process.env.COMPOSURE_IMAGE_OPENSEARCH ?? "composure-fixture/opensearch:latest";
@@ -39,8 +39,10 @@ const env = { PROJECT: project.name, DESTINATION: destination };
 const startedAt = async (service: string) => docker("inspect", "-f", "{{.State.StartedAt}}", await project.containerId(service));
 
 describe("restore drills of a Cassandra node and an OpenSearch node", { timeout: 1_200_000 }, () => {
+  let releaseTurn = () => undefined as void;
   before(async () => {
     await requireDocker();
+    releaseTurn = await takeTurn("cassandra"); // one Cassandra test at a time on this machine
     await project.up();
     const cass = await project.containerId("cass");
     const search = await project.containerId("search");
@@ -54,6 +56,7 @@ describe("restore drills of a Cassandra node and an OpenSearch node", { timeout:
   });
   after(async () => {
     await project.down().catch(() => undefined);
+    releaseTurn();
   });
 
   test("both copies restore and answer with the recorded counts; production keeps running", async () => {
@@ -64,7 +67,7 @@ describe("restore drills of a Cassandra node and an OpenSearch node", { timeout:
     assert.deepEqual(results.map((result) => `${result.service}:${result.strategy}:${result.ok}`).sort(), ["cass:cassandra:true", "search:elasticsearch:true"]);
     console.log(`# drill: ${results.map((result) => `${result.service} ${result.totalSeconds.toFixed(1)} s`).join(", ")}`);
     assert.deepEqual({ cass: await startedAt("cass"), search: await startedAt("search") }, before, "production was not restarted");
-    assert.equal((await docker("ps", "-aq", "--filter", "label=composure.drill")).trim(), "");
-    assert.equal((await docker("volume", "ls", "-q", "--filter", "label=composure.drill")).trim(), "");
+    assert.equal((await docker("ps", "-aq", "--filter", `label=composure.drill.source=${project.name}`)).trim(), "");
+    assert.equal((await docker("volume", "ls", "-q", "--filter", `label=composure.drill.source=${project.name}`)).trim(), "");
   });
 });

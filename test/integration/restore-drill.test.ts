@@ -91,10 +91,12 @@ async function seed(compose: ComposeProject): Promise<void> {
   await eventually("sqlite", async () => docker("exec", await idOf(compose, "lite"), "sh", "-c", "test -s /data/app.db"));
 }
 
+/** Drill objects of this project's drills (other test files may drill at the same time). */
 async function drillLeftovers(): Promise<string> {
-  const containers = await docker("ps", "-aq", "--filter", "label=composure.drill");
-  const volumes = await docker("volume", "ls", "-q", "--filter", "label=composure.drill");
-  const networks = await docker("network", "ls", "-q", "--filter", "label=composure.drill");
+  const mine = `label=composure.drill.source=${project.name}`;
+  const containers = await docker("ps", "-aq", "--filter", mine);
+  const volumes = await docker("volume", "ls", "-q", "--filter", mine);
+  const networks = await docker("network", "ls", "-q", "--filter", mine);
   return [containers, volumes, networks].join("").trim();
 }
 
@@ -175,7 +177,7 @@ describe("restore drills over every single-node strategy", { timeout: 1_200_000 
 
   test("a drill killed with SIGKILL leaves its scratch stack to the next composure command, which removes it", async () => {
     const drill = composure("verify", { ...env, DEEP: "1" });
-    await eventually("a drill container to appear", async () => assert.notEqual(await docker("ps", "-q", "--filter", "label=composure.drill"), ""), 120);
+    await eventually("a drill container to appear", async () => assert.notEqual(await docker("ps", "-q", "--filter", `label=composure.drill.source=${project.name}`), ""), 120);
     drill.kill("SIGKILL");
     await drill;
     assert.notEqual(await drillLeftovers(), "", "SIGKILL leaves the scratch stack");

@@ -1,7 +1,7 @@
 // Test support: run composure's scripts as a user would (a child process with env vars), drive
 // real Compose projects, and look into volumes through a busybox container.
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -144,5 +144,33 @@ export async function eventually<T>(what: string, attempt: () => Promise<T>, sec
       if (Date.now() > deadline) throw new Error(`${what}: ${(error as Error).message}`);
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
+  }
+}
+
+/**
+ * Holds a machine-wide lock named `name` (a directory under the temp folder) until the returned
+ * release runs: test files that each start heavy engines (Cassandra) take turns instead of
+ * running them side by side. A lock whose holder died is taken over.
+ */
+export async function takeTurn(name: string, timeoutMs = 1_500_000): Promise<() => void> {
+  const dir = path.join(os.tmpdir(), `composure-test-turn-${name}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      mkdirSync(dir);
+      writeFileSync(path.join(dir, "pid"), String(process.pid));
+      return () => rmSync(dir, { recursive: true, force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    let holder = 0;
+    try {
+      holder = Number(readFileSync(path.join(dir, "pid"), "utf8")) || 0;
+    } catch {
+      // being written, or just released
+    }
+    if (holder && !existsSync(`/proc/${holder}`)) rmSync(dir, { recursive: true, force: true });
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs / 1000} s for the ${name} turn held by pid ${holder}`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }

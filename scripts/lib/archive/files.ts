@@ -138,7 +138,8 @@ export function readDecompressed(file: string, expected?: StoredFile, encoding: 
   const done = Promise.allSettled([feeding, ...steps.map((step) => step.done)]).then((results) => {
     // A program's own error (a wrong age identity, corrupt zstd data) beats the broken pipes it causes.
     const failures = results.flatMap((result) => (result.status === "rejected" ? [result.reason as Error] : []));
-    const primary = failures.find((error) => !/EPIPE|SIGPIPE/.test(String(error?.message))) ?? failures[0];
+    // ("Premature close": a pipe between two of them ended because one of them failed.)
+    const primary = failures.find((error) => !/EPIPE|SIGPIPE|Premature close/.test(String(error?.message))) ?? failures[0];
     if (primary) throw primary;
     if (!expected) return;
     const actual = digest.result();

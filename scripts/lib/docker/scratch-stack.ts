@@ -12,6 +12,8 @@ import { removeLeftoverHelpers } from "./helper.ts";
 
 export const drillLabel = "composure.drill";
 const ownerLabel = "composure.drill.owner";
+/** The project a drill copies: `docker ps --filter label=composure.drill.source=shop` finds its drills. */
+const sourceLabel = "composure.drill.source";
 
 export interface ScratchStack {
   /** The scratch compose project name, also the network's name. */
@@ -30,7 +32,7 @@ export interface ScratchRequest {
 
 export async function createScratchStack(request: ScratchRequest): Promise<ScratchStack> {
   const project = `composure-drill-${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
-  const labels = { [drillLabel]: project, [ownerLabel]: processIdentity() };
+  const labels = { [drillLabel]: project, [ownerLabel]: processIdentity(), [sourceLabel]: request.source.name };
   const engine = getEngine();
   const stack: ScratchStack = { project, containers: [], remove: () => removeDrill(project) };
   try {
