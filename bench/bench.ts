@@ -1,25 +1,29 @@
 // make bench: one run on generated, deterministic data, printing one table of absolute times and
 // the ratios the issue targets (PASS/MISS), and writing everything to bench/results.json.
 //   BENCH_SIZE=1            GB of the mixed volume; the other datasets scale with it
-//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers scaling (peers implies volume)
+//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers scaling cassandra opensearch (peers implies volume)
 //   BENCH_SCALING=0         skip the scaling series (0.25, 0.5, 1, 2 x BENCH_SIZE)
 //   BENCH_DROP_CACHES=1     drop the page cache before each timed read (root; empties the whole machine's cache)
 //   BENCH_INSTALL=0         never apt-get install a missing peer (restic)
 //   BENCH_OFFEN_VERSION=    the offen/docker-volume-backup release to go install (BENCH_OFFEN_BIN= a built binary)
 // Parts: the mixed volume (raw read, classic recipe, composure backup/restore, stop-mode
 // downtime) and the peers on it (restic, offen/docker-volume-backup); 100,000 small files; a
-// PostgreSQL database (postgres strategy vs pg_dumpall | gzip); the scaling series.
+// PostgreSQL database (postgres strategy vs pg_dumpall | gzip); the scaling series; a Cassandra
+// table and an OpenSearch index (500 MB per GB of BENCH_SIZE; their strategies against a raw read
+// of the engine's data directory, figures only).
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { busyboxImage, coldCache, docker, interrupt, isInterrupted, limitMs, postgresImage, readSettings, removeDir, root, run, say, stopChildren, versionOf, type Section } from "./common.ts";
+import { busyboxImage, cassandraImage, coldCache, docker, interrupt, isInterrupted, limitMs, opensearchImage, postgresImage, readSettings, removeDir, root, run, say, stopChildren, versionOf, type Section } from "./common.ts";
+import { measureCassandra } from "./cassandra.ts";
 import { Composure } from "./composure.ts";
 import { generateMixed, generateSmallFiles } from "./datasets.ts";
 import { measureOffen, measureRestic, type PeerFigures } from "./peers.ts";
+import { measureOpenSearch } from "./opensearch.ts";
 import { measurePostgres, waitForPostgres } from "./postgres.ts";
 import { checkTargets, formatTable, type Results } from "./report.ts";
 import { measureScaling } from "./scaling.ts";
-import { BenchStack, removeHelpers, type ServiceSpec } from "./stack.ts";
+import { BenchStack, removeHelpers, volumesOf, type ServiceSpec } from "./stack.ts";
 import { measureVolume } from "./volume.ts";
 
 const settings = (() => {
@@ -34,17 +38,19 @@ const { sizeGb, only, work } = settings;
 const timeoutMs = limitMs(sizeGb);
 const smallFileCount = Math.max(1000, Math.round(100_000 * sizeGb));
 
-const services: Record<"volume" | "smallfiles" | "postgres" | "scaling", ServiceSpec> = {
+const services: Record<Exclude<Section, "peers">, ServiceSpec> = {
   volume: { name: "app", volume: "data", kind: "busybox" },
   smallfiles: { name: "files", volume: "smallfiles", kind: "busybox" },
   postgres: { name: "db", volume: "pgdata", kind: "postgres" },
   scaling: { name: "scale", volume: "scale", kind: "busybox" },
+  cassandra: { name: "cass", volume: "cassdata", kind: "cassandra" },
+  opensearch: { name: "search", volume: "searchdata", kind: "opensearch" },
 };
-const wanted = (["volume", "smallfiles", "postgres", "scaling"] as const).filter((section) => only.has(section));
+const wanted = (Object.keys(services) as (keyof typeof services)[]).filter((section) => only.has(section));
 const stack = new BenchStack(
   work,
   wanted.map((section) => services[section]),
-  Object.values(services).map((service) => service.volume),
+  Object.values(services).flatMap(volumesOf),
 );
 
 let cleaned = false;
@@ -64,6 +70,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+/** An image's name with the start of its id: which build was measured. */
+const imageVersion = async (image: string) => `${image} ${await docker("image", "inspect", "-f", "{{.Id}}", image).then((id) => id.slice(7, 19)).catch(() => "?")}`;
+
 async function machineAndVersions(): Promise<Record<string, unknown>> {
   const cpus = os.cpus();
   return {
@@ -82,8 +91,10 @@ async function machineAndVersions(): Promise<Record<string, unknown>> {
       zstd: await versionOf("zstd", ["--version"]),
       gzip: await versionOf("gzip", ["--version"]),
       go: await versionOf("go", ["version"], /go\d+\.\d+(\.\d+)?/),
-      busybox_image: `${busyboxImage} ${await docker("image", "inspect", "-f", "{{.Id}}", busyboxImage).then((id) => id.slice(7, 19)).catch(() => "?")}`,
-      postgres_image: only.has("postgres") ? `${postgresImage} ${await docker("image", "inspect", "-f", "{{.Id}}", postgresImage).then((id) => id.slice(7, 19)).catch(() => "?")}` : undefined,
+      busybox_image: await imageVersion(busyboxImage),
+      postgres_image: only.has("postgres") ? await imageVersion(postgresImage) : undefined,
+      cassandra_image: only.has("cassandra") ? await imageVersion(cassandraImage) : undefined,
+      opensearch_image: only.has("opensearch") ? await imageVersion(opensearchImage) : undefined,
     },
   };
 }
@@ -92,7 +103,7 @@ async function main(): Promise<void> {
   await docker("info", "--format", "{{.ServerVersion}}").catch((error: Error) => {
     throw new Error(`make bench needs a running Docker engine: ${error.message}`);
   });
-  const images = ["busybox", ...(only.has("postgres") ? ["postgres"] : [])];
+  const images = ["busybox", ...(["postgres", "cassandra", "opensearch"] as const).filter((section) => only.has(section))];
   await run("bash", [path.join(root, "test/images/build.sh"), ...images], { timeoutMs: 3_600_000 });
   const header = await machineAndVersions();
   say(`BENCH_SIZE=${sizeGb} GB, parts: ${[...only].join(", ")}; scratch ${work}`);
@@ -135,7 +146,12 @@ async function main(): Promise<void> {
   await part("scaling", async () => {
     results.scaling = await measureScaling(stack, composure, services.scaling.name, services.scaling.volume, sizeGb, work, limitMs(sizeGb * 2));
   });
-  for (const [section, reason] of Object.entries(unmeasured())) if (only.has(section as Section)) results.not_measured[section] = reason;
+  await part("cassandra", async () => {
+    results.cassandra = await measureCassandra(stack, composure, services.cassandra.name, services.cassandra.volume, sizeGb, work, timeoutMs);
+  });
+  await part("opensearch", async () => {
+    results.opensearch = await measureOpenSearch(stack, composure, services.opensearch.name, services.opensearch.volume, sizeGb, work, timeoutMs);
+  });
   if (Object.keys(results.not_measured).some((section) => results.not_measured[section].startsWith("failed:"))) process.exitCode = 1;
 
   if (isInterrupted()) throw new Error("interrupted: no results written");
@@ -156,16 +172,6 @@ async function main(): Promise<void> {
   process.stdout.write(formatTable(results, targets));
   // Read back, so a broken file fails the run rather than the next reader.
   JSON.parse(readFileSync(resultsFile, "utf8"));
-}
-
-/** Datasets the issue lists that this bench does not generate, with the reason printed in the table. */
-function unmeasured(): Partial<Record<Section, string>> {
-  return {
-    cassandra:
-      "a ~500 MB Cassandra table needs a JVM node started and loaded through cqlsh in the fixture (minutes on 2 cores) before the cassandra strategy's nodetool snapshot can be timed; not part of this bench yet",
-    opensearch:
-      "a ~500 MB OpenSearch index needs a JVM node, a bulk loader and a snapshot repository (path.repo) mounted for the elasticsearch strategy; not part of this bench yet",
-  };
 }
 
 try {

@@ -1,13 +1,17 @@
 // Shared by the bench modules: settings from the environment, child processes with a time limit,
-// resource figures from /usr/bin/time, and small formatting helpers. No Docker logic here.
+// resource figures from /usr/bin/time, the timed composure round trip every dataset goes through,
+// and small formatting helpers.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { BackupRun, Composure } from "./composure.ts";
 
 export const root = path.resolve(import.meta.dirname, "..");
 export const busyboxImage = process.env.COMPOSURE_IMAGE_BUSYBOX ?? "composure-fixture/busybox:latest";
 export const postgresImage = process.env.COMPOSURE_IMAGE_POSTGRES ?? "composure-fixture/postgres:latest";
+export const cassandraImage = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
+export const opensearchImage = process.env.COMPOSURE_IMAGE_OPENSEARCH ?? "composure-fixture/opensearch:latest";
 
 /** Every part `BENCH_ONLY=` can name, in the order they run. */
 export const sections = ["volume", "smallfiles", "postgres", "peers", "scaling", "cassandra", "opensearch"] as const;
@@ -188,3 +192,111 @@ export async function dropCaches(): Promise<void> {
 
 /** A time limit that grows with the amount of data: base plus so many seconds per GB. */
 export const limitMs = (sizeGb: number, base = 600, perGb = 600) => Math.round((base + perGb * sizeGb) * 1000);
+
+/** What every composure round trip (a backup, then a restore of that run) reports, as in results.json. */
+export interface RoundTripFigures {
+  backup_s: number;
+  backup_cpu_s: number;
+  backup_tree_cpu_s?: number;
+  backup_peak_rss_mb: number;
+  backup_tree_peak_rss_mb?: number;
+  stored_bytes: number;
+  downtime_s: number;
+  restore_s: number;
+  restore_cpu_s: number;
+  restore_peak_rss_mb: number;
+  restore_tree_peak_rss_mb?: number;
+  /** The largest of the four peaks: node's own and the largest process of each tree. */
+  peak_rss_mb: number;
+}
+
+/**
+ * Backs up one service with composure into a destination of its own, checks that the expected
+ * strategy did it, restores that run, and removes the destination. The caller checks the data.
+ */
+export async function timeRoundTrip(composure: Composure, service: string, strategy: string, label: string, work: string): Promise<{ backup: BackupRun; figures: RoundTripFigures }> {
+  const destination = path.join(work, `${service}-backups`);
+  try {
+    const backup = await composure.backup(service, destination);
+    if (backup.strategy !== strategy) throw new Error(`composure backed up ${service} with the ${backup.strategy} strategy, not ${strategy}`);
+    say(`${label}: composure backup ${round(backup.seconds)} s (capture ${backup.serviceSeconds} s, down ${backup.downtimeSeconds} s), ${mb(backup.storedBytes)} MB, node peak RSS ${backup.peakRssMb} MB`);
+    const restore = await composure.restore(service, destination, backup.runId);
+    say(`${label}: composure restore ${round(restore.seconds)} s`);
+    const peaks = [backup.peakRssMb, restore.peakRssMb, backup.treePeakRssMb ?? 0, restore.treePeakRssMb ?? 0];
+    const figures: RoundTripFigures = {
+      backup_s: round(backup.seconds),
+      backup_cpu_s: backup.cpuSeconds,
+      backup_tree_cpu_s: backup.treeCpuSeconds,
+      backup_peak_rss_mb: backup.peakRssMb,
+      backup_tree_peak_rss_mb: backup.treePeakRssMb,
+      stored_bytes: backup.storedBytes,
+      downtime_s: backup.downtimeSeconds,
+      restore_s: round(restore.seconds),
+      restore_cpu_s: restore.cpuSeconds,
+      restore_peak_rss_mb: restore.peakRssMb,
+      restore_tree_peak_rss_mb: restore.treePeakRssMb,
+      peak_rss_mb: round(Math.max(...peaks), 1),
+    };
+    return { backup, figures };
+  } finally {
+    removeDir(destination);
+  }
+}
+
+/** What was loaded into a database or search engine before it is measured. */
+export interface LoadedDataset {
+  engine_version: string;
+  /** Rows of the table (Cassandra), documents of the index (OpenSearch). */
+  records: number;
+  /** The table's or index's own bytes on disk, and the engine's whole data directory. */
+  dataset_bytes: number;
+  data_dir_bytes: number;
+  load_s: number;
+}
+
+export interface EngineFigures extends LoadedDataset, RoundTripFigures {
+  raw_read_s: number;
+  backup_vs_raw_read: number;
+  restore_vs_raw_read: number;
+  /** The restored table or index holds exactly the records loaded. */
+  restore_records_ok: boolean;
+}
+
+export interface EngineRun {
+  composure: Composure;
+  service: string;
+  strategy: string;
+  label: string;
+  work: string;
+  /** Reads the engine's data directory once (the limit), in seconds. */
+  readRaw: () => Promise<number>;
+  /** Counts the records the engine holds now. */
+  count: () => Promise<number>;
+}
+
+/** An engine with its data loaded: raw read, composure round trip (hot), and a count of what came back. */
+export async function measureEngine(engine: EngineRun, dataset: LoadedDataset): Promise<EngineFigures> {
+  const raw = await engine.readRaw();
+  say(`${engine.label}: raw read of the data directory ${round(raw)} s`);
+  const { figures } = await timeRoundTrip(engine.composure, engine.service, engine.strategy, engine.label, engine.work);
+  const restored = await engine.count();
+  if (restored !== dataset.records) say(`${engine.label}: ${restored} records after the restore, expected ${dataset.records}`);
+  return {
+    ...dataset,
+    raw_read_s: round(raw),
+    ...figures,
+    backup_vs_raw_read: round(figures.backup_s / raw),
+    restore_vs_raw_read: round(figures.restore_s / raw),
+    restore_records_ok: restored === dataset.records,
+  };
+}
+
+/** Polls `check` every `everyMs` until it returns true; throws `what` after `timeoutMs`. */
+export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (isInterrupted()) throw new Error(`interrupted while waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${Math.round(timeoutMs / 1000)} s`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}

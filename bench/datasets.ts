@@ -81,3 +81,22 @@ export async function generateSmallFiles(dir: string, count: number): Promise<vo
     if (index % 5000 === 4999) await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/**
+ * An OpenSearch _bulk body (NDJSON) for documents `first` to `first + count - 1` of index `index`:
+ * a few indexed fields, ~400 B of text and a 3 KB `payload` (base64 of random bytes, mapped as
+ * binary: stored, not indexed, like an attachment). The payload's seed is the batch's first document.
+ */
+export function searchDocuments(index: string, first: number, count: number): string {
+  const payloadBytes = 2304;
+  const random = pseudoRandom(payloadBytes * count, 7_000_000 + first);
+  const lines: string[] = [];
+  for (let offset = 0; offset < count; offset++) {
+    const id = first + offset;
+    const text = Array.from({ length: 60 }, (_, k) => words[(id * k + k * k) % words.length]).join(" ");
+    const payload = random.subarray(offset * payloadBytes, (offset + 1) * payloadBytes).toString("base64");
+    lines.push(JSON.stringify({ index: { _index: index, _id: String(id) } }));
+    lines.push(JSON.stringify({ id, at: new Date(1_700_000_000_000 + id * 1000).toISOString(), kind: words[id % words.length], customer: `${words[(id * 7) % words.length]}-${id % 9973}`, amount: ((id * 7919) % 100000) / 100, text, payload }));
+  }
+  return `${lines.join("\n")}\n`;
+}

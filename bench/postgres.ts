@@ -4,7 +4,7 @@
 // on the same database in the same run; then composure's restore (DROP + pg_restore --create).
 import { statSync } from "node:fs";
 import path from "node:path";
-import { dropCaches, mb, measure, removeDir, round, run, say } from "./common.ts";
+import { dropCaches, mb, measure, removeDir, round, run, say, timeRoundTrip, type RoundTripFigures } from "./common.ts";
 import type { Composure } from "./composure.ts";
 import type { BenchStack } from "./stack.ts";
 import { rawRead } from "./volume.ts";
@@ -12,7 +12,7 @@ import { rawRead } from "./volume.ts";
 /** Rows of `orders` per GB of database (tables and indexes), measured on the fixture (PostgreSQL 15). */
 const ordersPerGb = 4_400_000;
 
-export interface PostgresFigures {
+export interface PostgresFigures extends RoundTripFigures {
   server_version: string;
   rows: number;
   database_bytes: number;
@@ -22,28 +22,19 @@ export interface PostgresFigures {
   pg_dumpall_gzip_s: number;
   pg_dumpall_gzip_cpu_s?: number;
   pg_dumpall_gzip_bytes: number;
-  backup_s: number;
   dump_compress_s: number;
-  backup_cpu_s: number;
-  backup_tree_cpu_s?: number;
-  backup_peak_rss_mb: number;
-  backup_tree_peak_rss_mb?: number;
-  stored_bytes: number;
-  downtime_s: number;
-  restore_s: number;
-  restore_peak_rss_mb: number;
   restore_rows_ok: boolean;
-  peak_rss_mb: number;
   dump_vs_pg_dumpall: number;
 }
 
+/** The products (g * 7919 ...) are taken in bigint: in int they overflow above 271,000 rows. */
 function generationSql(rows: number): string[] {
   const customers = Math.max(1000, Math.round(rows / 20));
   return [
     "CREATE TABLE customers (id int NOT NULL, name text NOT NULL, email text NOT NULL, country char(2) NOT NULL, created_at timestamptz NOT NULL)",
     `INSERT INTO customers SELECT g, 'customer ' || g, 'user' || g || '@example.com', (ARRAY['DE','FR','NL','US','GB','ES','IT','PL'])[g % 8 + 1], timestamptz '2020-01-01 00:00:00+00' + g * interval '37 seconds' FROM generate_series(1, ${customers}) g`,
     "CREATE TABLE orders (id bigint NOT NULL, customer_id int NOT NULL, created_at timestamptz NOT NULL, status text NOT NULL, amount numeric(12,2) NOT NULL, items jsonb NOT NULL, note text NOT NULL)",
-    `INSERT INTO orders SELECT g, g % ${customers} + 1, timestamptz '2022-01-01 00:00:00+00' + g * interval '3 seconds', (ARRAY['pending','paid','shipped','delivered','cancelled'])[g % 5 + 1], (g * 7919 % 100000) / 100.0, jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (g * 31 % 50000), 'qty', g % 5 + 1, 'price', (g * 13 % 10000) / 100.0)), md5(g::text) || ' ' || substr(md5((g / 3)::text), 1, 20) FROM generate_series(1, ${rows}) g`,
+    `INSERT INTO orders SELECT g, g % ${customers} + 1, timestamptz '2022-01-01 00:00:00+00' + g * interval '3 seconds', (ARRAY['pending','paid','shipped','delivered','cancelled'])[g % 5 + 1], (g::bigint * 7919 % 100000) / 100.0, jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (g::bigint * 31 % 50000), 'qty', g % 5 + 1, 'price', (g::bigint * 13 % 10000) / 100.0)), md5(g::text) || ' ' || substr(md5((g / 3)::text), 1, 20) FROM generate_series(1, ${rows}) g`,
     "ALTER TABLE customers ADD PRIMARY KEY (id)",
     "ALTER TABLE orders ADD PRIMARY KEY (id)",
     "CREATE INDEX orders_customer ON orders (customer_id)",
@@ -90,15 +81,11 @@ export async function measurePostgres(stack: BenchStack, composure: Composure, s
   removeDir(dumpFile);
   say(`postgres: pg_dumpall | gzip ${round(classic.seconds)} s, ${mb(classicBytes)} MB`);
 
-  const destination = path.join(work, `${service}-backups`);
-  const backup = await composure.backup(service, destination);
-  if (backup.strategy !== "postgres") throw new Error(`composure backed up ${service} with the ${backup.strategy} strategy, not postgres`);
-  say(`postgres: composure backup ${round(backup.seconds)} s (dump+compress ${backup.serviceSeconds} s), ${mb(backup.storedBytes)} MB`);
-  const before = await psql(["SELECT (SELECT count(*) FROM orders) || '/' || (SELECT count(*) FROM customers)"]);
-  const restore = await composure.restore(service, destination, backup.runId);
-  const after = await psql(["SELECT (SELECT count(*) FROM orders) || '/' || (SELECT count(*) FROM customers)"]);
-  say(`postgres: composure restore ${round(restore.seconds)} s (rows ${after}${after === before ? "" : `, expected ${before}`})`);
-  removeDir(destination);
+  const counts = () => psql(["SELECT (SELECT count(*) FROM orders) || '/' || (SELECT count(*) FROM customers)"]);
+  const before = await counts();
+  const { backup, figures: roundTrip } = await timeRoundTrip(composure, service, "postgres", "postgres", work);
+  const after = await counts();
+  if (after !== before) say(`postgres: rows after the restore ${after}, expected ${before}`);
 
   return {
     server_version: serverVersion,
@@ -110,18 +97,9 @@ export async function measurePostgres(stack: BenchStack, composure: Composure, s
     pg_dumpall_gzip_s: round(classic.seconds),
     pg_dumpall_gzip_cpu_s: classic.cpuSeconds,
     pg_dumpall_gzip_bytes: classicBytes,
-    backup_s: round(backup.seconds),
+    ...roundTrip,
     dump_compress_s: backup.serviceSeconds,
-    backup_cpu_s: backup.cpuSeconds,
-    backup_tree_cpu_s: backup.treeCpuSeconds,
-    backup_peak_rss_mb: backup.peakRssMb,
-    backup_tree_peak_rss_mb: backup.treePeakRssMb,
-    stored_bytes: backup.storedBytes,
-    downtime_s: backup.downtimeSeconds,
-    restore_s: round(restore.seconds),
-    restore_peak_rss_mb: restore.peakRssMb,
     restore_rows_ok: after === before,
-    peak_rss_mb: round(Math.max(backup.peakRssMb, restore.peakRssMb, backup.treePeakRssMb ?? 0, restore.treePeakRssMb ?? 0), 1),
     dump_vs_pg_dumpall: round(classic.seconds / backup.serviceSeconds),
   };
 }

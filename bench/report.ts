@@ -1,5 +1,6 @@
 // The one table `make bench` prints (absolute figures, then the issue's targets with PASS/MISS)
 // and the target checks themselves, kept apart from the measuring so they can be read alone.
+import type { EngineFigures } from "./common.ts";
 import type { PeerFigures } from "./peers.ts";
 import type { PostgresFigures } from "./postgres.ts";
 import type { ScalingFigures } from "./scaling.ts";
@@ -12,6 +13,9 @@ export interface Results {
   postgres?: PostgresFigures;
   peers?: PeerFigures[];
   scaling?: ScalingFigures;
+  /** Reported without targets (the issue asks only for the figures). */
+  cassandra?: EngineFigures;
+  opensearch?: EngineFigures;
   not_measured: Record<string, string>;
 }
 
@@ -75,6 +79,15 @@ export function checkTargets(results: Results): Target[] {
 
 type Row = [dataset: string, what: string, value: string, note: string, result: string];
 
+/** How the table names an engine's dataset and its strategy's steps. */
+interface EngineWords {
+  engine: string;
+  dataset: "table" | "index";
+  records: "rows" | "documents";
+  backup: string;
+  restore: string;
+}
+
 /** One table: every absolute figure, then every target with its verdict. */
 export function formatTable(results: Results, targets: Target[]): string {
   const rows: Row[] = [];
@@ -111,6 +124,15 @@ export function formatTable(results: Results, targets: Target[]): string {
       rows.push(["scaling", `${step.factor}x: ${size(step.bytes)}`, s(step.backup_s), `${fixed(step.backup_per_gb_s)} s/GB; raw read ${s(step.raw_read_s)}; peak RSS ${fixed(step.peak_rss_mb, 1)} MB (largest process ${step.tree_peak_rss_mb ?? "?"} MB)`, ""]);
     }
   }
+  const engineRows = (name: string, words: EngineWords, figures: EngineFigures) => {
+    rows.push([name, words.dataset, size(figures.dataset_bytes), `${figures.records.toLocaleString("en-US")} ${words.records}; data directory ${size(figures.data_dir_bytes)}; ${words.engine} ${figures.engine_version}; loaded in ${s(figures.load_s)}`, ""]);
+    rows.push([name, "raw read of the data directory", s(figures.raw_read_s), "the limit: every byte read once", ""]);
+    rows.push([name, `composure backup (${words.backup})`, s(figures.backup_s), `stored ${size(figures.stored_bytes)}; ${x(figures.backup_vs_raw_read)} raw read; downtime ${s(figures.downtime_s)} (hot)`, ""]);
+    rows.push([name, "  peak RSS / CPU", `${fixed(figures.backup_peak_rss_mb, 1)} MB`, `node ${fixed(figures.backup_cpu_s)} s CPU; with zstd ${figures.backup_tree_cpu_s ?? "?"} s, largest process ${figures.backup_tree_peak_rss_mb ?? "?"} MB`, ""]);
+    rows.push([name, `composure restore (${words.restore})`, s(figures.restore_s), `${x(figures.restore_vs_raw_read)} raw read; ${figures.restore_records_ok ? `all ${words.records} back` : `${words.records.toUpperCase()} DIFFER`}; node ${fixed(figures.restore_peak_rss_mb, 1)} MB`, ""]);
+  };
+  if (results.cassandra) engineRows("cassandra", { engine: "Cassandra", dataset: "table", records: "rows", backup: "nodetool snapshot", restore: "TRUNCATE + nodetool import" }, results.cassandra);
+  if (results.opensearch) engineRows("opensearch", { engine: "OpenSearch", dataset: "index", records: "documents", backup: "fs repository snapshot", restore: "snapshot restore" }, results.opensearch);
   for (const [name, reason] of Object.entries(results.not_measured)) rows.push([name, "-", "-", `not measured: ${reason}`, ""]);
   for (const target of targets) rows.push([target.dataset, `target: ${target.target}`, "", target.measured, target.result]);
 

@@ -140,7 +140,8 @@ export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, 
         throw error;
       },
     );
-    const feeding = pipeline(source.stream, inspector, createWriteStream(pipe.fifo));
+    // A large buffer keeps reading zstd while a write to the FIFO waits for tar (as in writeCompressed).
+    const feeding = pipeline(source.stream, inspector, createWriteStream(pipe.fifo, { highWaterMark: 4 << 20 }));
     const [tar, read, fed] = await Promise.allSettled([extracting, source.done, feeding]);
     // The most telling cause first: the stored file (checksum, decryption, decompression), then
     // an unsafe or broken entry, then tar itself; a broken pipe only echoes tar's failure.

@@ -1,0 +1,75 @@
+// The Cassandra dataset: one table of about 500 MB x BENCH_SIZE on disk, in a single node of the
+// fixture image, loaded with cqlsh COPY FROM from a CSV that python3 writes inside the container
+// (a fixed seed: the same rows on every machine). Then composure's cassandra strategy (nodetool
+// flush + snapshot, the snapshot's directories through the host FIFO into zstd; hot) and its
+// restore (TRUNCATE + nodetool import), against a raw read of the node's data directory.
+import path from "node:path";
+import { duBytes, mb, measureEngine, round, run, say, waitUntil, type EngineFigures } from "./common.ts";
+import type { Composure } from "./composure.ts";
+import type { BenchStack } from "./stack.ts";
+import { rawRead } from "./volume.ts";
+
+/** Rows of bench.events per 500 MB of SSTables (LZ4-compressed: 3.1 KB a row), measured on the fixture (Cassandra 5.0). */
+const rowsPer500Mb = 168_000;
+const csv = "/tmp/bench-events.csv";
+
+// Rows of about 4 KB: ~1 KB of words (compressible) and 3 KB of hex (LZ4 cannot shrink it; zstd
+// halves it), in partitions of 100 rows. Python's Random is the same on every machine for a seed.
+const generator = `
+import random, sys
+rows, out = int(sys.argv[1]), sys.argv[2]
+rng = random.Random(500)
+words = ["alpha", "beta", "gamma", "delta", "order", "customer", "status", "shipped", "pending", "total", "amount", "EUR", "note"]
+with open(out, "w") as f:
+    for i in range(rows):
+        text = " ".join(words[(i * k + k * k) % 13] for k in range(1, 160))
+        f.write("%d,%d,%d,%s,%d,%s %s\\n" % (i // 100, i % 100, 1700000000000 + i * 1000, words[i % 13], i * 7919 % 100000, text, rng.randbytes(1536).hex()))
+`;
+
+const schema = [
+  "CREATE KEYSPACE bench WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};",
+  "CREATE TABLE bench.events (bucket int, seq int, at timestamp, kind text, amount int, body text, PRIMARY KEY (bucket, seq));",
+].join("\n");
+
+// Batches of 10 rows (40 KB) stay below Cassandra's batch_size_fail_threshold (50 KiB).
+const load = `COPY bench.events (bucket, seq, at, kind, amount, body) FROM '${csv}' WITH MAXATTEMPTS = 20 AND MAXBATCHSIZE = 10 AND NUMPROCESSES = 2;`;
+
+export async function measureCassandra(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number): Promise<EngineFigures> {
+  await stack.start(service);
+  try {
+    const container = await stack.containerId(service);
+    const cqlsh = async (statements: string, allowFailure = false) => (await run("docker", ["exec", container, "cqlsh", "--request-timeout=600", "-e", statements], { timeoutMs, allowFailure })).stdout;
+    const count = async () => Number(/^\s*(\d+)\s*$/m.exec(await cqlsh("SELECT count(*) FROM bench.events;"))?.[1] ?? -1);
+    await waitUntil("answer from Cassandra's CQL port", async () => (await cqlsh("SELECT release_version FROM system.local;", true)).includes("release_version"), 300_000);
+    const version = /^\s*(\d[\w.-]*)\s*$/m.exec(await cqlsh("SELECT release_version FROM system.local;"))?.[1] ?? "?";
+
+    const rows = Math.max(2000, Math.round(rowsPer500Mb * sizeGb));
+    say(`cassandra: generating ${rows.toLocaleString("en-US")} rows of about 4 KB with cqlsh COPY FROM`);
+    const loading = process.hrtime.bigint();
+    await cqlsh(schema);
+    await run("docker", ["exec", container, "python3", "-c", generator, String(rows), csv], { timeoutMs });
+    // cqlsh exits 2 after any timeout, even one its retries overcame: count, and load once more (COPY upserts).
+    for (let attempt = 1; ; attempt++) {
+      await cqlsh(load, true);
+      const loaded = await count();
+      if (loaded === rows) break;
+      if (attempt === 2) throw new Error(`Cassandra holds ${loaded} of ${rows} rows after 2 loads`);
+    }
+    await run("docker", ["exec", container, "rm", "-f", csv], { timeoutMs });
+    await run("docker", ["exec", container, "nodetool", "flush", "bench"], { timeoutMs });
+    // Background compactions would compete with the measurements: let them finish first.
+    const compactions = async () => (await run("docker", ["exec", container, "nodetool", "compactionstats"], { timeoutMs })).stdout;
+    await waitUntil("end of Cassandra's compactions", async () => /^pending tasks:?\s+0\b/m.test(await compactions()), timeoutMs, 5000);
+    const loadSeconds = Number(process.hrtime.bigint() - loading) / 1e9;
+    const mountpoint = await stack.mountpoint(volume);
+    const tableBytes = await duBytes(path.join(mountpoint, "data", "bench"));
+    const dataDirBytes = await duBytes(path.join(mountpoint, "data"));
+    say(`cassandra: table ${mb(tableBytes)} MB on disk (data directory ${mb(dataDirBytes)} MB), loaded in ${round(loadSeconds, 1)} s`);
+
+    const readRaw = () => rawRead(stack.volumeName(volume), timeoutMs, "data");
+    const dataset = { engine_version: version, records: rows, dataset_bytes: tableBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
+    return await measureEngine({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count }, dataset);
+  } finally {
+    await stack.remove(service);
+  }
+}
