@@ -34,32 +34,41 @@ const schema = [
 // Batches of 10 rows (40 KB) stay below Cassandra's batch_size_fail_threshold (50 KiB).
 const load = `COPY bench.events (bucket, seq, at, kind, amount, body) FROM '${csv}' WITH MAXATTEMPTS = 20 AND MAXBATCHSIZE = 10 AND NUMPROCESSES = 2;`;
 
+/** cqlsh and nodetool inside the node's container, and the table's row count. */
+function client(container: string, timeoutMs: number) {
+  const inNode = (argv: string[], allowFailure = false) => run("docker", ["exec", container, ...argv], { timeoutMs, allowFailure });
+  const cqlsh = async (statements: string, allowFailure = false) => (await inNode(["cqlsh", "--request-timeout=600", "-e", statements], allowFailure)).stdout;
+  const count = async () => Number(/^\s*(\d+)\s*$/m.exec(await cqlsh("SELECT count(*) FROM bench.events;"))?.[1] ?? -1);
+  return { inNode, cqlsh, count };
+}
+
+/** Creates bench.events and loads `rows` generated rows, flushed to SSTables, compactions done. */
+async function loadTable({ inNode, cqlsh, count }: ReturnType<typeof client>, rows: number, timeoutMs: number): Promise<void> {
+  await cqlsh(schema);
+  await inNode(["python3", "-c", generator, String(rows), csv]);
+  // cqlsh exits 2 after any timeout, even one its retries overcame: count, and load once more (COPY upserts).
+  for (let attempt = 1; ; attempt++) {
+    await cqlsh(load, true);
+    const loaded = await count();
+    if (loaded === rows) break;
+    if (attempt === 2) throw new Error(`Cassandra holds ${loaded} of ${rows} rows after 2 loads`);
+  }
+  await inNode(["rm", "-f", csv]);
+  await inNode(["nodetool", "flush", "bench"]);
+  // Background compactions would compete with the measurements: let them finish first.
+  await waitUntil("end of Cassandra's compactions", async () => /^pending tasks:?\s+0\b/m.test((await inNode(["nodetool", "compactionstats"])).stdout), timeoutMs, 5000);
+}
+
 export async function measureCassandra(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number): Promise<EngineFigures> {
   await stack.start(service);
   try {
-    const container = await stack.containerId(service);
-    const cqlsh = async (statements: string, allowFailure = false) => (await run("docker", ["exec", container, "cqlsh", "--request-timeout=600", "-e", statements], { timeoutMs, allowFailure })).stdout;
-    const count = async () => Number(/^\s*(\d+)\s*$/m.exec(await cqlsh("SELECT count(*) FROM bench.events;"))?.[1] ?? -1);
-    await waitUntil("answer from Cassandra's CQL port", async () => (await cqlsh("SELECT release_version FROM system.local;", true)).includes("release_version"), 300_000);
-    const version = /^\s*(\d[\w.-]*)\s*$/m.exec(await cqlsh("SELECT release_version FROM system.local;"))?.[1] ?? "?";
-
+    const node = client(await stack.containerId(service), timeoutMs);
+    const release = async (allowFailure = false) => /^\s*(\d[\w.-]*)\s*$/m.exec(await node.cqlsh("SELECT release_version FROM system.local;", allowFailure))?.[1];
+    await waitUntil("answer from Cassandra's CQL port", async () => (await release(true)) !== undefined, 300_000);
     const rows = Math.max(2000, Math.round(rowsPer500Mb * sizeGb));
     say(`cassandra: generating ${rows.toLocaleString("en-US")} rows of about 4 KB with cqlsh COPY FROM`);
     const loading = process.hrtime.bigint();
-    await cqlsh(schema);
-    await run("docker", ["exec", container, "python3", "-c", generator, String(rows), csv], { timeoutMs });
-    // cqlsh exits 2 after any timeout, even one its retries overcame: count, and load once more (COPY upserts).
-    for (let attempt = 1; ; attempt++) {
-      await cqlsh(load, true);
-      const loaded = await count();
-      if (loaded === rows) break;
-      if (attempt === 2) throw new Error(`Cassandra holds ${loaded} of ${rows} rows after 2 loads`);
-    }
-    await run("docker", ["exec", container, "rm", "-f", csv], { timeoutMs });
-    await run("docker", ["exec", container, "nodetool", "flush", "bench"], { timeoutMs });
-    // Background compactions would compete with the measurements: let them finish first.
-    const compactions = async () => (await run("docker", ["exec", container, "nodetool", "compactionstats"], { timeoutMs })).stdout;
-    await waitUntil("end of Cassandra's compactions", async () => /^pending tasks:?\s+0\b/m.test(await compactions()), timeoutMs, 5000);
+    await loadTable(node, rows, timeoutMs);
     const loadSeconds = Number(process.hrtime.bigint() - loading) / 1e9;
     const mountpoint = await stack.mountpoint(volume);
     const tableBytes = await duBytes(path.join(mountpoint, "data", "bench"));
@@ -67,8 +76,8 @@ export async function measureCassandra(stack: BenchStack, composure: Composure, 
     say(`cassandra: table ${mb(tableBytes)} MB on disk (data directory ${mb(dataDirBytes)} MB), loaded in ${round(loadSeconds, 1)} s`);
 
     const readRaw = () => rawRead(stack.volumeName(volume), timeoutMs, "data");
-    const dataset = { engine_version: version, records: rows, dataset_bytes: tableBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
-    return await measureEngine({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count }, dataset);
+    const dataset = { engine_version: (await release()) ?? "?", records: rows, dataset_bytes: tableBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
+    return await measureEngine({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count: node.count }, dataset);
   } finally {
     await stack.remove(service);
   }

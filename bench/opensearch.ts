@@ -49,27 +49,32 @@ function api(hostPort: string) {
   };
 }
 
+type Api = ReturnType<typeof api>;
+
+/** Creates the index and loads `documents` generated documents, refreshed, flushed, merges done. */
+async function loadIndex(call: Api, documents: number, timeoutMs: number): Promise<void> {
+  await call("PUT", `/${index}`, { body: JSON.stringify(settings) });
+  for (let first = 0; first < documents; first += batch) {
+    const answer = await call("POST", "/_bulk?filter_path=errors,items.*.error", { body: searchDocuments(index, first, Math.min(batch, documents - first)), ndjson: true });
+    if (answer.errors) throw new Error(`bulk indexing failed: ${JSON.stringify(answer).slice(0, 300)}`);
+  }
+  await call("PUT", `/${index}/_settings`, { body: JSON.stringify({ index: { refresh_interval: null } }) });
+  await call("POST", `/${index}/_refresh`);
+  await call("POST", `/${index}/_flush`);
+  // Background merges would compete with the measurements: let them finish first.
+  await waitUntil("end of OpenSearch's merges", async () => (await call("GET", `/${index}/_stats/merge`))._all.total.merges.current === 0, timeoutMs);
+}
+
 export async function measureOpenSearch(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number): Promise<EngineFigures> {
   await stack.start(service);
   try {
     const call = api(await stack.published(service, 9200));
     await waitUntil("healthy OpenSearch node", async () => (await call("GET", "/_cluster/health?wait_for_status=yellow&timeout=5s", { timeoutMs: 10_000 })).timed_out === false, 300_000);
-    const version: string = (await call("GET", "/")).version.number;
     const count = async () => (await call("GET", `/${index}/_count`)).count as number;
-
     const documents = Math.max(1000, Math.round(documentsPer500Mb * sizeGb));
     say(`opensearch: indexing ${documents.toLocaleString("en-US")} documents of about 4.5 KB through _bulk`);
     const loading = process.hrtime.bigint();
-    await call("PUT", `/${index}`, { body: JSON.stringify(settings) });
-    for (let first = 0; first < documents; first += batch) {
-      const answer = await call("POST", "/_bulk?filter_path=errors,items.*.error", { body: searchDocuments(index, first, Math.min(batch, documents - first)), ndjson: true });
-      if (answer.errors) throw new Error(`bulk indexing failed: ${JSON.stringify(answer).slice(0, 300)}`);
-    }
-    await call("PUT", `/${index}/_settings`, { body: JSON.stringify({ index: { refresh_interval: null } }) });
-    await call("POST", `/${index}/_refresh`);
-    await call("POST", `/${index}/_flush`);
-    // Background merges would compete with the measurements: let them finish first.
-    await waitUntil("end of OpenSearch's merges", async () => (await call("GET", `/${index}/_stats/merge`))._all.total.merges.current === 0, timeoutMs);
+    await loadIndex(call, documents, timeoutMs);
     const loadSeconds = Number(process.hrtime.bigint() - loading) / 1e9;
     const loaded = await count();
     if (loaded !== documents) throw new Error(`the index holds ${loaded} of ${documents} documents`);
@@ -78,6 +83,7 @@ export async function measureOpenSearch(stack: BenchStack, composure: Composure,
     say(`opensearch: index ${mb(indexBytes)} MB (data directory ${mb(dataDirBytes)} MB), loaded in ${round(loadSeconds, 1)} s`);
 
     const readRaw = () => rawRead(stack.volumeName(volume), timeoutMs);
+    const version: string = (await call("GET", "/")).version.number;
     const dataset = { engine_version: version, records: documents, dataset_bytes: indexBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
     return await measureEngine({ composure, service, strategy: "elasticsearch", label: "opensearch", work, readRaw, count }, dataset);
   } finally {

@@ -140,7 +140,8 @@ export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, 
         throw error;
       },
     );
-    // A large buffer keeps reading zstd while a write to the FIFO waits for tar (as in writeCompressed).
+    // A large buffer keeps reading zstd while a write to the FIFO waits for tar (the default 16 KiB
+    // let every 64 KiB chunk wait for its write before the next was read).
     const feeding = pipeline(source.stream, inspector, createWriteStream(pipe.fifo, { highWaterMark: 4 << 20 }));
     const [tar, read, fed] = await Promise.allSettled([extracting, source.done, feeding]);
     // The most telling cause first: the stored file (checksum, decryption, decompression), then
