@@ -4,10 +4,10 @@
 // the row and document counts recorded at backup time; production is not restarted.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, eventually, requireDocker, sh, takeTurn, tempDir } from "../support/composure.ts";
+import { ComposeProject, composure, docker, eventually, fixtureImage, requireDocker, sh, takeTurn, tempDir } from "../support/composure.ts";
 
-const cassandraImage = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
-const opensearchImage = process.env.COMPOSURE_IMAGE_OPENSEARCH ?? "composure-fixture/opensearch:latest";
+const cassandraImage = fixtureImage("cassandra");
+const opensearchImage = fixtureImage("opensearch");
 
 const project = new ComposeProject(
   `cmpt-drillc${process.pid}`,

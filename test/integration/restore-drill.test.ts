@@ -12,17 +12,10 @@ import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxImage, ComposeProject, composure, docker, eventually, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { busyboxImage, ComposeProject, composure, docker, eventually, fixtureImage, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 import { RcloneServer } from "../support/remotes.ts";
 
-const images = {
-  postgres: process.env.COMPOSURE_IMAGE_POSTGRES ?? "composure-fixture/postgres:latest",
-  mariadb: process.env.COMPOSURE_IMAGE_MARIADB ?? "composure-fixture/mariadb:latest",
-  sqlite: process.env.COMPOSURE_IMAGE_SQLITE ?? "composure-fixture/sqlite:latest",
-  redis: process.env.COMPOSURE_IMAGE_REDIS ?? "composure-fixture/redis:latest",
-  prometheus: process.env.COMPOSURE_IMAGE_PROMETHEUS ?? "composure-fixture/prometheus:latest",
-  victoriametrics: process.env.COMPOSURE_IMAGE_VICTORIAMETRICS ?? "composure-fixture/victoriametrics:latest",
-};
+const images = Object.fromEntries(["postgres", "mariadb", "sqlite", "redis", "prometheus", "victoriametrics"].map((name) => [name, fixtureImage(name)]));
 
 // An app with a volume and a PostgreSQL database: part of the full stack and the whole DR stack.
 const appAndDb = `

@@ -8,7 +8,9 @@ import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
-export const busyboxImage = process.env.COMPOSURE_IMAGE_BUSYBOX ?? "composure-fixture/busybox:latest";
+/** A fixture image (test/images/<name>), or the one COMPOSURE_IMAGE_<NAME> names (e.g. an official image). */
+export const fixtureImage = (name: string) => process.env[`COMPOSURE_IMAGE_${name.toUpperCase()}`] ?? `composure-fixture/${name}:latest`;
+export const busyboxImage = fixtureImage("busybox");
 
 export interface Outcome {
   code: number;

@@ -154,8 +154,8 @@ async function restoreContext(drill: Drill, record: ServiceRecord): Promise<Rest
   };
 }
 
-async function probeContext(drill: Drill, record: ServiceRecord): Promise<BackupContext<unknown>> {
-  const { project, service } = await scratchService(drill, record.name);
+async function probeContext(drill: Drill, record: ServiceRecord, found?: { project: ProjectInfo; service: ServiceInfo }): Promise<BackupContext<unknown>> {
+  const { project, service } = found ?? (await scratchService(drill, record.name));
   return {
     config: drill.config,
     project,
@@ -181,10 +181,10 @@ async function waitUntilAnswering(drill: Drill, record: ServiceRecord, strategy:
   let streak = 0;
   let last = "no answer yet";
   for (;;) {
-    const { service } = await scratchService(drill, record.name);
-    await failIfExited(service);
+    const found = await scratchService(drill, record.name);
+    await failIfExited(found.service);
     try {
-      const answer = await strategy.probe!(await probeContext(drill, record), []);
+      const answer = await strategy.probe!(await probeContext(drill, record, found), []);
       streak = answer.ok ? streak + 1 : 0;
       if (!answer.ok) last = differencesOf(answer).join("; ") || "not ready";
     } catch (error) {
@@ -198,9 +198,9 @@ async function waitUntilAnswering(drill: Drill, record: ServiceRecord, strategy:
 }
 
 async function failIfExited(service: ServiceInfo): Promise<void> {
-  for (const container of service.containers) {
+  for (const container of service.containers.filter((candidate) => !candidate.running)) {
     const info = await getEngine().getContainer(container.id).inspect();
-    if (info.State.Running || info.State.Status === "created" || info.State.Restarting) continue;
+    if (info.State.Status === "created" || info.State.Restarting) continue; // offline copies stay created
     const logs = (await getEngine().getContainer(container.id).logs({ stdout: true, stderr: true, tail: 8 })) as unknown as Buffer;
     const tail = logs.toString("utf8").replace(/[\u0000-\u0008\u000e-\u001f]/g, "").trim().split("\n").slice(-8).join(" | ");
     throw new Error(`the drill copy of ${service.name} exited with code ${info.State.ExitCode}${tail ? `: ${tail}` : ""}`);

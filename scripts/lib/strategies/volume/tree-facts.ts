@@ -19,9 +19,10 @@ export interface TreeFacts {
 const script = `
 cd -- "$1" || exit 2
 printf 'entries %s\\n' "$(find . -mindepth 1 | wc -l)"
-find . -type f -print0 | xargs -0 -r stat -c '%s' | awk '{ n++; s += $1 } END { printf "files %d\\nbytes %.0f\\n", n, s }'
+stats=$(find . -type f -print0 | xargs -0 -r stat -c '%s' | awk '{ n++; s += $1 } END { printf "%d %.0f", n, s }')
+files=\${stats% *}
+printf 'files %s\\nbytes %s\\n' "$files" "\${stats#* }"
 { find . -type f -print0 | xargs -0 -r stat -c 'f %s %n'; find . -mindepth 1 ! -type f -print0 | xargs -0 -r stat -c '%F %n'; } | sort | sha256sum | sed 's/ .*//; s/^/listing /'
-files=$(find . -type f | wc -l)
 find . -type f | sort | awk -v n="$files" 'BEGIN { k = int((n + 7) / 8) } (NR - 1) % k == 0' |
   while IFS= read -r name; do head -c 1048576 -- "$name" 2>/dev/null | sha256sum; done | sha256sum | sed 's/ .*//; s/^/sample /'
 `;
