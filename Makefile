@@ -2,6 +2,11 @@
 # Arguments are make variables, e.g. `make backup PROJECT=shop SERVICE=db DRY_RUN=1`.
 SHELL := bash
 TSX := node --import tsx
+# The commands run as one bundled file each (dist/<name>.mjs, built by esbuild from scripts/ when a
+# source changed): it starts in about half the time of compiling the TypeScript on every run.
+ENTRY_POINTS := backup restore verify list prune sync plan metrics cron schedule
+BUNDLE := dist/.built
+BUNDLED := node dist
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 DEMO_PROJECT ?= composure-demo
 # Fixture images the integration tests use (built from packages, cached by recipe hash).
@@ -19,45 +24,50 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-install: node_modules ## install the npm dependencies (npm ci)
+install: $(BUNDLE) ## install the npm dependencies (npm ci) and bundle the commands (dist/)
 
-backup: node_modules ## back up every service (PROJECT= SERVICE= TIER=critical|medium|low DRY_RUN=1)
-	@$(TSX) scripts/backup.ts
+$(BUNDLE): node_modules $(shell find scripts -name '*.ts' 2>/dev/null)
+	@node_modules/.bin/esbuild $(ENTRY_POINTS:%=scripts/%.ts) --bundle --platform=node --format=esm --target=node20 \
+		--packages=external --outdir=dist --out-extension:.js=.mjs --log-level=warning
+	@touch $@
 
-restore: node_modules ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote INTO=<project> DRY_RUN=1 FORCE=1 NO_RESCUE=1 CONFLICT=)
-	@$(TSX) scripts/restore.ts
+backup: $(BUNDLE) ## back up every service (PROJECT= SERVICE= TIER=critical|medium|low DRY_RUN=1)
+	@$(BUNDLED)/backup.mjs
 
-verify: node_modules ## check manifests, sizes, sha256 and archives (RUN=latest|<id>|all); DEEP=1 also runs a restore drill
-	@$(TSX) scripts/verify.ts
+restore: $(BUNDLE) ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote INTO=<project> DRY_RUN=1 FORCE=1 NO_RESCUE=1 CONFLICT=)
+	@$(BUNDLED)/restore.mjs
 
-list: node_modules ## list complete runs (FROM=remote; ARGS=--json for scripts)
-	@$(TSX) scripts/list.ts $(ARGS)
+verify: $(BUNDLE) ## check manifests, sizes, sha256 and archives (RUN=latest|<id>|all); DEEP=1 also runs a restore drill
+	@$(BUNDLED)/verify.mjs
 
-prune: node_modules ## apply the retention policies (FROM=local|remote|all DRY_RUN=1 prints keep/delete and why)
-	@$(TSX) scripts/prune.ts
+list: $(BUNDLE) ## list complete runs (FROM=remote; ARGS=--json for scripts)
+	@$(BUNDLED)/list.mjs $(ARGS)
 
-sync: node_modules ## upload every complete local run missing on the remote
-	@$(TSX) scripts/sync.ts
+prune: $(BUNDLE) ## apply the retention policies (FROM=local|remote|all DRY_RUN=1 prints keep/delete and why)
+	@$(BUNDLED)/prune.mjs
 
-plan: node_modules ## show what a backup would do, service by service, with sizes; touches nothing
-	@$(TSX) scripts/plan.ts
+sync: $(BUNDLE) ## upload every complete local run missing on the remote
+	@$(BUNDLED)/sync.mjs
 
-metrics: node_modules ## rewrite the node_exporter textfile(s) from the catalog (PROJECT= METRICS_DIR=)
-	@$(TSX) scripts/metrics.ts
+plan: $(BUNDLE) ## show what a backup would do, service by service, with sizes; touches nothing
+	@$(BUNDLED)/plan.mjs
 
-cron-install: node_modules ## write crontab entries from schedule: in composure.yml (CRON=user CRON_FILE= CRON_LOG= DRY_RUN=1)
-	@$(TSX) scripts/cron.ts install
+metrics: $(BUNDLE) ## rewrite the node_exporter textfile(s) from the catalog (PROJECT= METRICS_DIR=)
+	@$(BUNDLED)/metrics.mjs
 
-cron-remove: node_modules ## remove the crontab entries written by cron-install (CRON=user CRON_FILE=)
-	@$(TSX) scripts/cron.ts remove
+cron-install: $(BUNDLE) ## write crontab entries from schedule: in composure.yml (CRON=user CRON_FILE= CRON_LOG= DRY_RUN=1)
+	@$(BUNDLED)/cron.mjs install
 
-schedule: node_modules ## run the schedule in the foreground (node-cron, one job at a time; SIGTERM stops cleanly)
-	@exec $(TSX) scripts/schedule.ts
+cron-remove: $(BUNDLE) ## remove the crontab entries written by cron-install (CRON=user CRON_FILE=)
+	@$(BUNDLED)/cron.mjs remove
+
+schedule: $(BUNDLE) ## run the schedule in the foreground (node-cron, one job at a time; SIGTERM stops cleanly)
+	@exec $(BUNDLED)/schedule.mjs
 
 images: ## build the fixture images from packages (cached by recipe hash)
 	@bash test/images/build.sh
 
-demo: node_modules ## start the demo stack, write sample data, back it up and verify it
+demo: $(BUNDLE) ## start the demo stack, write sample data, back it up and verify it
 	@bash compose/demo/demo.sh
 
 demo-down: ## stop the demo stack and remove its volumes
@@ -69,13 +79,13 @@ typecheck: node_modules ## type-check everything (tsc --noEmit)
 test-unit: node_modules ## unit tests (no Docker)
 	@node --import tsx --test test/unit/*.test.ts
 
-test-integration: node_modules ## integration tests on the real Docker engine
+test-integration: $(BUNDLE) ## integration tests on the real Docker engine (they run the bundled commands)
 	@bash test/images/build.sh $(TEST_IMAGES)
 	@node --import tsx --test --test-concurrency=2 --test-timeout=900000 test/integration/*.test.ts
 
 test: typecheck test-unit test-integration ## typecheck + unit + integration tests
 
-bench: node_modules ## measure backup/restore against raw read and the classic recipe (bench/results.json)
+bench: $(BUNDLE) ## measure backup/restore against raw read and the classic recipe (bench/results.json)
 	@$(TSX) bench/bench.ts
 
 images-for-tests: ## build only the fixture images the integration tests use

@@ -1,6 +1,7 @@
-// Runs composure's own scripts as an operator would (`make backup` / `make restore` are these
-// child processes), with COMPOSURE_STATS_FILE for the node process's peak RSS and CPU, and GNU
-// time around it for the whole tree (zstd included). Each dataset gets its own destination.
+// Runs composure's commands as an operator would: `make backup` / `make restore` run these bundles
+// (dist/<name>.mjs, built by `make bench` first), with COMPOSURE_STATS_FILE for the node process's
+// peak RSS and CPU, and GNU time around it for the whole tree (zstd included). Each dataset gets
+// its own destination.
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { busyboxImage, dropCaches, measure, root, round } from "./common.ts";
@@ -52,7 +53,7 @@ export class Composure {
     const statsFile = path.join(this.work, `${tag}-node.json`);
     const clean = { ...process.env };
     for (const key of composureVariables) delete clean[key];
-    const result = await measure(process.execPath, ["--import", "tsx", path.join(root, "scripts", `${name}.ts`)], {
+    const result = await measure(process.execPath, [path.join(root, "dist", `${name}.mjs`)], {
       statsFile: path.join(this.work, `${tag}-time.txt`),
       cwd: root,
       timeoutMs: this.timeoutMs,

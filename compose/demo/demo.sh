@@ -27,9 +27,9 @@ done
 docker exec "$mariadb" sh -c 'MYSQL_PWD=$MARIADB_ROOT_PASSWORD mariadb -uroot blog -e \
   "CREATE TABLE IF NOT EXISTS posts (id INT PRIMARY KEY, title CHAR(32)) SELECT seq AS id, MD5(seq) AS title FROM seq_1_to_10000"'
 
-PROJECT=$project node --import tsx scripts/backup.ts
-PROJECT=$project node --import tsx scripts/verify.ts
-PROJECT=$project node --import tsx scripts/list.ts
+PROJECT=$project node dist/backup.mjs
+PROJECT=$project node dist/verify.mjs
+PROJECT=$project node dist/list.mjs
 echo
 echo "Archives: $(pwd)/backups/$project/ (manifest.json in each run)."
 echo "Try: make restore PROJECT=$project SERVICE=web DRY_RUN=1   |   make demo-down to remove the stack"

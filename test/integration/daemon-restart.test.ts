@@ -13,7 +13,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSyn
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxImage, composure, repoRoot, requireDocker, sh, tempDir } from "../support/composure.ts";
+import { busyboxImage, commandArguments, composure, repoRoot, requireDocker, sh, tempDir } from "../support/composure.ts";
 
 const root = tempDir("c11-dockerd");
 const socket = path.join(root, "docker.sock");
@@ -114,7 +114,7 @@ async function unmountUnder(dir: string): Promise<void> {
 
 /** A composure script whose stderr can be watched while it runs. */
 function startComposure(script: string, extra: Record<string, string>) {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts", `${script}.ts`)], {
+  const child = spawn(process.execPath, commandArguments(script), {
     cwd: repoRoot,
     env: { ...process.env, COMPOSURE_HELPER_IMAGE: busyboxImage, METRICS_DIR: path.join(os.tmpdir(), "composure-test-metrics"), ...env, ...extra },
     stdio: ["ignore", "pipe", "pipe"],

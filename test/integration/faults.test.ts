@@ -4,10 +4,10 @@
 // no incomplete run is listed or used, and no data is lost. docs/reliability.md lists them.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { besideData, busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 
 const project = busyboxProject("cmpt-faults", { db: ["data:/data"], web: ["site:/site"] });
 
@@ -88,8 +88,23 @@ describe("fault suite", { timeout: 900_000 }, () => {
       assert.equal(next.code, 0, next.stderr);
       await assertEverythingRuns();
       assert.equal(await snapshotVolume(project.volume("data")), dataBefore, "no staging folder left, old content intact");
+      assert.deepEqual(await besideData(project.volume("data")), [], "nothing left beside the volume's _data");
     });
   }
+
+  test("a restore killed between its two renames (the volume's _data moved aside): the next command puts it back before starting the service", async () => {
+    await killAt("restore", "restore:swap", { SERVICE: "db", FORCE: "1", NO_RESCUE: "1" });
+    // Do the swap's first rename by hand, as if the kill had come right after it.
+    const journal = JSON.parse(readFileSync(path.join(runsDir(), ".stopped.json"), "utf8")) as { staging: { beside?: string; old?: string }[] };
+    const [entry] = journal.staging;
+    assert.ok(entry?.beside && entry.old, `a beside restore is journaled with its rename: ${JSON.stringify(journal)}`);
+    renameSync(path.join(entry.beside, "_data"), path.join(entry.beside, entry.old));
+    const next = await composure("backup", { ...env, SERVICE: "web" });
+    assert.equal(next.code, 0, next.stderr);
+    await assertEverythingRuns();
+    assert.equal(await snapshotVolume(project.volume("data")), dataBefore, "the old content is back in _data");
+    assert.deepEqual(await besideData(project.volume("data")), []);
+  });
 
   test("kill -9 during prune deletes nothing half-way and the next prune completes", async () => {
     const pruneConfig = path.join(tempDir("faults-prune"), "composure.yml");

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxImage, ComposeProject, inVolumes, repoRoot, requireDocker, tempDir } from "../support/composure.ts";
+import { busyboxImage, commandArguments, ComposeProject, inVolumes, repoRoot, requireDocker, tempDir } from "../support/composure.ts";
 
 const project = new ComposeProject(
   `cmpt-sched${process.pid}`,
@@ -76,7 +76,7 @@ describe("make schedule", { timeout: 600_000 }, () => {
         "",
       ].join("\n"),
     );
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts", "schedule.ts")], {
+    const child = spawn(process.execPath, commandArguments("schedule"), {
       cwd: repoRoot,
       env: { ...process.env, COMPOSURE_HELPER_IMAGE: busyboxImage, CONFIG: config, PROJECT: project.name, DESTINATION: destination, METRICS_DIR: tempDir("schedule-textfile"), LOCK_TIMEOUT: "0" },
       stdio: ["ignore", "pipe", "pipe"],

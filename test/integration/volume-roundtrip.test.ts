@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { besideData, eventually, busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 
 const project = busyboxProject("cmpt-round", { app: ["files:/files", "shared:/shared", "./excluded:/excluded"], cache: ["state:/state", "shared:/shared"] });
 const destination = tempDir("roundtrip-dest");
@@ -76,10 +76,29 @@ describe("volume strategy round trip", { timeout: 600_000 }, () => {
     assert.equal(await snapshotVolume(volumes[1]), expected);
     assert.ok(await project.running("cache"));
     assert.notEqual(await project.startedAt("cache"), startedBefore, "cache was stopped for the restore");
+    await eventually("the replaced content deleted beside the volume", async () => assert.deepEqual(await besideData(volumes[1]), []), 60);
     const rescueRun = /run (\S+-rescue)/.exec(restore.stderr)![1];
     const undo = await composure("restore", { ...env, RUN: rescueRun, SERVICE: "cache", FORCE: "1", NO_RESCUE: "1" });
     assert.equal(undo.code, 0, undo.stderr);
     assert.equal(await snapshotVolume(volumes[1]), damaged, "the rescue run brings back what the restore replaced");
+  });
+
+  test("a volume a container outside the project uses is restored in place: that container sees the restored files", async () => {
+    const first = await composure("restore", { ...env, SERVICE: "cache", FORCE: "1", NO_RESCUE: "1" });
+    assert.equal(first.code, 0, first.stderr);
+    const expected = await snapshotVolume(volumes[1]);
+    const outsider = `${project.name}-outsider`;
+    await docker("run", "-d", "--name", outsider, "--log-driver", "none", "-v", `${volumes[1]}:/state`, busyboxImage, "sleep", "600");
+    try {
+      await docker("exec", outsider, "sh", "-c", "echo damaged > /state/state.txt");
+      const restore = await composure("restore", { ...env, SERVICE: "cache", FORCE: "1", NO_RESCUE: "1" });
+      assert.equal(restore.code, 0, restore.stderr);
+      assert.equal((await docker("exec", outsider, "cat", "/state/state.txt")).trim(), "state", "the outsider's mount shows the restored file");
+      assert.equal(await snapshotVolume(volumes[1]), expected);
+      assert.deepEqual(await besideData(volumes[1]), [], "nothing staged beside the volume");
+    } finally {
+      await docker("rm", "-f", outsider).catch(() => undefined);
+    }
   });
 
   test("restore without a TTY and without FORCE refuses and changes nothing", async () => {

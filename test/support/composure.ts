@@ -1,7 +1,7 @@
 // Test support: run composure's scripts as a user would (a child process with env vars), drive
 // real Compose projects, and look into volumes through a busybox container.
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -12,15 +12,38 @@ export const repoRoot = path.resolve(import.meta.dirname, "../..");
 export const fixtureImage = (name: string) => process.env[`COMPOSURE_IMAGE_${name.toUpperCase()}`] ?? `composure-fixture/${name}:latest`;
 export const busyboxImage = fixtureImage("busybox");
 
+/**
+ * node's arguments for a composure command: the bundle `make` runs (dist/<name>.mjs; `make test`
+ * builds it first). A bundle older than the sources would test old code: that is an error.
+ */
+export function commandArguments(name: string): string[] {
+  const built = path.join(repoRoot, "dist", ".built");
+  if (!existsSync(built)) throw new Error("dist/ is missing: run `make install` (make test builds it) before the integration tests");
+  const newest = newestSource(path.join(repoRoot, "scripts"));
+  if (newest.mtimeMs > statSync(built).mtimeMs) throw new Error(`dist/ is older than ${path.relative(repoRoot, newest.file)}: run \`make install\` to rebuild it`);
+  return [path.join(repoRoot, "dist", `${name}.mjs`)];
+}
+
+function newestSource(dir: string): { file: string; mtimeMs: number } {
+  let newest = { file: dir, mtimeMs: 0 };
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith(".ts")) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const { mtimeMs } = statSync(file);
+    if (mtimeMs > newest.mtimeMs) newest = { file, mtimeMs };
+  }
+  return newest;
+}
+
 export interface Outcome {
   code: number;
   stdout: string;
   stderr: string;
 }
 
-/** Runs scripts/<name>.ts with the given environment; never throws on a non-zero exit. */
+/** Runs composure command <name> (make <name>) with the given environment; never throws on a non-zero exit. */
 export function composure(name: string, env: Record<string, string>, args: string[] = []): Promise<Outcome> & { pid?: number; kill(signal: NodeJS.Signals): void } {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts", `${name}.ts`), ...args], {
+  const child = spawn(process.execPath, [...commandArguments(name), ...args], {
     cwd: repoRoot,
     // METRICS_DIR: keep test runs' node_exporter textfiles out of the repo's exporters/textfile/
     env: { ...process.env, COMPOSURE_HELPER_IMAGE: busyboxImage, METRICS_DIR: path.join(os.tmpdir(), "composure-test-metrics"), ...env },
@@ -116,6 +139,12 @@ export async function snapshotVolume(volume: string): Promise<string> {
     "find . -type f -exec sha256sum {} + | sort",
   ].join(" && ");
   return sh("docker", ["run", "--rm", "-v", `${volume}:/v:ro`, busyboxImage, "sh", "-c", script]);
+}
+
+/** What sits next to a local volume's _data in the engine's folder of that volume (restores stage there). */
+export async function besideData(volume: string): Promise<string[]> {
+  const mountpoint = (await sh("docker", ["volume", "inspect", "-f", "{{.Mountpoint}}", volume])).trim();
+  return readdirSync(path.dirname(mountpoint)).filter((name) => name !== "_data").sort();
 }
 
 export function tempDir(prefix: string): string {

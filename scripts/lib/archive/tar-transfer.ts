@@ -175,20 +175,25 @@ export function shellQuote(value: string): string {
 
 /**
  * The shell lines that swap a fully extracted staging directory in for the old content of `root`
- * and put back what busybox tar leaves out: directory and symlink mtimes, and the root's own
- * owner, mode and mtime.
+ * and put back what busybox tar leaves out (restoredMetadataLines).
  */
 export function swapInStagedLines(root: string, staging: string, extraction: Extraction): string[] {
-  const lines = [
+  return [
     "set -e",
     `cd ${shellQuote(root)}`,
     `find . -mindepth 1 -maxdepth 1 ! -name ${shellQuote(staging)} -exec rm -rf -- {} +`,
     `find ${shellQuote(staging)} -mindepth 1 -maxdepth 1 -exec mv -- {} . \\;`,
     `rmdir ${shellQuote(staging)}`,
+    ...restoredMetadataLines(extraction),
   ];
-  for (const entry of [...extraction.timestamps].reverse()) {
-    lines.push(`touch -h -c -d @${entry.mtime} -- ${shellQuote(entry.name)}`);
-  }
+}
+
+/**
+ * Run in the folder the archive was extracted to: what busybox tar leaves out, directory and
+ * symlink mtimes (deepest first), and the root's own owner, mode and mtime.
+ */
+export function restoredMetadataLines(extraction: Extraction): string[] {
+  const lines = [...extraction.timestamps].reverse().map((entry) => `touch -h -c -d @${entry.mtime} -- ${shellQuote(entry.name)}`);
   const rootEntry = extraction.root;
   if (rootEntry) {
     lines.push(`chown ${rootEntry.uid}:${rootEntry.gid} .`, `chmod ${(rootEntry.mode & 0o7777).toString(8)} .`, `touch -c -d @${rootEntry.mtime} .`);

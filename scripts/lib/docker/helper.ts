@@ -3,8 +3,9 @@
 // backup on the host's disk), have no network, and carry a label so leftovers of a killed run
 // are removed by the next one.
 import { type Writable } from "node:stream";
+import { createPipeDir, type PipeDir } from "../archive/tar-transfer.ts";
 import { execCapture, execStreaming, type ExecOptions } from "./containers.ts";
-import { getEngine } from "./engine.ts";
+import { getEngine, isLocalEngine } from "./engine.ts";
 
 export const helperLabel = "composure.helper";
 
@@ -64,4 +65,33 @@ export async function removeLeftoverHelpers(project: string): Promise<number> {
   const leftovers = await engine.listContainers({ all: true, filters: { label: [`${helperLabel}=${project}`] } });
   await Promise.all(leftovers.map((summary) => engine.getContainer(summary.Id).remove({ force: true }).catch(() => undefined)));
   return leftovers.length;
+}
+
+/** A running helper with the FIFO directory (local engine), and how to remove both. */
+export interface HelperSession {
+  helper: Helper;
+  pipe: PipeDir | undefined;
+  close(): Promise<void>;
+}
+
+/** Starts a helper that mounts `binds` (and the FIFO directory on a local engine). */
+export async function openHelper(image: string, project: string, binds: string[]): Promise<HelperSession> {
+  const pipe = isLocalEngine() ? await createPipeDir() : undefined;
+  try {
+    const helper = await startHelper({ image, project, binds: pipe ? [...binds, pipe.bind] : binds });
+    return { helper, pipe, close: async () => void (await Promise.all([helper.remove(), pipe?.remove()])) };
+  } catch (error) {
+    await pipe?.remove();
+    throw error;
+  }
+}
+
+/** Runs `work` with a helper that mounts `binds` (and the FIFO directory on a local engine). */
+export async function withHelper<T>(image: string, project: string, binds: string[], work: (helper: Helper, pipe: PipeDir | undefined) => Promise<T>): Promise<T> {
+  const session = await openHelper(image, project, binds);
+  try {
+    return await work(session.helper, session.pipe);
+  } finally {
+    await session.close();
+  }
 }

@@ -6,12 +6,14 @@ export interface VolumeSpec {
   driver: string;
   labels: Record<string, string>;
   options: Record<string, string>;
+  /** Where the engine keeps the content (local driver: <data root>/volumes/<name>/_data). */
+  mountpoint?: string;
 }
 
 export async function inspectVolume(name: string): Promise<VolumeSpec | undefined> {
   try {
     const info = await getEngine().getVolume(name).inspect();
-    return { name: info.Name, driver: info.Driver, labels: info.Labels ?? {}, options: info.Options ?? {} };
+    return { name: info.Name, driver: info.Driver, labels: info.Labels ?? {}, options: info.Options ?? {}, mountpoint: info.Mountpoint };
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return undefined;
     throw error;

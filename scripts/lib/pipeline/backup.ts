@@ -17,7 +17,7 @@ import type { BackupContext } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
 import { failpoint } from "./failpoint.ts";
 import { remoteFrom, uploadRun } from "./offsite.ts";
-import { stagingCleaner } from "../strategies/volume/index.ts";
+import { stagingCleaner } from "../strategies/volume/swap.ts";
 import { StopJournal } from "./journal.ts";
 import { acquireLock } from "./lock.ts";
 import type { PlannedService, ProjectPlan } from "./plan.ts";

@@ -13,11 +13,15 @@ interface StoppedContainer {
   name: string;
 }
 
-interface Staging {
-  /** Volume name (or bind path) with a restore staging folder in it. */
+export interface Staging {
+  /** Volume name (or bind path) with a restore staging folder in it (or beside it). */
   volume: string;
   /** The volume root's mtime before the staging folder was made, to put back. */
   rootMtime: string;
+  /** A restore staging beside the volume's _data: the engine's folder of the volume on the host. */
+  beside?: string;
+  /** Beside: the name _data gets when the restored folder takes its place. */
+  old?: string;
 }
 
 interface JournalFile {
@@ -41,6 +45,21 @@ export class StopJournal {
   async recover(cleanStaging?: StagingCleaner): Promise<string[]> {
     if (!existsSync(this.file)) return [];
     const leftovers = await this.read();
+    // Staging first: a restore killed between its two renames must put _data back before a start.
+    const pending: Staging[] = [];
+    for (const staging of leftovers.staging) {
+      if (!cleanStaging) {
+        pending.push(staging);
+        continue;
+      }
+      try {
+        await cleanStaging(staging);
+        log.warn(`removed the staging folder an interrupted restore left in ${staging.volume}`);
+      } catch (error) {
+        log.warn(`${(error as Error).message} (kept in the journal: the next composure command tries again)`);
+        pending.push(staging);
+      }
+    }
     const restarted: string[] = [];
     for (const container of [...leftovers.stopped].reverse()) {
       if (await isRunning(container.id)) continue;
@@ -52,15 +71,6 @@ export class StopJournal {
       }
     }
     if (restarted.length) log.warn(`restarted containers an interrupted run had stopped: ${restarted.join(", ")}`);
-    const pending: Staging[] = [];
-    for (const staging of leftovers.staging) {
-      if (!cleanStaging) {
-        pending.push(staging);
-        continue;
-      }
-      await cleanStaging(staging);
-      log.warn(`removed the staging folder an interrupted restore left in ${staging.volume}`);
-    }
     this.state = { stopped: [], staging: pending };
     await this.save();
     return restarted;
@@ -86,8 +96,8 @@ export class StopJournal {
     return this.save();
   }
 
-  addStaging(volume: string, rootMtime: string): Promise<void> {
-    this.state.staging.push({ volume, rootMtime });
+  addStaging(entry: Staging): Promise<void> {
+    this.state.staging.push(entry);
     return this.save();
   }
 

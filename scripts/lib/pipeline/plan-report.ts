@@ -1,7 +1,7 @@
 // Prints a ProjectPlan with the size of each mount (measured with du in a read-only helper).
 import type { Helper } from "../docker/helper.ts";
 import { formatBytes } from "../log.ts";
-import { withHelper } from "../strategies/volume/index.ts";
+import { withHelper } from "../docker/helper.ts";
 import type { ProjectPlan } from "./plan.ts";
 
 export async function printPlan(plan: ProjectPlan, helperImage: string): Promise<void> {

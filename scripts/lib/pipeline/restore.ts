@@ -15,7 +15,7 @@ import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { RefusedError, UsageError } from "../errors.ts";
 import { log } from "../log.ts";
 import { detectStrategy, getStrategy, strategyKinds } from "../strategies/registry.ts";
-import { stagingCleaner } from "../strategies/volume/index.ts";
+import { stagingCleaner } from "../strategies/volume/swap.ts";
 import type { RescueSink, RestoreContext } from "../strategies/types.ts";
 import { StopJournal } from "./journal.ts";
 import { acquireLock } from "./lock.ts";

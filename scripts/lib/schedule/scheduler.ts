@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import cron, { type ScheduledTask } from "node-cron";
 import { log } from "../log.ts";
-import { repoRoot, scriptOf, type Job } from "./jobs.ts";
+import { nodeArgumentsOf, repoRoot, type Job } from "./jobs.ts";
 
 export interface JobRun {
   job: Job;
@@ -31,7 +31,7 @@ export interface SchedulerOptions {
 }
 
 export function startJobProcess(job: Job, env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", scriptOf(job.target)], {
+  return spawn(process.execPath, nodeArgumentsOf(job.target), {
     cwd: repoRoot,
     env: { ...env, ...job.variables },
     stdio: ["ignore", "inherit", "inherit"],

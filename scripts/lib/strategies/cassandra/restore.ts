@@ -33,7 +33,7 @@ import type { MountInfo } from "../../docker/containers.ts";
 import { messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
 import type { RestoreContext } from "../types.ts";
-import { withHelper } from "../volume/index.ts";
+import { withHelper } from "../../docker/helper.ts";
 import { formatCount } from "../shared/in-container.ts";
 import { jsonRows, planSchema, tableKey } from "./cql.ts";
 import { clusterOf, cqlsh, describeNode, nodetool, onEveryNode, requireRunning, type CassandraNode } from "./nodes.ts";

@@ -10,7 +10,7 @@ import { captureDirectory } from "../../archive/tar-transfer.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
-import { withHelper } from "../volume/index.ts";
+import { withHelper } from "../../docker/helper.ts";
 import { chooseKeyspaces, jsonRows, parseSnapshotDir, quoteIdentifier, tableKey, tablesInSchema } from "./cql.ts";
 import { cqlsh, describeNode, nodetool, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
 

@@ -6,7 +6,7 @@ import { artifactFields } from "../../archive/files.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { formatSeconds, log } from "../../log.ts";
 import { formatCount } from "../shared/in-container.ts";
-import { withHelper } from "../volume/index.ts";
+import { withHelper } from "../../docker/helper.ts";
 import { clusterServices, repositoryDirName, type ClusterView, type RepositoryPlace } from "./cluster.ts";
 import type { EsClient } from "./http.ts";
 import type { ElasticsearchOptions } from "./options.ts";

@@ -10,7 +10,7 @@ import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
 import type { RestoreContext } from "../types.ts";
 import { formatCount } from "../shared/in-container.ts";
-import { withHelper } from "../volume/index.ts";
+import { withHelper } from "../../docker/helper.ts";
 import { snapshotToArchive, type SnapshotFacts } from "./backup.ts";
 import { checkCluster, findRepositoryPlace, openCluster, type ClusterView, type RepositoryPlace } from "./cluster.ts";
 import { call, seg } from "./http.ts";

@@ -18,7 +18,8 @@ import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
 import type { RestoreContext, Strategy } from "../types.ts";
-import { captureMounts, withHelper } from "../volume/index.ts";
+import { withHelper } from "../../docker/helper.ts";
+import { captureMounts } from "../volume/index.ts";
 import { archiveBaseName, helperPath, imageNamed, locateDataPath, requireDataLocation, requireRunningContainer, runningContainer, volumeFactsOf, type DataLocation } from "../shared/service-data.ts";
 import { bgsaveReply, compareKeyspaces, parseConfigGet, parseInfo, parseKeyspace, redisCli, RedisError, redisTarget, totalExpires, totalKeys, type Keyspace, type RedisTarget } from "./cli.ts";
 

@@ -15,7 +15,8 @@ import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
 import type { BackupContext, Release, RestoreContext, Strategy } from "../types.ts";
-import { captureMounts, withHelper } from "../volume/index.ts";
+import { withHelper } from "../../docker/helper.ts";
+import { captureMounts } from "../volume/index.ts";
 import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "./http.ts";
 import { archiveBaseName, helperPath, locateDataPath, requireDataLocation, requireRunningContainer, runningContainer, volumeFactsOf, type DataLocation, type VolumeFacts } from "./service-data.ts";
 

@@ -5,57 +5,43 @@ import path from "node:path";
 import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
-import { captureDirectory, createPipeDir, extractArchive, swapInStagedLines, writeScript, type PipeDir } from "../../archive/tar-transfer.ts";
+import { captureDirectory } from "../../archive/tar-transfer.ts";
 import { artifactFields } from "../../archive/files.ts";
-import { isLocalEngine } from "../../docker/engine.ts";
 import { runningUsersOfVolume } from "../../docker/containers.ts";
-import { helperLabel, startHelper, type Helper } from "../../docker/helper.ts";
+import { helperLabel, openHelper, withHelper, type HelperSession } from "../../docker/helper.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { failpoint } from "../../pipeline/failpoint.ts";
-import type { StagingCleaner, StopJournal } from "../../pipeline/journal.ts";
-import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
+import { containersToStop, stopContainers, type Stoppage } from "../../pipeline/stopper.ts";
 import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
-import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
+import type { BackupContext, Release, RestoreContext, Strategy } from "../types.ts";
 import type { VolumeFacts } from "../shared/service-data.ts";
 import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "./tree-facts.ts";
-
-const stagingName = ".composure-restore";
-
-/** Runs `work` with a helper that mounts `binds` (and the FIFO directory on a local engine). */
-export async function withHelper<T>(image: string, project: string, binds: string[], work: (helper: Helper, pipe: PipeDir | undefined) => Promise<T>): Promise<T> {
-  const pipe = isLocalEngine() ? await createPipeDir() : undefined;
-  try {
-    const helper = await startHelper({ image, project, binds: pipe ? [...binds, pipe.bind] : binds });
-    try {
-      return await work(helper, pipe);
-    } finally {
-      await helper.remove();
-    }
-  } finally {
-    await pipe?.remove();
-  }
-}
+import { besideFolder, extractInto, swapBinds } from "./swap.ts";
+import type { ContainerInfo } from "../../docker/containers.ts";
+import type { StopJournal } from "../../pipeline/journal.ts";
 
 /**
  * Archives each mount into `dir`; returns the artifacts with the volume facts restore needs and
  * the tree facts restore drills compare with (read alongside tar: no added downtime). `live`:
  * the service keeps writing meanwhile (hot mode), so the facts may not match the archive exactly.
  */
-export async function captureMounts(ctx: { helperImage: string; config: { compression: { level: number } } }, project: string, mounts: SelectedMount[], dir: string, runDir: string, live = false): Promise<Artifact[]> {
-  const binds = mounts.map((selected, index) => `${selected.mount.source}:/v/${index}:ro`);
-  return withHelper(ctx.helperImage, project, binds, async (helper, pipe) => {
-    const artifacts: Artifact[] = [];
-    for (const [index, selected] of mounts.entries()) {
-      const file = path.join(dir, `${selected.archiveName}.tar.zst`);
-      const facts = treeFacts(helper, `/v/${index}`);
-      facts.catch(() => undefined); // awaited below, after the capture
-      const stored = await captureDirectory(helper, pipe, `/v/${index}`, file, ctx.config.compression.level, `${selected.archiveName}`);
-      artifacts.push({ ...artifactFields(runDir, stored), volume: await volumeFacts(selected), facts: { ...(await facts), ...(live ? { live } : {}) } });
-    }
-    return artifacts;
-  });
+export async function captureMounts(ctx: { helperImage: string; config: { compression: { level: number } } }, project: string, mounts: SelectedMount[], dir: string, runDir: string, live = false, session?: HelperSession): Promise<Artifact[]> {
+  if (!session) return withHelper(ctx.helperImage, project, mountBinds(mounts), (helper, pipe) => captureMounts(ctx, project, mounts, dir, runDir, live, { helper, pipe, close: async () => undefined }));
+  const { helper, pipe } = session;
+  const artifacts: Artifact[] = [];
+  for (const [index, selected] of mounts.entries()) {
+    const file = path.join(dir, `${selected.archiveName}.tar.zst`);
+    const facts = treeFacts(helper, `/v/${index}`);
+    facts.catch(() => undefined); // awaited below, after the capture
+    const stored = await captureDirectory(helper, pipe, `/v/${index}`, file, ctx.config.compression.level, `${selected.archiveName}`);
+    artifacts.push({ ...artifactFields(runDir, stored), volume: await volumeFacts(selected), facts: { ...(await facts), ...(live ? { live } : {}) } });
+  }
+  return artifacts;
 }
+
+/** The mounts read-only at /v/<index> of a helper. */
+const mountBinds = (mounts: SelectedMount[]) => mounts.map((selected, index) => `${selected.mount.source}:/v/${index}:ro`);
 
 async function volumeFacts(selected: SelectedMount): Promise<VolumeFacts> {
   const { mount, archiveName, sharedWith } = selected;
@@ -94,7 +80,29 @@ function writersOf(ctx: BackupContext<unknown>, sources: string[]): string[] {
     .map((service) => service.name);
 }
 
+/**
+ * Stops `containers` while a helper with `binds` starts, and hands back the release that starts
+ * them again while the helper goes: neither adds downtime.
+ */
+async function stopWithHelper(ctx: { helperImage: string; project: { name: string }; journal: StopJournal; config: { stop_timeout_seconds: number } }, containers: ContainerInfo[], binds: string[]): Promise<{ stoppage: Stoppage; session: Promise<HelperSession>; release: Release }> {
+  const session = openHelper(ctx.helperImage, ctx.project.name, binds);
+  session.catch(() => undefined); // awaited by its user, or by close
+  const close = () => session.then((opened) => opened.close(), () => undefined);
+  const stoppage = await stopContainers(containers, ctx.journal, ctx.config.stop_timeout_seconds).catch(async (error: unknown) => {
+    await close();
+    throw error;
+  });
+  const release = async () => {
+    const [restarted] = await Promise.allSettled([stoppage.release(), close()]);
+    if (restarted.status === "rejected") throw restarted.reason;
+  };
+  return { stoppage, session, release };
+}
+
 const options = z.object({}).strict();
+
+/** The helper prepare started for a stop-mode capture (prepare's release removes it). */
+const helperAhead = new WeakMap<BackupContext<unknown>, Promise<HelperSession>>();
 
 export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   kind: "volume",
@@ -105,14 +113,16 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
     await warnAboutForeignWriters(ctx);
     if (ctx.settings.stop === false || ctx.mounts.length === 0) return async () => undefined;
     const services = [ctx.service.name, ...writersOf(ctx, ctx.mounts.map((selected) => selected.mount.source))];
-    const stoppage = await stopContainers(containersToStop(ctx.project, [...new Set(services)]), ctx.journal, ctx.config.stop_timeout_seconds);
-    ctx.stopped.push(...stoppage.stopped.map((container) => container.name));
-    ctx.downtimeSeconds = stoppage.downtimeSeconds;
-    return stoppage.release;
+    const stopped = await stopWithHelper(ctx, containersToStop(ctx.project, [...new Set(services)]), mountBinds(ctx.mounts));
+    helperAhead.set(ctx, stopped.session);
+    ctx.stopped.push(...stopped.stoppage.stopped.map((container) => container.name));
+    ctx.downtimeSeconds = stopped.stoppage.downtimeSeconds;
+    return stopped.release;
   },
 
-  capture(ctx) {
-    return captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, ctx.settings.stop === false);
+  async capture(ctx) {
+    const session = helperAhead.get(ctx);
+    return captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, ctx.settings.stop === false, session && (await session));
   },
 
   async restore(ctx, artifacts) {
@@ -129,7 +139,7 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
     const differences: string[] = [];
     const notes: string[] = [];
     if (!recorded) {
-      await withHelper(ctx.helperImage, ctx.project.name, ctx.mounts.map((selected, index) => `${selected.mount.source}:/v/${index}:ro`), async (helper) => {
+      await withHelper(ctx.helperImage, ctx.project.name, mountBinds(ctx.mounts), async (helper) => {
         for (const [index, selected] of ctx.mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, `/v/${index}`);
       });
       return { ok: true, facts: { volumes } };
@@ -179,14 +189,17 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
     log.info(`creating volume ${target.name} (it does not exist on this host)`);
     await createVolume({ name: target.name, driver: target.name === facts.name ? (facts.driver ?? "local") : "local", labels: target.labels, options: {} });
   }
-  const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
+  const beside = await besideFolder(target, toStop.map((container) => container.id));
+  const { stoppage, session, release } = await stopWithHelper(ctx, toStop, swapBinds(target.name, beside));
+  let swapped: Awaited<ReturnType<typeof extractInto>>;
   try {
     await failpoint("restore:stop");
     if (exists && ctx.rescue) await keepRescueCopy(ctx, { ...facts, name: target.name, kind: target.kind });
-    await extractInto(ctx.helperImage, ctx.project.name, target.name, path.join(ctx.runDir, artifact.path), artifact, ctx.journal);
+    swapped = await extractInto(await session, target.name, beside, path.join(ctx.runDir, artifact.path), artifact, ctx.journal);
   } finally {
-    await stoppage.release();
+    await release();
   }
+  await swapped.afterRestart(ctx.helperImage, ctx.project.name);
   return `restored ${what}${stoppage.stopped.length ? ` (stopped ${stoppage.stopped.map((c) => c.name).join(", ")} for ${stoppage.downtimeSeconds().toFixed(1)} s)` : ""}`;
 }
 
@@ -201,43 +214,4 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: VolumeFacts):
   const [artifact] = await captureMounts(ctx, ctx.project.name, [selected], dir, path.dirname(dir));
   rescue.add(ctx.serviceName, artifact);
   log.info(`kept a rescue copy of ${facts.name} in ${path.join(path.dirname(dir), artifact.path)}`);
-}
-
-/** Extracts into a staging directory of the volume, then swaps it in: a bad archive leaves the old content. */
-export async function extractInto(image: string, project: string, source: string, archive: string, expected?: Artifact, journal?: StopJournal): Promise<void> {
-  try {
-    await withHelper(image, project, [`${source}:/volume`], async (helper, pipe) => {
-      const staging = `/volume/${stagingName}`;
-      // The root's mtime changes when the staging directory comes and goes: put it back on failure
-      // (and journal it, so that recovery after a kill puts it back too).
-      const stat = await helper.run(["stat", "-c", "%Y", "/volume"]);
-      if (stat.exitCode !== 0) throw new Error(`cannot read ${source} for the restore: ${stat.stderr.trim()}`);
-      const rootMtime = stat.stdout.trim();
-      await journal?.addStaging(source, rootMtime);
-      const prepared = await helper.run(["sh", "-c", `rm -rf ${staging} && mkdir -m 700 ${staging}`]);
-      if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${source} for the restore: ${prepared.stderr.trim()}`);
-      try {
-        await failpoint("restore:extract");
-        const extraction = await extractArchive(helper, pipe, archive, staging, path.basename(archive), expected);
-        await failpoint("restore:swap");
-        const script = await writeScript(pipe!, "swap.sh", swapInStagedLines("/volume", stagingName, extraction));
-        const swapped = await helper.run(["sh", script]);
-        if (swapped.exitCode !== 0) throw new Error(`cannot swap the restored files into ${source}: ${swapped.stderr.trim()}`);
-      } catch (error) {
-        await helper.run(["sh", "-c", removeStagingCommand(rootMtime)]);
-        throw error;
-      }
-    });
-  } finally {
-    await journal?.removeStaging(source);
-  }
-}
-
-const removeStagingCommand = (rootMtime: string) => `rm -rf /volume/${stagingName} && touch -c -d @${Number(rootMtime)} /volume`;
-
-/** Removes the staging folder an interrupted restore left in a volume (journal recovery). */
-export function stagingCleaner(image: string, project: string): StagingCleaner {
-  return async ({ volume, rootMtime }) => {
-    await withHelper(image, project, [`${volume}:/volume`], (helper) => helper.run(["sh", "-c", removeStagingCommand(rootMtime)]));
-  };
 }
