@@ -3,6 +3,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { configureArchives } from "./archive/files.ts";
+import { removeAbandonedPipeDirs } from "./archive/tar-transfer.ts";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { checkEngine } from "./docker/engine.ts";
@@ -15,6 +16,7 @@ import { strategyKinds } from "./strategies/registry.ts";
 export async function main(task: () => Promise<number>): Promise<void> {
   try {
     await removeAbandonedDrillsQuietly();
+    await removeAbandonedPipeDirs();
     process.exitCode = await task();
     writeStats();
   } catch (error) {

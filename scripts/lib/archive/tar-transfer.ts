@@ -5,12 +5,13 @@
 // stream or through Docker's API (see DESIGN.md: 10x faster than the attach path).
 // Remote engine (DOCKER_HOST=tcp/ssh): the tar stream travels over an exec stream instead.
 import { closeSync, constants, createWriteStream, openSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { isLocalEngine } from "../docker/engine.ts";
+import { processIsGone, startTicksOf } from "../pipeline/lock.ts";
 import type { Helper } from "../docker/helper.ts";
 import { log, startProgress, formatBytes } from "../log.ts";
 import { run } from "../shell.ts";
@@ -25,11 +26,32 @@ export interface PipeDir {
   remove(): Promise<void>;
 }
 
+/** Pipe folders are named after their process (pid and start time), so leftovers can be told apart. */
+const pipeDirName = /^composure-pipe-(\d+)\.(\d+)-/;
+
 export async function createPipeDir(): Promise<PipeDir> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "composure-pipe-"));
+  const dir = await mkdtemp(path.join(os.tmpdir(), `composure-pipe-${process.pid}.${startTicksOf(process.pid)}-`));
   const fifo = path.join(dir, "stream");
   await run("mkfifo", ["-m", "600", fifo]);
   return { dir, fifo, bind: `${dir}:/pipe`, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Removes the pipe folders of composure processes that were killed (SIGKILL), releasing a zstd
+ * still waiting to open the FIFO (it then ends on an empty stream). Returns how many.
+ */
+export async function removeAbandonedPipeDirs(): Promise<number> {
+  const names = (await readdir(os.tmpdir()).catch(() => [] as string[])).filter((name) => {
+    const owner = pipeDirName.exec(name);
+    return owner && processIsGone({ host: os.hostname(), pid: Number(owner[1]), startTicks: owner[2] });
+  });
+  for (const name of names) {
+    const fifo = path.join(os.tmpdir(), name, "stream");
+    unblockFifoReader(fifo);
+    unblockFifoWriter(fifo);
+    await rm(path.join(os.tmpdir(), name), { recursive: true, force: true });
+  }
+  return names.length;
 }
 
 let transportAnnounced = false;
@@ -56,13 +78,14 @@ export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined
   if (pipe) {
     const compressing = writeCompressed(pipe.fifo, target, level, (count) => progress.add(count));
     compressing.catch(() => undefined); // awaited below, after tar: a disk-full error must not go unhandled meanwhile
-    const tar = await helper.run(tarArgs).catch((error: Error) => ({ exitCode: -1, stderr: error.message, stdout: "" }));
-    if (tar.exitCode !== 0) {
-      unblockFifoReader(pipe.fifo);
+    const tar = await helper.run(tarArgs).then((result) => ({ result }), (error: unknown) => ({ error }));
+    if ("error" in tar || tar.result.exitCode !== 0) {
+      await releaseUntilSettled(compressing, () => unblockFifoReader(pipe.fifo));
       const outcome = await compressing.then((written) => ({ written }), (error: unknown) => ({ error }));
       if ("error" in outcome) throw outcome.error; // e.g. ENOSPC: why tar's pipe broke
       await rm(outcome.written.file, { force: true });
-      throw new Error(`tar in the helper failed (exit ${tar.exitCode}): ${tar.stderr.trim()}`);
+      if ("error" in tar) throw tar.error; // the exec itself failed: e.g. the engine went away
+      throw new Error(`tar in the helper failed (exit ${tar.result.exitCode}): ${tar.result.stderr.trim()}`);
     }
     stored = await compressing;
   } else {
@@ -83,6 +106,19 @@ export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined
   }
   progress.done(`${formatBytes(stored.bytes)} stored`);
   return stored;
+}
+
+/**
+ * Releases the other end of the FIFO until `work` settles: a program that reaches open() only
+ * after a first release would otherwise wait there forever.
+ */
+async function releaseUntilSettled(work: Promise<unknown>, release: () => void): Promise<void> {
+  let settled = false;
+  work.then(() => (settled = true), () => (settled = true));
+  while (!settled) {
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** A FIFO reader blocked in open() (zstd) is released by a writer that opens and closes. */
@@ -129,20 +165,20 @@ export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, 
   source.stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
   const tarArgs = ["tar", "xf", pipe ? "/pipe/stream" : "-", "--numeric-owner", "-C", dir];
   if (pipe) {
-    // If tar stops early, our open() of the FIFO (or a write) would wait forever: release it.
-    const extracting = helper.run(tarArgs).then(
-      (tar) => {
-        if (tar.exitCode !== 0) unblockFifoWriter(pipe.fifo);
-        return tar;
-      },
-      (error: unknown) => {
-        unblockFifoWriter(pipe.fifo);
-        throw error;
-      },
-    );
     // A large buffer keeps reading zstd while a write to the FIFO waits for tar (the default 16 KiB
     // let every 64 KiB chunk wait for its write before the next was read).
     const feeding = pipeline(source.stream, inspector, createWriteStream(pipe.fifo, { highWaterMark: 4 << 20 }));
+    // If tar stops early, our open() of the FIFO (or a write) would wait forever: release it.
+    const extracting = helper.run(tarArgs).then(
+      async (tar) => {
+        if (tar.exitCode !== 0) await releaseUntilSettled(feeding, () => unblockFifoWriter(pipe.fifo));
+        return tar;
+      },
+      async (error: unknown) => {
+        await releaseUntilSettled(feeding, () => unblockFifoWriter(pipe.fifo));
+        throw error;
+      },
+    );
     const [tar, read, fed] = await Promise.allSettled([extracting, source.done, feeding]);
     // The most telling cause first: the stored file (checksum, decryption, decompression), then
     // an unsafe or broken entry, then tar itself; a broken pipe only echoes tar's failure.

@@ -5,7 +5,7 @@
 import { type Writable } from "node:stream";
 import { createPipeDir, type PipeDir } from "../archive/tar-transfer.ts";
 import { execCapture, execStreaming, type ExecOptions } from "./containers.ts";
-import { getEngine, isLocalEngine } from "./engine.ts";
+import { getEngine, isLocalEngine, retryWhileEngineUnavailable } from "./engine.ts";
 
 export const helperLabel = "composure.helper";
 
@@ -54,7 +54,8 @@ export async function startHelper(spec: HelperSpec): Promise<Helper> {
     stream: (argv, stdout, options) => execStreaming(container.id, argv, stdout, options),
     remove: async () => {
       liveHelpers.delete(container.id);
-      await container.remove({ force: true, v: false }).catch(() => undefined);
+      // a daemon restarting under us is waited for, like the service's restart: no helper is left behind
+      await retryWhileEngineUnavailable("remove the helper container", () => container.remove({ force: true, v: false })).catch(() => undefined);
     },
   };
 }

@@ -17,7 +17,7 @@ interface Holder {
   since: string;
 }
 
-function startTicksOf(pid: number): string {
+export function startTicksOf(pid: number): string {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "";

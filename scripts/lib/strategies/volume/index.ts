@@ -7,8 +7,8 @@ import type { Artifact } from "../../catalog/manifest.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
 import { captureDirectory } from "../../archive/tar-transfer.ts";
 import { artifactFields } from "../../archive/files.ts";
-import { runningUsersOfVolume } from "../../docker/containers.ts";
-import { helperLabel, openHelper, withHelper, type HelperSession } from "../../docker/helper.ts";
+import { runningUsersOfVolume, type ContainerInfo } from "../../docker/containers.ts";
+import { helperLabel, openHelper, withHelper, type Helper, type HelperSession } from "../../docker/helper.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { failpoint } from "../../pipeline/failpoint.ts";
@@ -18,17 +18,23 @@ import type { BackupContext, Release, RestoreContext, Strategy } from "../types.
 import type { VolumeFacts } from "../shared/service-data.ts";
 import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "./tree-facts.ts";
 import { besideFolder, extractInto, swapBinds } from "./swap.ts";
-import type { ContainerInfo } from "../../docker/containers.ts";
 import type { StopJournal } from "../../pipeline/journal.ts";
+import type { PipeDir } from "../../archive/tar-transfer.ts";
 
 /**
  * Archives each mount into `dir`; returns the artifacts with the volume facts restore needs and
  * the tree facts restore drills compare with (read alongside tar: no added downtime). `live`:
  * the service keeps writing meanwhile (hot mode), so the facts may not match the archive exactly.
  */
-export async function captureMounts(ctx: { helperImage: string; config: { compression: { level: number } } }, project: string, mounts: SelectedMount[], dir: string, runDir: string, live = false, session?: HelperSession): Promise<Artifact[]> {
-  if (!session) return withHelper(ctx.helperImage, project, mountBinds(mounts), (helper, pipe) => captureMounts(ctx, project, mounts, dir, runDir, live, { helper, pipe, close: async () => undefined }));
-  const { helper, pipe } = session;
+export async function captureMounts(ctx: CaptureSettings, project: string, mounts: SelectedMount[], dir: string, runDir: string, live = false, session?: HelperSession): Promise<Artifact[]> {
+  if (session) return archiveMounts(ctx, session.helper, session.pipe, mounts, dir, runDir, live);
+  return withHelper(ctx.helperImage, project, mountBinds(mounts), (helper, pipe) => archiveMounts(ctx, helper, pipe, mounts, dir, runDir, live));
+}
+
+type CaptureSettings = { helperImage: string; config: { compression: { level: number } } };
+
+/** captureMounts with a helper that has mountBinds(mounts). */
+async function archiveMounts(ctx: CaptureSettings, helper: Helper, pipe: PipeDir | undefined, mounts: SelectedMount[], dir: string, runDir: string, live: boolean): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
   for (const [index, selected] of mounts.entries()) {
     const file = path.join(dir, `${selected.archiveName}.tar.zst`);

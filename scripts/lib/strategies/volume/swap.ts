@@ -15,6 +15,8 @@ import { getEngine, isLocalEngine } from "../../docker/engine.ts";
 import { helperLabel, withHelper, type Helper } from "../../docker/helper.ts";
 import { inspectVolume } from "../../docker/volumes.ts";
 import { failpoint } from "../../pipeline/failpoint.ts";
+import { messageOf } from "../../errors.ts";
+import { log } from "../../log.ts";
 import type { Staging, StagingCleaner, StopJournal } from "../../pipeline/journal.ts";
 
 const insideStaging = ".composure-restore";
@@ -94,14 +96,21 @@ export function stagingCleaner(image: string, project: string): StagingCleaner {
   };
 }
 
-/** A container that deletes the replaced content (and older leftovers) and removes itself. */
+/**
+ * A container that deletes the replaced content (and leftovers of earlier restores) and removes
+ * itself. The restore is done by then: a failure here is a warning with the folder to delete.
+ */
 async function removeInBackground(image: string, project: string, beside: string, old: string): Promise<void> {
-  const container = await getEngine().createContainer({
-    Image: image,
-    Entrypoint: ["sh", "-c"],
-    Cmd: [`rm -rf /volroot/${old} /volroot/composure-old-*`],
-    Labels: { [cleanupLabel]: project },
-    HostConfig: { Binds: [`${beside}:/volroot`], AutoRemove: true, LogConfig: { Type: "none", Config: {} }, NetworkMode: "none" },
-  });
-  await container.start();
+  try {
+    const container = await getEngine().createContainer({
+      Image: image,
+      Entrypoint: ["sh", "-c"],
+      Cmd: [`rm -rf /volroot/${old} /volroot/composure-old-*`],
+      Labels: { [cleanupLabel]: project },
+      HostConfig: { Binds: [`${beside}:/volroot`], AutoRemove: true, LogConfig: { Type: "none", Config: {} }, NetworkMode: "none" },
+    });
+    await container.start();
+  } catch (error) {
+    log.warn(`could not start deleting the replaced content ${path.join(beside, old)}: ${messageOf(error)}; delete that folder by hand`);
+  }
 }
