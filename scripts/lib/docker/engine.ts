@@ -64,7 +64,9 @@ export async function retryWhileEngineUnavailable<T>(what: string, work: () => P
     try {
       return await work();
     } catch (error) {
-      if (!isEngineUnavailable(error) || Date.now() >= deadline) throw error;
+      // A daemon that was away answers 500 for a moment while it starts up (its network store is not open yet).
+      const comingBack = warned && (error as { statusCode?: number }).statusCode === 500;
+      if ((!isEngineUnavailable(error) && !comingBack) || Date.now() >= deadline) throw error;
       if (!warned) log.warn(`the Docker engine at ${engineAddress()} is not answering: retrying to ${what} for up to ${patienceMs / 1000} s`);
       warned = true;
       await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -4,7 +4,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { writeManifest, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
+import { writeManifest, type Artifact, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
 import { createRunDir, projectDir } from "../catalog/runs.ts";
 import type { Config } from "../config/schema.ts";
 import { execCapture } from "../docker/containers.ts";
@@ -115,13 +115,7 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     await runHook(planned, "pre");
     await failpoint("backup:prepare");
     const release = await state.cleanup.pushWhenReady(`release ${service.name}`, strategy.prepare(ctx));
-    try {
-      await failpoint("backup:capture");
-      record.artifacts = await strategy.capture(ctx);
-      await failpoint("backup:release");
-    } finally {
-      await release(); // downtime is the capture, nothing more
-    }
+    record.artifacts = await captureThenRelease(() => strategy.capture(ctx), release);
     await runHook(planned, "post");
     const bytes = record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
     log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${ctx.stopped.length ? `, down ${ctx.downtimeSeconds().toFixed(1)} s` : ", no downtime"}`);
@@ -140,6 +134,29 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
 }
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
+
+/**
+ * Captures, then releases (downtime is the capture, nothing more). When both fail, the capture's
+ * error stays first (it is why the run failed) and the failed restart is added to it.
+ */
+async function captureThenRelease(capture: () => Promise<Artifact[]>, release: () => Promise<void>): Promise<Artifact[]> {
+  let captured: { artifacts: Artifact[] } | { error: unknown };
+  try {
+    await failpoint("backup:capture");
+    captured = { artifacts: await capture() };
+    await failpoint("backup:release");
+  } catch (error) {
+    captured = { error };
+  }
+  try {
+    await release();
+  } catch (error) {
+    if ("error" in captured) throw new Error(`${describeEngineError(captured.error)}; restarting afterwards failed too: ${describeEngineError(error)}`);
+    throw error;
+  }
+  if ("error" in captured) throw captured.error;
+  return captured.artifacts;
+}
 
 /** composure.exec.pre / .post: an argv run in the service's first running container. */
 async function runHook(planned: PlannedService, which: "pre" | "post"): Promise<void> {

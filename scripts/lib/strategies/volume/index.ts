@@ -88,12 +88,13 @@ function writersOf(ctx: BackupContext<unknown>, sources: string[]): string[] {
 
 /**
  * Stops `containers` while a helper with `binds` starts, and hands back the release that starts
- * them again while the helper goes: neither adds downtime.
+ * them again while the helper goes: neither adds downtime. Returns once both are done; when the
+ * helper cannot start, the containers are started again and its error thrown.
  */
-async function stopWithHelper(ctx: { helperImage: string; project: { name: string }; journal: StopJournal; config: { stop_timeout_seconds: number } }, containers: ContainerInfo[], binds: string[]): Promise<{ stoppage: Stoppage; session: Promise<HelperSession>; release: Release }> {
-  const session = openHelper(ctx.helperImage, ctx.project.name, binds);
-  session.catch(() => undefined); // awaited by its user, or by close
-  const close = () => session.then((opened) => opened.close(), () => undefined);
+async function stopWithHelper(ctx: { helperImage: string; project: { name: string }; journal: StopJournal; config: { stop_timeout_seconds: number } }, containers: ContainerInfo[], binds: string[]): Promise<{ stoppage: Stoppage; session: HelperSession; release: Release }> {
+  const starting = openHelper(ctx.helperImage, ctx.project.name, binds);
+  starting.catch(() => undefined); // awaited below
+  const close = () => starting.then((opened) => opened.close(), () => undefined);
   const stoppage = await stopContainers(containers, ctx.journal, ctx.config.stop_timeout_seconds).catch(async (error: unknown) => {
     await close();
     throw error;
@@ -102,13 +103,17 @@ async function stopWithHelper(ctx: { helperImage: string; project: { name: strin
     const [restarted] = await Promise.allSettled([stoppage.release(), close()]);
     if (restarted.status === "rejected") throw restarted.reason;
   };
+  const session = await starting.catch(async (error: unknown) => {
+    await release();
+    throw error;
+  });
   return { stoppage, session, release };
 }
 
 const options = z.object({}).strict();
 
 /** The helper prepare started for a stop-mode capture (prepare's release removes it). */
-const helperAhead = new WeakMap<BackupContext<unknown>, Promise<HelperSession>>();
+const helperAhead = new WeakMap<BackupContext<unknown>, HelperSession>();
 
 export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   kind: "volume",
@@ -127,8 +132,7 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   },
 
   async capture(ctx) {
-    const session = helperAhead.get(ctx);
-    return captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, ctx.settings.stop === false, session && (await session));
+    return captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, ctx.settings.stop === false, helperAhead.get(ctx));
   },
 
   async restore(ctx, artifacts) {
@@ -201,7 +205,7 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
   try {
     await failpoint("restore:stop");
     if (exists && ctx.rescue) await keepRescueCopy(ctx, { ...facts, name: target.name, kind: target.kind });
-    swapped = await extractInto(await session, target.name, beside, path.join(ctx.runDir, artifact.path), artifact, ctx.journal);
+    swapped = await extractInto(session, target.name, beside, path.join(ctx.runDir, artifact.path), artifact, ctx.journal);
   } finally {
     await release();
   }
