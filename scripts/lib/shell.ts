@@ -7,8 +7,19 @@ export interface Spawned {
   done: Promise<void>;
 }
 
+/** Programs still running; killed when composure exits (on a signal, say) so that none is left waiting on a FIFO. */
+const running = new Set<ChildProcess>();
+let killOnExit = false;
+
 export function spawnChecked(command: string, args: string[], stdio: StdioOptions = ["ignore", "pipe", "pipe"], env?: NodeJS.ProcessEnv): Spawned {
   const child = spawn(command, args, { stdio, env: env ?? process.env });
+  running.add(child);
+  child.on("exit", () => running.delete(child));
+  child.on("error", () => running.delete(child));
+  if (!killOnExit) {
+    killOnExit = true;
+    process.on("exit", () => running.forEach((program) => program.kill("SIGKILL")));
+  }
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString("utf8")).slice(-4000);

@@ -33,7 +33,18 @@ export async function createPipeDir(): Promise<PipeDir> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `composure-pipe-${process.pid}.${startTicksOf(process.pid)}-`));
   const fifo = path.join(dir, "stream");
   await run("mkfifo", ["-m", "600", fifo]);
-  return { dir, fifo, bind: `${dir}:/pipe`, remove: () => rm(dir, { recursive: true, force: true }) };
+  return { dir, fifo, bind: `${dir}:/pipe`, remove: () => removePipeDir(dir) };
+}
+
+/**
+ * Releases whoever still waits to open the FIFO (a zstd whose tar never came: a run ended by a
+ * signal or an error before the transfer), then removes the folder.
+ */
+async function removePipeDir(dir: string): Promise<void> {
+  const fifo = path.join(dir, "stream");
+  unblockFifoReader(fifo);
+  unblockFifoWriter(fifo);
+  await rm(dir, { recursive: true, force: true });
 }
 
 /**
@@ -45,12 +56,7 @@ export async function removeAbandonedPipeDirs(): Promise<number> {
     const owner = pipeDirName.exec(name);
     return owner && processIsGone({ host: os.hostname(), pid: Number(owner[1]), startTicks: owner[2] });
   });
-  for (const name of names) {
-    const fifo = path.join(os.tmpdir(), name, "stream");
-    unblockFifoReader(fifo);
-    unblockFifoWriter(fifo);
-    await rm(path.join(os.tmpdir(), name), { recursive: true, force: true });
-  }
+  for (const name of names) await removePipeDir(path.join(os.tmpdir(), name));
   return names.length;
 }
 
