@@ -25,6 +25,24 @@ export interface HelperSpec {
   networkMode?: string;
 }
 
+/** No log (no second copy of a backup on the host's disk) and no network unless asked for. */
+const hostConfig = (spec: HelperSpec) => ({ Binds: spec.binds, LogConfig: { Type: "none", Config: {} }, NetworkMode: spec.networkMode ?? "none" });
+
+/**
+ * Starts a one-off helper that runs `script` (sh -c) on its own and removes itself when done,
+ * labelled `label` rather than as a helper: the next run's leftover removal must not stop it.
+ */
+export async function startDetached(spec: HelperSpec, script: string, label: string): Promise<void> {
+  const container = await getEngine().createContainer({
+    Image: spec.image,
+    Entrypoint: ["sh", "-c"],
+    Cmd: [script],
+    Labels: { [label]: spec.project },
+    HostConfig: { ...hostConfig(spec), AutoRemove: true },
+  });
+  await container.start();
+}
+
 /** Helpers of this process that are still running, removed on SIGINT/SIGTERM. */
 const liveHelpers = new Set<string>();
 
@@ -39,7 +57,7 @@ export async function startHelper(spec: HelperSpec): Promise<Helper> {
     Entrypoint: ["sleep"],
     Cmd: ["2147483647"],
     Labels: { [helperLabel]: spec.project },
-    HostConfig: { Binds: spec.binds, LogConfig: { Type: "none", Config: {} }, NetworkMode: spec.networkMode ?? "none" },
+    HostConfig: hostConfig(spec),
   });
   try {
     await container.start();

@@ -11,8 +11,8 @@ import path from "node:path";
 import { extractArchive, restoredMetadataLines, shellQuote, swapInStagedLines, writeScript, type Extraction, type PipeDir } from "../../archive/tar-transfer.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { runningUsersOfVolume } from "../../docker/containers.ts";
-import { getEngine, isLocalEngine } from "../../docker/engine.ts";
-import { helperLabel, withHelper, type Helper } from "../../docker/helper.ts";
+import { isLocalEngine } from "../../docker/engine.ts";
+import { helperLabel, startDetached, withHelper, type Helper } from "../../docker/helper.ts";
 import { inspectVolume } from "../../docker/volumes.ts";
 import { failpoint } from "../../pipeline/failpoint.ts";
 import { messageOf } from "../../errors.ts";
@@ -22,7 +22,7 @@ import type { Staging, StagingCleaner, StopJournal } from "../../pipeline/journa
 const insideStaging = ".composure-restore";
 const besideStaging = "composure-restore";
 /** Label of the containers deleting replaced content after a restore (not helpers: they finish on their own). */
-export const cleanupLabel = "composure.cleanup";
+const cleanupLabel = "composure.cleanup";
 
 /** Where a restore of `volume` stages: the host folder holding its _data (beside), or undefined (inside). */
 export async function besideFolder(volume: { name: string; kind: "volume" | "bind" }, stopping: string[]): Promise<string | undefined> {
@@ -91,8 +91,7 @@ function cleanupCommand(entry: Staging): string {
 /** Removes what an interrupted restore left in a volume (journal recovery). */
 export function stagingCleaner(image: string, project: string): StagingCleaner {
   return async (entry) => {
-    const binds = entry.beside ? [`${entry.beside}:/volroot`] : [`${entry.volume}:/volume`];
-    await withHelper(image, project, binds, (helper) => check(helper, ["sh", "-c", cleanupCommand(entry)], `cannot clean up the interrupted restore of ${entry.volume}`));
+    await withHelper(image, project, swapBinds(entry.volume, entry.beside), (helper) => check(helper, ["sh", "-c", cleanupCommand(entry)], `cannot clean up the interrupted restore of ${entry.volume}`));
   };
 }
 
@@ -102,14 +101,7 @@ export function stagingCleaner(image: string, project: string): StagingCleaner {
  */
 async function removeInBackground(image: string, project: string, beside: string, old: string): Promise<void> {
   try {
-    const container = await getEngine().createContainer({
-      Image: image,
-      Entrypoint: ["sh", "-c"],
-      Cmd: [`rm -rf /volroot/${old} /volroot/composure-old-*`],
-      Labels: { [cleanupLabel]: project },
-      HostConfig: { Binds: [`${beside}:/volroot`], AutoRemove: true, LogConfig: { Type: "none", Config: {} }, NetworkMode: "none" },
-    });
-    await container.start();
+    await startDetached({ image, project, binds: [`${beside}:/volroot`] }, `rm -rf /volroot/${old} /volroot/composure-old-*`, cleanupLabel);
   } catch (error) {
     log.warn(`could not start deleting the replaced content ${path.join(beside, old)}: ${messageOf(error)}; delete that folder by hand`);
   }
