@@ -14,10 +14,12 @@ import { log } from "./log.ts";
 import { strategyKinds } from "./strategies/registry.ts";
 
 export async function main(task: () => Promise<number>): Promise<void> {
+  // Beside the task, not before it: it only touches the scratch objects of drills whose process is gone.
+  const drills = removeAbandonedDrillsQuietly();
   try {
-    await removeAbandonedDrillsQuietly();
     await removeAbandonedPipeDirs();
     process.exitCode = await task();
+    await drills;
     writeStats();
   } catch (error) {
     if (error instanceof ConfigError || error instanceof UsageError) log.error(error.message);
@@ -28,7 +30,7 @@ export async function main(task: () => Promise<number>): Promise<void> {
 }
 
 /**
- * Whatever command runs, it first removes the scratch stacks of restore drills whose process was
+ * Whatever command runs, it also removes the scratch stacks of restore drills whose process was
  * killed (SIGKILL leaves no chance to clean up). No engine, or a slow one: nothing to do here.
  */
 async function removeAbandonedDrillsQuietly(): Promise<void> {
