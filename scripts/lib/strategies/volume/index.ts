@@ -18,6 +18,7 @@ import type { BackupContext, Release, RestoreContext, Strategy } from "../types.
 import type { VolumeFacts } from "../shared/service-data.ts";
 import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "./tree-facts.ts";
 import { besideFolder, extractInto, swapBinds } from "./swap.ts";
+import { prefetchSmallFiles } from "./prefetch.ts";
 import type { StopJournal } from "../../pipeline/journal.ts";
 import type { PipeDir } from "../../archive/tar-transfer.ts";
 
@@ -36,6 +37,7 @@ type CaptureSettings = { helperImage: string; config: { compression: { level: nu
 /** captureMounts with a helper that has mountBinds(mounts). */
 async function archiveMounts(ctx: CaptureSettings, helper: Helper, pipe: PipeDir | undefined, mounts: SelectedMount[], dir: string, runDir: string, live: boolean): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
+  prefetchSmallFiles(helper, mounts.map((_, index) => `/v/${index}`));
   for (const [index, selected] of mounts.entries()) {
     const file = path.join(dir, `${selected.archiveName}.tar.zst`);
     const facts = treeFacts(helper, `/v/${index}`);
