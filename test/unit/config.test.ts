@@ -31,7 +31,9 @@ describe("configuration", () => {
   test("an empty file gives the documented defaults", () => {
     const config = parseConfig(null, kinds);
     assert.equal(config.destination, "backups");
-    assert.equal(config.compression.level, 3);
+    assert.equal(config.compression.level, 2);
+    assert.equal(parseConfig({ compression: { algorithm: "gzip" } }, kinds).compression.level, 6);
+    assert.equal(parseConfig({ compression: { level: 5 } }, kinds).compression.level, 5);
     assert.equal(config.lock.timeout_seconds, 600);
   });
 

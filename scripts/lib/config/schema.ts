@@ -120,15 +120,24 @@ const retentionSchema = z
   })
   .strict();
 
+/**
+ * zstd 2 rather than zstd's own 3: in stop mode the service is down while zstd runs, and on two
+ * cores its CPU time is most of a capture. Measured on real data (system libraries, 698 MB):
+ * level 2 takes 26% less CPU than 3 for 4.9% more bytes (level 1: 38% less for 11.5% more).
+ * gzip keeps its usual 6.
+ */
+const defaultCompressionLevel = { zstd: 2, gzip: 6 } as const;
+
 export const configSchema = z
   .object({
     destination: z.string().min(1).default("backups"),
     projects: z.array(z.string().min(1)).optional(),
     helper_image: z.string().min(1).optional(),
     compression: z
-      .object({ algorithm: z.enum(["zstd", "gzip"]).default("zstd"), level: z.number().int().min(1).max(19).default(3) })
+      .object({ algorithm: z.enum(["zstd", "gzip"]).default("zstd"), level: z.number().int().min(1).max(19).optional() })
       .strict()
-      .default({}),
+      .default({})
+      .transform((compression) => ({ ...compression, level: compression.level ?? defaultCompressionLevel[compression.algorithm] })),
     encryption: encryptionSchema.optional(),
     remote: remoteSchema.optional(),
     retention: retentionSchema.default({}),
