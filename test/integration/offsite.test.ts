@@ -107,7 +107,9 @@ describe("off-site copies through rclone on a real WebDAV server", { timeout: 60
     const expected = await snapshotVolume(project.volume("data"));
     const backup = await composure("backup", env);
     assert.equal(backup.code, 0, backup.stderr);
-    const remoteFiles = filesUnder(path.join(server.dir, "store", project.name));
+    // This run only: the store also holds the earlier tests' runs, which are not encrypted.
+    const [runId] = readdirSync(path.join(destination, project.name)).filter((name) => /^\d{8}T/.test(name));
+    const remoteFiles = filesUnder(path.join(server.dir, "store", project.name, runId));
     assert.ok(remoteFiles.some((file) => file.endsWith(".tar.zst.age")), "archives are stored as age files");
     for (const file of [...remoteFiles, ...filesUnder(destination)]) {
       assert.ok(!readFileSync(file).includes(marker), `${file} holds the marker in clear`);
