@@ -37,19 +37,22 @@ type CaptureSettings = { helperImage: string; config: { compression: { level: nu
 /** captureMounts with a helper that has mountBinds(mounts). */
 async function archiveMounts(ctx: CaptureSettings, helper: Helper, pipe: PipeDir | undefined, mounts: SelectedMount[], dir: string, runDir: string, live: boolean): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
-  prefetchSmallFiles(helper, mounts.map((_, index) => `/v/${index}`));
+  prefetchSmallFiles(helper, mounts.map((_, index) => mountDir(index)));
   for (const [index, selected] of mounts.entries()) {
     const file = path.join(dir, `${selected.archiveName}.tar.zst`);
-    const facts = treeFacts(helper, `/v/${index}`);
+    const facts = treeFacts(helper, mountDir(index));
     facts.catch(() => undefined); // awaited below, after the capture
-    const stored = await captureDirectory(helper, pipe, `/v/${index}`, file, ctx.config.compression.level, `${selected.archiveName}`);
+    const stored = await captureDirectory(helper, pipe, mountDir(index), file, ctx.config.compression.level, `${selected.archiveName}`);
     artifacts.push({ ...artifactFields(runDir, stored), volume: await volumeFacts(selected), facts: { ...(await facts), ...(live ? { live } : {}) } });
   }
   return artifacts;
 }
 
-/** The mounts read-only at /v/<index> of a helper. */
-const mountBinds = (mounts: SelectedMount[]) => mounts.map((selected, index) => `${selected.mount.source}:/v/${index}:ro`);
+/** Where a helper sees mount number `index`. */
+const mountDir = (index: number) => `/v/${index}`;
+
+/** The mounts read-only at mountDir(index) of a helper. */
+const mountBinds = (mounts: SelectedMount[]) => mounts.map((selected, index) => `${selected.mount.source}:${mountDir(index)}:ro`);
 
 async function volumeFacts(selected: SelectedMount): Promise<VolumeFacts> {
   const { mount, archiveName, sharedWith } = selected;
@@ -152,7 +155,7 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
     const notes: string[] = [];
     if (!recorded) {
       await withHelper(ctx.helperImage, ctx.project.name, mountBinds(ctx.mounts), async (helper) => {
-        for (const [index, selected] of ctx.mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, `/v/${index}`);
+        for (const [index, selected] of ctx.mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, mountDir(index));
       });
       return { ok: true, facts: { volumes } };
     }
