@@ -70,7 +70,7 @@ describe("elasticsearch strategy: detection and options", () => {
 });
 
 describe("elasticsearch strategy: HTTP through curl", () => {
-  const container = (env: string[]): ContainerInfo => ({ id: "c1", name: "shop_search_1", image: "elasticsearch:8", labels: {}, running: true, startedAt: "", mounts: [], networkMode: "", links: [], env });
+  const container = (env: string[]): ContainerInfo => ({ id: "c1", name: "shop_search_1", image: "elasticsearch:8", labels: {}, running: true, startedAt: "", mounts: [], networkMode: "", links: [], env, addresses: [] });
 
   test("everything curl needs, credentials included, goes into the config it reads from stdin", () => {
     const config = curlConfig({ url: "http://localhost:9200/_snapshot/composure", method: "PUT", body: '{"settings":{"location":"/s/a\\"b"}}', user: "elastic", password: 'p"w\\d', timeoutSeconds: 60 });
@@ -99,7 +99,7 @@ describe("elasticsearch strategy: HTTP through curl", () => {
 
 describe("elasticsearch strategy: cluster checks", () => {
   const mount = (source: string, destination: string): MountInfo => ({ type: "volume", source, destination, readOnly: false });
-  const container = (name: string, mounts: MountInfo[]): ContainerInfo => ({ id: `${name}-id`, name: `shop_${name}_1`, image: "opensearchproject/opensearch:2", labels: {}, running: true, startedAt: "", mounts, networkMode: "", links: [], env: [] });
+  const container = (name: string, mounts: MountInfo[]): ContainerInfo => ({ id: `${name}-id`, name: `shop_${name}_1`, image: "opensearchproject/opensearch:2", labels: {}, running: true, startedAt: "", mounts, networkMode: "", links: [], env: [], addresses: [] });
   const service = (name: string, containers: ContainerInfo[]): ServiceInfo => ({ project: "shop", name, image: "opensearchproject/opensearch:2", labels: {}, containers, dependsOn: [] });
   const node = (id: string, pathRepo: string[], roles = ["cluster_manager", "data"]): NodeInfo => ({ id, name: id, roles, pathRepo });
   const defaults = elasticsearchOptions.parse({});

@@ -24,6 +24,8 @@ export interface ContainerInfo {
   /** Names of containers this one links to (legacy `links:`). */
   links: string[];
   env: string[];
+  /** Its IP addresses on its networks (how peers such as a Cassandra ring know it). */
+  addresses: string[];
 }
 
 export async function listContainerIds(labelFilters: string[]): Promise<string[]> {
@@ -57,6 +59,7 @@ export async function inspectContainer(id: string): Promise<ContainerInfo> {
     networkMode: info.HostConfig.NetworkMode ?? "",
     links: (info.HostConfig.Links ?? []).map((link: string) => link.split(":")[0].replace(/^\//, "")),
     env: info.Config.Env ?? [],
+    addresses: Object.values(info.NetworkSettings?.Networks ?? {}).flatMap((network) => [network.IPAddress, network.GlobalIPv6Address].filter((address): address is string => Boolean(address))),
   };
 }
 

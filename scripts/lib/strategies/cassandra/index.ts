@@ -1,8 +1,9 @@
 // The `cassandra` strategy: hot, cluster-wide `nodetool snapshot` backups (no node stops) and a
 // per-node restore with `nodetool import`. See README.md here for the operator's view.
 //
-// One cluster, one backup. A cluster spans services (the replicas of one service, or every service
-// labelled `composure.cassandra.cluster=<name>`), but the pipeline backs up one service at a time.
+// One cluster, one backup. A cluster spans services (the services whose nodes are in one ring, or
+// every service labelled `composure.cassandra.cluster=<name>`: see nodes.ts), but the pipeline
+// backs up one service at a time.
 // So the first member service the pipeline reaches in a run (by name: the pipeline goes in name
 // order) is the cluster's *capturer*: its prepare snapshots EVERY node with one tag, its capture
 // archives every node (`<service>-<n>.tar.zst`) plus `schema.cql`, and its Release clears the tag
@@ -22,7 +23,7 @@ import { StepError, messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
 import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
 import { imagePath, listOption, ToolMissingError } from "../shared/in-container.ts";
-import { clusterOf, NodesError, type Cluster } from "./nodes.ts";
+import { discoverCluster, NodesError, type Cluster } from "./nodes.ts";
 import { probeCassandra } from "./probe.ts";
 import { restoreCluster, schemaFactsOf } from "./restore.ts";
 import { captureSnapshot, clearStaleTags, takeSnapshot, type Snapshot } from "./snapshot.ts";
@@ -69,11 +70,12 @@ interface ClusterRun {
 const runs = new Map<string, ClusterRun>();
 const runKey = (runDir: string, cluster: string) => `${runDir}\u0000${cluster}`;
 
+/** The cluster backup of this run that the service is part of (found by an earlier member), if any. */
 function memberOf(ctx: BackupContext<CassandraOptions>): { run: ClusterRun; member: boolean } | undefined {
-  const cluster = clusterOf(ctx.config, ctx.project, ctx.service);
-  const run = runs.get(runKey(ctx.runDir, cluster.name));
-  if (!run) return undefined;
-  return { run, member: run.capturer !== ctx.service.name };
+  for (const [key, run] of runs) {
+    if (key.startsWith(`${ctx.runDir}\u0000`) && run.cluster.services.includes(ctx.service.name)) return { run, member: run.capturer !== ctx.service.name };
+  }
+  return undefined;
 }
 
 function failMember(ctx: BackupContext<CassandraOptions>, run: ClusterRun): never {
@@ -81,10 +83,24 @@ function failMember(ctx: BackupContext<CassandraOptions>, run: ClusterRun): neve
 }
 
 // ---------------------------------------------------------------------------------------------
-// Restore: which `make restore` already restored which cluster
+// Restore: which `make restore` already restored which cluster, and how it went
 
-const restored = new Set<string>();
+/** runDir + capturer + dry run -> the error of that cluster's restore, or undefined when it worked. */
+const restored = new Map<string, string | undefined>();
 const restoredKey = (runDir: string, capturer: string, dryRun: boolean) => `${runDir}\u0000${capturer}\u0000${dryRun}`;
+
+/** Restores the cluster from the capturer's artifacts once per `make restore`, remembering how it went for the other members. */
+async function restoreOnce(ctx: RestoreContext<CassandraOptions>, capturer: string, artifacts: Artifact[]): Promise<string[]> {
+  const key = restoredKey(ctx.runDir, capturer, ctx.dryRun);
+  try {
+    const lines = await restoreCluster(ctx, artifacts);
+    restored.set(key, undefined);
+    return lines;
+  } catch (error) {
+    restored.set(key, messageOf(error));
+    throw error;
+  }
+}
 
 /** The record of the service that captured this member's cluster in the same run. */
 async function capturerRecord(ctx: RestoreContext<unknown>): Promise<{ name: string; artifacts: Artifact[] }> {
@@ -118,10 +134,16 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
       log.info(`${ctx.service.name}: part of cassandra cluster ${known.run.cluster.name}, captured with ${known.run.capturer}`);
       return async () => undefined;
     }
-    const cluster = clusterOf(ctx.config, ctx.project, ctx.service);
+    let cluster: Cluster;
+    try {
+      cluster = await discoverCluster(ctx.config, ctx.project, ctx.service);
+    } catch (error) {
+      throw asStepError("prepare", ctx.service.name, error);
+    }
+    if (cluster.services.length > 1) log.info(`${ctx.service.name}: cassandra cluster ${cluster.name}: services ${cluster.services.join(", ")} (${cluster.foundBy === "ring" ? "found in one ring" : "by the cluster label"}), captured together by ${ctx.service.name}`);
     const run: ClusterRun = { capturer: ctx.service.name, cluster, staleTags: [] };
     runs.set(runKey(ctx.runDir, cluster.name), run);
-    ctx.facts = { cassandraCluster: cluster.name, nodes: cluster.nodes.map((node) => node.key), services: cluster.services };
+    ctx.facts = { cassandraCluster: cluster.name, capturedWith: ctx.service.name, nodes: cluster.nodes.map((node) => node.key), services: cluster.services, foundBy: cluster.foundBy };
     // The tag names the run: the same on every node, and recognisable if a killed run leaves it.
     const tag = `composure-${path.basename(ctx.runDir)}`;
     try {
@@ -167,19 +189,19 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
       if (schemaFactsOf(ctx.record.artifacts)) {
         // The capturer: its artifacts are the whole cluster's.
         if (artifacts.length === 0) return [];
-        const lines = await restoreCluster(ctx, artifacts);
-        restored.add(restoredKey(ctx.runDir, ctx.record.name, ctx.dryRun));
-        return lines;
+        return await restoreOnce(ctx, ctx.record.name, artifacts);
       }
       const capturer = await capturerRecord(ctx);
-      if (restored.has(restoredKey(ctx.runDir, capturer.name, ctx.dryRun))) {
+      const key = restoredKey(ctx.runDir, capturer.name, ctx.dryRun);
+      if (restored.has(key)) {
+        const error = restored.get(key);
+        if (error !== undefined) throw new Error(`not restored: it is part of the cassandra cluster restored with ${capturer.name}, whose restore failed (see there)`);
         return [`${ctx.dryRun ? "would be restored" : "restored"} with ${capturer.name} (one backup of the whole cassandra cluster)`];
       }
       const selected = capturer.artifacts.filter((artifact) => selectedBy(artifact, ctx.volume));
       if (selected.length === 0) return [];
       if (!ctx.dryRun) log.info(`${ctx.serviceName}: captured with ${capturer.name}: restoring the whole cassandra cluster`);
-      const lines = await restoreCluster(ctx, selected);
-      restored.add(restoredKey(ctx.runDir, capturer.name, ctx.dryRun));
+      const lines = await restoreOnce(ctx, capturer.name, selected);
       return [`captured with ${capturer.name}: the whole cluster is restored`, ...lines];
     } catch (error) {
       throw asStepError("restore", ctx.serviceName, error);

@@ -1,7 +1,10 @@
 // The nodes of a Cassandra cluster in a Compose project, and running nodetool and cqlsh on them.
 //
-// A cluster is either the (scaled) containers of one service, or every service that carries the
-// same `composure.cassandra.cluster=<name>` (label or composure.yml option). Nodes are ordered by
+// A cluster is found, not configured: the services whose containers are in one ring (the
+// addresses a node lists in system.local and system.peers) form one cluster, so two services
+// `cassandra-node1` and `cassandra-node2` seeding each other are snapshotted, captured and
+// restored together without any label. The `composure.cassandra.cluster=<name>` label (or
+// option) overrides the discovery and joins clusters that span projects. Nodes are ordered by
 // service name, then container number, and are named `<service>-<number>`: the same name on
 // Compose v1 and v2 (container names differ), so a restore finds the node that owned the files.
 import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
@@ -24,11 +27,15 @@ export interface CassandraNode {
 }
 
 export interface Cluster {
-  /** The cluster option, or the service's name for a cluster of one service's replicas. */
+  /** The cluster option; else the member services joined by '+' (one service: its name). */
   name: string;
   /** Member services, by name. */
   services: string[];
   nodes: CassandraNode[];
+  /** How the members were found: the option/label, or the ring the service's nodes are in. */
+  foundBy: "label" | "ring";
+  /** The addresses the ring knows its nodes by (empty when no node of the service runs). */
+  ringAddresses: string[];
 }
 
 /** The cluster option of a service: composure.yml wins over the label, as for every option. */
@@ -38,20 +45,53 @@ function clusterOption(config: Config, service: ServiceInfo): string | undefined
   return service.labels[clusterLabel]?.trim() || undefined;
 }
 
-export function clusterOf(config: Config, project: ProjectInfo, service: ServiceInfo): Cluster {
+function nodesOf(members: ServiceInfo[]): CassandraNode[] {
+  return [...members]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((member) =>
+      member.containers
+        .filter((container) => container.labels[oneoffLabel] !== "True")
+        .map((container) => {
+          const number = Number(container.labels[numberLabel] ?? 1);
+          return { key: `${member.name}-${number}`, service: member.name, number, container };
+        }),
+    );
+}
+
+function clusterOfMembers(name: string | undefined, members: ServiceInfo[], foundBy: Cluster["foundBy"], ring: Set<string>): Cluster {
+  const services = members.map((member) => member.name).sort((a, b) => a.localeCompare(b));
+  return { name: name ?? services.join("+"), services, nodes: nodesOf(members), foundBy, ringAddresses: [...ring].sort() };
+}
+
+/**
+ * The cluster of a service: every service with the same cluster option; without one, every
+ * service of the project with a container in the ring of the service's running node (a service
+ * with no running node is a cluster of its own: the backup then names the node that is down).
+ */
+export async function discoverCluster(config: Config, project: ProjectInfo, service: ServiceInfo): Promise<Cluster> {
+  const running = service.containers.find((container) => container.running && container.labels[oneoffLabel] !== "True");
+  const ring = running ? await ringAddresses({ key: service.name, service: service.name, number: 0, container: running }) : new Set<string>();
   const name = clusterOption(config, service);
-  const members = name ? project.services.filter((candidate) => clusterOption(config, candidate) === name) : [service];
-  if (!members.some((member) => member.name === service.name)) members.push(service);
-  members.sort((a, b) => a.name.localeCompare(b.name));
-  const nodes = members.flatMap((member) =>
-    member.containers
-      .filter((container) => container.labels[oneoffLabel] !== "True")
-      .map((container) => {
-        const number = Number(container.labels[numberLabel] ?? 1);
-        return { key: `${member.name}-${number}`, service: member.name, number, container };
-      }),
-  );
-  return { name: name ?? service.name, services: members.map((member) => member.name), nodes };
+  if (name) {
+    const members = project.services.filter((candidate) => candidate.name === service.name || clusterOption(config, candidate) === name);
+    return clusterOfMembers(name, members, "label", ring);
+  }
+  const inRing = (candidate: ServiceInfo) => !clusterOption(config, candidate) && candidate.containers.some((container) => container.addresses.some((address) => ring.has(address)));
+  const members = project.services.filter((candidate) => candidate.name === service.name || inRing(candidate));
+  return clusterOfMembers(undefined, members, "ring", ring);
+}
+
+/** The addresses the ring knows the node by (the bulk loader must reach it there, not on 127.0.0.1). */
+export function ringAddressesOf(cluster: Cluster, node: CassandraNode): string[] {
+  const known = node.container.addresses.filter((address) => cluster.ringAddresses.includes(address));
+  return known.length ? known : node.container.addresses;
+}
+
+/** Every address of the node's ring: its own (broadcast and listen) and its peers', up or down. */
+async function ringAddresses(node: CassandraNode): Promise<Set<string>> {
+  const result = await cqlsh(node, "SELECT JSON broadcast_address, listen_address FROM system.local;\nSELECT JSON peer FROM system.peers;\n", { strict: true });
+  const addresses = jsonRows(result.stdout).flatMap((row) => [row.broadcast_address, row.listen_address, row.peer]);
+  return new Set(addresses.filter((address): address is string => typeof address === "string" && address !== ""));
 }
 
 export const describeNode = (node: CassandraNode) => `node ${node.key} (container ${node.container.name})`;
@@ -109,6 +149,23 @@ export async function nodetool(node: CassandraNode, args: string[], timeoutMs = 
   }
   if (result.exitCode !== 0) throw new Error(`nodetool ${args[0]} on ${describeNode(node)} failed: ${nodetoolMessage(result)}`);
   return result.stdout;
+}
+
+/**
+ * `sstableloader` inside the node, on one `<keyspace>/<table>` directory: the bulk loader reads the
+ * ring through the contact points' CQL port and streams each partition to the nodes that own it
+ * now. The contact points are the node's ring addresses: through 127.0.0.1 the loader would
+ * also stream to 127.0.0.1, where no node listens for streaming.
+ */
+export async function sstableloader(node: CassandraNode, contactPoints: string[], dir: string, timeoutMs = 3_600_000): Promise<void> {
+  let result: ToolResult;
+  try {
+    result = await runTool(node.container, ["sstableloader", "--no-progress", "-d", contactPoints.join(","), dir], { timeoutMs });
+  } catch (error) {
+    if (error instanceof ToolMissingError) throw new ToolMissingError("sstableloader", `${node.container.image} (${describeNode(node)})`);
+    throw new Error(`sstableloader on ${describeNode(node)} failed: ${messageOf(error)}`);
+  }
+  if (result.exitCode !== 0) throw new Error(`sstableloader of ${dir} on ${describeNode(node)} failed: ${nodetoolMessage(result)}`);
 }
 
 export interface CqlResult {

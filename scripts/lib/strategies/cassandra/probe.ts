@@ -4,7 +4,7 @@
 import type { Artifact } from "../../catalog/manifest.ts";
 import { formatCount } from "../shared/in-container.ts";
 import type { BackupContext, ProbeResult } from "../types.ts";
-import { clusterOf, nodetool, onEveryNode, requireRunning, type CassandraNode } from "./nodes.ts";
+import { discoverCluster, nodetool, onEveryNode, requireRunning, type CassandraNode } from "./nodes.ts";
 import { schemaFactsOf } from "./restore.ts";
 import { countRows } from "./snapshot.ts";
 
@@ -15,7 +15,7 @@ async function nodesNotUp(node: CassandraNode): Promise<string[]> {
 }
 
 export async function probeCassandra(ctx: BackupContext<unknown>, recorded?: Artifact[]): Promise<ProbeResult> {
-  const cluster = clusterOf(ctx.config, ctx.project, ctx.service);
+  const cluster = await discoverCluster(ctx.config, ctx.project, ctx.service);
   const nodes = await onEveryNode(cluster.nodes, requireRunning);
   const notUp = (await onEveryNode(nodes, nodesNotUp)).flat();
   const facts: Record<string, unknown> = { cluster: cluster.name, nodes: nodes.map((node) => node.key) };
