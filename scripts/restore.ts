@@ -2,7 +2,8 @@
 import { flag, loadSettings, main, prepareEngine, projectsToUse } from "./lib/cli.ts";
 import { ExitCode, UsageError } from "./lib/errors.ts";
 import { fetchRemoteRun, requireRemote } from "./lib/pipeline/offsite.ts";
-import { runRestore } from "./lib/pipeline/restore.ts";
+import { log } from "./lib/log.ts";
+import { runRestore, type RestoreOutcome } from "./lib/pipeline/restore.ts";
 
 await main(async () => {
   const config = loadSettings();
@@ -14,7 +15,7 @@ await main(async () => {
   let run = process.env.RUN || "latest";
   if (process.env.FROM === "remote") run = await fetchRemoteRun(config, requireRemote(config), projects[0], run);
   else if (process.env.FROM && process.env.FROM !== "local") throw new UsageError(`FROM must be local or remote, not "${process.env.FROM}"`);
-  const lines = await runRestore(config, helperImage, {
+  const outcome = await runRestore(config, helperImage, {
     project: projects[0],
     into,
     run,
@@ -26,6 +27,12 @@ await main(async () => {
     interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
     conflict: process.env.CONFLICT || undefined,
   });
-  if (flag("DRY_RUN")) for (const line of lines) process.stdout.write(`${line}\n`);
-  return ExitCode.ok;
+  if (flag("DRY_RUN")) printPreview(outcome);
+  return outcome.failed.length ? ExitCode.failed : ExitCode.ok;
 });
+
+/** What a restore would do, on stdout; the services whose preview failed are named on stderr (their errors are logged above). */
+function printPreview(outcome: RestoreOutcome): void {
+  for (const service of outcome.services) for (const line of service.lines) process.stdout.write(`${service.name}: ${line}\n`);
+  if (outcome.failed.length) log.error(`dry run of run ${outcome.runId}: the preview of ${outcome.failed.join(", ")} failed (see above); a restore would not restore ${outcome.failed.length > 1 ? "them" : "it"}`);
+}

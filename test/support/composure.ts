@@ -205,3 +205,26 @@ export async function takeTurn(name: string, timeoutMs = 1_500_000): Promise<() 
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }
+
+/** A log line without the timestamp and level a non-TTY run puts before it. */
+const withoutLogPrefix = (line: string) => line.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ (?:info |warn |error) /, "");
+
+/**
+ * The summary table a real `make restore` ends with, read from its stderr: the headline and one
+ * row per service, keyed by column title (SERVICE, STRATEGY, RESULT, TIME, WHAT IT DID), in order.
+ */
+export function restoreSummary(stderr: string): { headline: string; rows: Record<string, string>[] } {
+  const lines = stderr.split("\n").map(withoutLogPrefix);
+  const starts = lines.map((line, index) => (line.startsWith("restore of run ") && lines[index + 1]?.startsWith("  SERVICE ") ? index : -1));
+  const start = Math.max(...starts);
+  if (start < 0) throw new Error(`no restore summary in:\n${stderr}`);
+  const header = lines[start + 1];
+  const titles = header.trim().split(/ {2,}/);
+  const columns = titles.map((title) => header.indexOf(title));
+  const rows: Record<string, string>[] = [];
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith("  ")) break;
+    rows.push(Object.fromEntries(titles.map((title, column) => [title, line.slice(columns[column], columns[column + 1]).trim()])));
+  }
+  return { headline: lines[start], rows };
+}

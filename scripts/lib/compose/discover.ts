@@ -95,3 +95,40 @@ export function dependentsFirst(project: ProjectInfo, names: string[]): string[]
   for (const name of names) visit(name, new Set());
   return ordered;
 }
+
+/**
+ * `names` in the order a restore brings them back: each after the services it needs, directly or
+ * through services not in `names` (the database before the app that uses it), so a service that
+ * starts again after its restore finds its dependencies restored already. Among services free to
+ * go, name order; a dependency cycle is broken at its first name. Names the project has no
+ * containers for (a fresh host before `up`) have no known dependencies: last, in name order.
+ */
+export function dependenciesFirst(project: ProjectInfo, names: string[]): string[] {
+  const byName = (a: string, b: string) => a.localeCompare(b);
+  const known = new Set(project.services.map((service) => service.name));
+  const present = [...new Set(names)].filter((name) => known.has(name)).sort(byName);
+  const absent = [...new Set(names)].filter((name) => !known.has(name)).sort(byName);
+  const needs = new Map(present.map((name) => [name, [...requirementsOf(project, name)].filter((other) => present.includes(other))]));
+  const ordered: string[] = [];
+  while (ordered.length < present.length) {
+    const left = present.filter((name) => !ordered.includes(name));
+    const ready = left.find((name) => needs.get(name)!.every((other) => ordered.includes(other)));
+    ordered.push(ready ?? left[0]);
+  }
+  return [...ordered, ...absent];
+}
+
+/** Every service `name` needs, transitively; cycles end where they began. */
+function requirementsOf(project: ProjectInfo, name: string): Set<string> {
+  const found = new Set<string>();
+  const visit = (current: string) => {
+    for (const dependency of project.services.find((service) => service.name === current)?.dependsOn ?? []) {
+      if (found.has(dependency)) continue;
+      found.add(dependency);
+      visit(dependency);
+    }
+  };
+  visit(name);
+  found.delete(name);
+  return found;
+}

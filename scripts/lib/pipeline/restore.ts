@@ -1,24 +1,26 @@
 // make restore: pick the run, show what will be stopped and replaced, ask (or require FORCE=1
-// without a TTY), then restore each chosen service with its strategy, keeping a rescue run of
-// the data being replaced so a mistaken restore can itself be undone.
+// without a TTY), then restore each chosen service with its strategy, dependencies first, keeping
+// a rescue run of the data being replaced so a mistaken restore can itself be undone. One
+// service's failure is its own: the others are still restored, and the summary says which failed.
 import os from "node:os";
 import path from "node:path";
 import { mkdir } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import { writeManifest, type Artifact, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
 import { createRunDir, findRun, projectDir } from "../catalog/runs.ts";
-import { discoverProject, type ProjectInfo } from "../compose/discover.ts";
+import { dependenciesFirst, discoverProject, type ProjectInfo } from "../compose/discover.ts";
 import { didYouMean } from "../config/did-you-mean.ts";
 import { resolveServiceSettings } from "../config/load.ts";
 import type { Config, ServiceSettings } from "../config/schema.ts";
 import { removeLeftoverHelpers } from "../docker/helper.ts";
-import { RefusedError, UsageError } from "../errors.ts";
+import { ExitCode, exitCodeOf, RefusedError, UsageError } from "../errors.ts";
 import { log } from "../log.ts";
 import { detectStrategy, getStrategy, strategyKinds } from "../strategies/registry.ts";
 import { stagingCleaner } from "../strategies/volume/swap.ts";
 import type { RescueSink, RestoreContext } from "../strategies/types.ts";
 import { StopJournal } from "./journal.ts";
 import { acquireLock } from "./lock.ts";
+import { failureOf, summaryLines, type ServiceResult } from "./restore-report.ts";
 
 export interface RestoreRequest {
   project: string;
@@ -35,14 +37,46 @@ export interface RestoreRequest {
   conflict?: string;
 }
 
-export async function runRestore(config: Config, helperImage: string, request: RestoreRequest): Promise<string[]> {
+/** Per service in restore order: what was done (or, with DRY_RUN=1, would be done), or why not. */
+export interface RestoreOutcome {
+  runId: string;
+  services: ServiceResult[];
+  /** The services that failed: a restore with any of them exits 1. */
+  failed: string[];
+}
+
+/** The run, the services in restore order, and how each service's restore context is made. */
+interface RestorePlan {
+  manifest: Manifest;
+  target: string;
+  project: ProjectInfo;
+  records: ServiceRecord[];
+  journal: StopJournal;
+  contextFor: (record: ServiceRecord, dryRun: boolean, rescue?: RescueSink) => RestoreContext<unknown>;
+}
+
+/**
+ * Every chosen service is restored even when an earlier one failed (each failure is logged with
+ * what to do next); a real restore ends with a summary table. The preview always runs first: it
+ * is the plan a person confirms, so a service whose preview fails is left out of the real restore.
+ */
+export async function runRestore(config: Config, helperImage: string, request: RestoreRequest): Promise<RestoreOutcome> {
+  const plan = await planRestore(config, helperImage, request);
+  const preview = await restoreAll(plan, request, (record) => plan.contextFor(record, true, request.rescue ? noRescue : undefined));
+  if (request.dryRun) return outcomeOf(plan.manifest.runId, preview);
+  await confirm(plan.manifest, preview, request);
+  return restoreLocked(config, helperImage, request, plan, preview);
+}
+
+async function planRestore(config: Config, helperImage: string, request: RestoreRequest): Promise<RestorePlan> {
   const { manifest, dir } = await findRun(config.destination, request.project, request.run, request.service);
-  const records = chooseServices(manifest, request);
   const target = request.into ?? request.project;
   const project = await discoverProject(target);
-  if (target !== request.project) requireTargetServices(project, records, request.project);
+  const chosen = chooseServices(manifest, request);
+  if (target !== request.project) requireTargetServices(project, chosen, request.project);
+  const records = dependenciesFirst(project, chosen.map((record) => record.name)).map((name) => chosen.find((record) => record.name === name)!);
   const journal = new StopJournal(projectDir(config.destination, target));
-  const contextFor = (record: ServiceRecord, dryRun: boolean, rescue?: RescueSink): RestoreContext<unknown> => ({
+  const contextFor: RestorePlan["contextFor"] = (record, dryRun, rescue) => ({
     config,
     project,
     sourceProject: request.project,
@@ -58,24 +92,28 @@ export async function runRestore(config: Config, helperImage: string, request: R
     dryRun,
     conflict: request.conflict,
   });
-  const preview = await restoreAll(records, request, (record) => contextFor(record, true, request.rescue ? noRescue : undefined));
-  if (request.dryRun) return preview;
-  await confirm(manifest, preview, request);
+  return { manifest, target, project, records, journal, contextFor };
+}
+
+async function restoreLocked(config: Config, helperImage: string, request: RestoreRequest, plan: RestorePlan, preview: ServiceResult[]): Promise<RestoreOutcome> {
+  const { manifest, target } = plan;
   const unlock = await acquireLock(projectDir(config.destination, target), "restore", config.lock.timeout_seconds);
   try {
-    await journal.recover(stagingCleaner(helperImage, target));
+    await plan.journal.recover(stagingCleaner(helperImage, target));
     await removeLeftoverHelpers(target);
-    const rescue = request.rescue ? createRescueSink(config, project, manifest) : undefined;
-    const done = await restoreAll(records, request, (record) => contextFor(record, false, rescue?.sink));
-    if (rescue) {
-      const sealed = await rescue.seal();
-      for (const line of sealed) log.info(line);
-      done.push(...sealed);
-    }
-    return done;
+    const rescue = request.rescue ? createRescueSink(config, plan.project, manifest) : undefined;
+    const done = await restoreAll(plan, request, (record) => plan.contextFor(record, false, rescue?.sink), preview);
+    // restoreAll never throws for one service: the rescue copies taken before a failure stay restorable.
+    for (const line of (await rescue?.seal()) ?? []) log.info(line);
+    for (const line of summaryLines(manifest.runId, target, done)) log.info(line);
+    return outcomeOf(manifest.runId, done);
   } finally {
     await unlock();
   }
+}
+
+function outcomeOf(runId: string, services: ServiceResult[]): RestoreOutcome {
+  return { runId, services, failed: services.filter((result) => result.result === "failed").map((result) => result.name) };
 }
 
 /**
@@ -130,21 +168,74 @@ export function matchesVolume(artifact: Artifact, volume: string): boolean {
   return artifact.volume?.name === volume || artifact.volume?.composeName === volume || artifact.facts?.database === volume || (Array.isArray(indices) && indices.includes(volume)) || (Array.isArray(selectors) && selectors.includes(volume));
 }
 
-async function restoreAll(records: ServiceRecord[], request: RestoreRequest, contextFor: (record: ServiceRecord) => RestoreContext<unknown>): Promise<string[]> {
-  const lines: string[] = [];
-  for (const record of records) {
-    const artifacts = record.artifacts.filter((artifact) => !request.volume || matchesVolume(artifact, request.volume));
-    const strategy = getStrategy(record.strategy);
-    const done = await strategy.restore(contextFor(record), artifacts);
-    lines.push(...done.map((line) => `${record.name}: ${line}`));
-    if (!contextFor(record).dryRun) for (const line of done) log.info(`${record.name}: ${line}`);
+/**
+ * Restores (or previews) each service in turn, each failure contained to its service. A service
+ * whose preview failed is not restored: the plan that was confirmed did not include it.
+ */
+async function restoreAll(plan: RestorePlan, request: RestoreRequest, contextFor: (record: ServiceRecord) => RestoreContext<unknown>, preview?: ServiceResult[]): Promise<ServiceResult[]> {
+  const phase: Phase = preview ? "restore" : request.dryRun ? "dry-run" : "plan";
+  const results: ServiceResult[] = [];
+  for (const record of plan.records) {
+    const previewed = preview?.find((result) => result.name === record.name);
+    const skipped = previewed?.result === "failed";
+    const retry = retryCommand(request, plan.manifest.runId, record.name);
+    const result = skipped ? { ...previewed, seconds: 0 } : await restoreService(record, request, () => contextFor(record), retry);
+    report(result, phase, skipped);
+    results.push(result);
   }
-  return lines;
+  return results;
 }
 
-async function confirm(manifest: Manifest, preview: string[], request: RestoreRequest): Promise<void> {
+/** dry-run: DRY_RUN=1; plan: the preview a real restore shows for confirmation; restore: the real thing. */
+type Phase = "dry-run" | "plan" | "restore";
+
+/**
+ * One service's restore; what goes wrong (its settings included) is its failure alone, except a
+ * bad argument (CONFLICT=): that is the whole command's, exit 2, thrown by the preview before
+ * anything is touched.
+ */
+async function restoreService(record: ServiceRecord, request: RestoreRequest, contextFor: () => RestoreContext<unknown>, retry: string): Promise<ServiceResult> {
+  const started = performance.now();
+  const seconds = () => Math.round(performance.now() - started) / 1000;
+  const artifacts = record.artifacts.filter((artifact) => !request.volume || matchesVolume(artifact, request.volume));
+  const result = { name: record.name, strategy: record.strategy };
+  try {
+    const ctx = contextFor();
+    const lines = await getStrategy(record.strategy).restore(ctx, artifacts);
+    return { ...result, result: ctx.dryRun ? "dry-run" : "ok", lines, seconds: seconds() };
+  } catch (error) {
+    if (exitCodeOf(error) !== ExitCode.failed) throw error;
+    return { ...result, result: "failed", lines: [], ...failureOf(error, retry), seconds: seconds() };
+  }
+}
+
+/**
+ * Logs a result as it comes. Preview lines are not logged (DRY_RUN=1 prints them on stdout, a real
+ * restore shows them for confirmation); the plan's failures are logged in their turn of the
+ * real restore, so each failure is told once.
+ */
+function report(result: ServiceResult, phase: Phase, skipped: boolean): void {
+  if (phase === "plan") return;
+  if (result.result !== "failed") {
+    if (phase === "restore") for (const line of result.lines) log.info(`${result.name}: ${line}`);
+    return;
+  }
+  const what = phase === "dry-run" ? "preview failed" : skipped ? "not restored, its preview failed" : "restore failed";
+  log.error(`${result.name}: ${what}: ${result.error}`);
+  log.error(`${result.name}: ${result.next}`);
+}
+
+/** The command that repeats this restore for one service (the run is local by then, even FROM=remote). */
+function retryCommand(request: RestoreRequest, runId: string, service: string): string {
+  const settings = { PROJECT: request.project, RUN: runId, SERVICE: service, VOLUME: request.volume, INTO: request.into, CONFLICT: request.conflict };
+  const given = Object.entries(settings).filter(([, value]) => value).map(([name, value]) => `${name}=${value}`);
+  return ["make restore", ...given, request.dryRun ? "DRY_RUN=1" : "FORCE=1"].join(" ");
+}
+
+async function confirm(manifest: Manifest, preview: ServiceResult[], request: RestoreRequest): Promise<void> {
   if (request.force) return;
-  const summary = `restore of run ${manifest.runId} (${manifest.startedAt}) of project ${request.project} into project ${request.into ?? request.project}:\n${preview.map((line) => `  ${line}`).join("\n")}`;
+  const planned = preview.flatMap((result) => (result.result === "failed" ? [`${result.name}: will not be restored, its preview failed: ${result.error}`] : result.lines.map((line) => `${result.name}: ${line}`)));
+  const summary = `restore of run ${manifest.runId} (${manifest.startedAt}) of project ${request.project} into project ${request.into ?? request.project}:\n${planned.map((line) => `  ${line}`).join("\n")}`;
   if (!request.interactive) {
     throw new RefusedError(`${summary}\nrestore replaces live data: run it again with FORCE=1 to proceed (DRY_RUN=1 only shows this plan)`);
   }
