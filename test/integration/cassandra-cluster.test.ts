@@ -10,6 +10,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ComposeProject, composure, docker, inVolumes, requireDocker, sh, takeTurn, tempDir } from "../support/composure.ts";
 import { seconds, waitFor } from "./sql-support.ts";
+import { cql, tableChecksums } from "../support/cassandra.ts";
 
 const image = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
 
@@ -56,7 +57,6 @@ const env = { PROJECT: project.name, DESTINATION: destination };
 let node1: string;
 let node2: string;
 
-const cql = (container: string, statements: string) => sh("docker", ["exec", "-i", container, "cqlsh", "--request-timeout=120"], statements);
 
 // 2 keyspaces, 4 tables, 55,500 rows: CSV files generated in node 1, loaded with cqlsh COPY FROM
 // (prepared statements, batched by partition; consistency ONE, retried: a freshly started cluster
@@ -96,11 +96,7 @@ const loadedRows = 10_000 + 30_000 + 15_000 + 500;
  * Read at consistency ALL: both replicas answer (a replica that missed a write is repaired).
  */
 async function checksums(): Promise<Record<string, string>> {
-  const copies = tables.map((table) => `COPY ${table} TO '/tmp/check-${table}.csv' WITH NUMPROCESSES = 1;`).join("\n");
-  await sh("docker", ["exec", "-i", node1, "sh", "-c", "rm -f /tmp/check-*.csv; cqlsh --request-timeout=120 > /dev/null 2>&1; true"], `CONSISTENCY ALL;\n${copies}\n`);
-  const script = tables.map((table) => `f=/tmp/check-${table}.csv; if [ -f $f ]; then echo "${table} $(wc -l < $f) $(sort $f | sha256sum | cut -c1-16)"; else echo "${table} missing"; fi`).join("; ");
-  const output = await docker("exec", node1, "sh", "-c", script);
-  return Object.fromEntries(output.split("\n").map((line) => [line.split(" ")[0], line.split(" ").slice(1).join(" ")]));
+  return tableChecksums(node1, tables);
 }
 
 /** Snapshot names on a node (nodetool listsnapshots), without Cassandra's own auto snapshots. */

@@ -8,87 +8,14 @@
 // and with a volume both nodes share the cluster is snapshotted once for both services.
 // One OpenSearch cluster at a time: the single node is removed before the two nodes start.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ComposeProject, composure, docker, requireDocker, tempDir } from "../support/composure.ts";
+import { bulk, bulkBody, contentHash, es, esOk, waitForHealth } from "../support/opensearch.ts";
 
 const image = process.env.COMPOSURE_IMAGE_OPENSEARCH ?? "composure-fixture/opensearch:latest";
 const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
-
-/** One HTTP request made by curl inside the container; the body goes through stdin. */
-function es(container: string, method: string, apiPath: string, body?: string): Promise<{ status: number; json: any; text: string }> {
-  return new Promise((resolve, reject) => {
-    const args = ["exec", "-i", container, "curl", "-s", "-w", "\n%{http_code}", "-X", method, "-H", "Content-Type: application/json", `http://localhost:9200${apiPath}`];
-    if (body !== undefined) args.push("--data-binary", "@-");
-    const child = spawn("docker", args, { stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    let err = "";
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => (err += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const text = Buffer.concat(out).toString("utf8");
-      const cut = text.lastIndexOf("\n");
-      const status = Number(text.slice(cut + 1));
-      if (code !== 0) return reject(new Error(`curl in ${container} exited with ${code}: ${err}`));
-      const payload = text.slice(0, cut);
-      let json: unknown;
-      try {
-        json = JSON.parse(payload);
-      } catch {
-        json = undefined;
-      }
-      resolve({ status, json, text: payload });
-    });
-    child.stdin.end(body ?? "");
-  });
-}
-
-async function esOk(container: string, method: string, apiPath: string, body?: string): Promise<any> {
-  const answer = await es(container, method, apiPath, body);
-  if (answer.status < 200 || answer.status >= 300) throw new Error(`${method} ${apiPath}: HTTP ${answer.status}: ${answer.text.slice(0, 500)}`);
-  return answer.json;
-}
-
-async function waitForHealth(container: string, nodes: number, timeoutMs = 240_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const answer = await es(container, "GET", `/_cluster/health?wait_for_status=yellow&wait_for_nodes=${nodes}&timeout=5s`).catch(() => undefined);
-    if (answer?.status === 200 && answer.json?.timed_out === false) return;
-    if (Date.now() > deadline) throw new Error(`OpenSearch in ${container} did not become ready with ${nodes} node(s)`);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-  }
-}
-
-/** `count` deterministic documents for `index`, as one bulk body. */
-function bulkBody(index: string, from: number, count: number, variant = "v1"): string {
-  const lines: string[] = [];
-  for (let i = from; i < from + count; i++) {
-    lines.push(JSON.stringify({ index: { _index: index, _id: `${index}-${i}` } }));
-    lines.push(JSON.stringify({ n: i, kind: index, amount: (i * 37) % 1000, note: `${variant} ${index} document ${i} ${createHash("md5").update(`${index}${i}`).digest("hex")}`, tags: [`t${i % 7}`, `t${i % 11}`] }));
-  }
-  return `${lines.join("\n")}\n`;
-}
-
-async function bulk(container: string, body: string): Promise<void> {
-  const answer = await esOk(container, "POST", "/_bulk?filter_path=errors,items.*.error", body);
-  assert.equal(answer.errors, false, `bulk indexing failed: ${JSON.stringify(answer).slice(0, 500)}`);
-}
-
-/** count:sha256 of every document (id and source), sorted by id: equal strings mean equal content. */
-async function contentHash(container: string, index: string): Promise<string> {
-  const answer = await es(container, "GET", `/${index}/_search?size=10000&sort=_doc&track_total_hits=true&filter_path=hits.total,hits.hits._id,hits.hits._source`);
-  if (answer.status === 404) return "missing";
-  assert.equal(answer.status, 200, answer.text.slice(0, 300));
-  const hits: { _id: string; _source: unknown }[] = answer.json.hits?.hits ?? [];
-  assert.ok(answer.json.hits.total.value <= 10_000, "the hash reads at most 10,000 documents per index");
-  const hash = createHash("sha256");
-  for (const hit of [...hits].sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0))) hash.update(`${hit._id}\t${JSON.stringify(hit._source)}\n`);
-  return `${hits.length}:${hash.digest("hex")}`;
-}
 
 const repositories = async (container: string) => Object.keys((await esOk(container, "GET", "/_snapshot")) ?? {});
 

@@ -70,6 +70,8 @@ export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
     try {
       state = await open(ctx);
       prepared.set(ctx, state);
+      // Every member's record says who captured its cluster, the capturer's too (restore and drills read it).
+      ctx.facts = { elasticsearchCluster: state.view.name, capturedWith: state.capturedBy ?? ctx.service.name, services: clusterServices(state.view) };
     } catch (error) {
       throw new StepError("prepare", ctx.service.name, error);
     }

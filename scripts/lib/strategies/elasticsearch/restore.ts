@@ -124,7 +124,8 @@ function snapshotFactsOf(artifact: Artifact): SnapshotFacts {
 export async function restoreCluster(ctx: RestoreContext<unknown>, options: ElasticsearchOptions, artifacts: Artifact[]): Promise<string[]> {
   const phase = "restore";
   if (artifacts.length === 0) {
-    const leader = ctx.record.artifacts.length === 0 ? "another service of the same cluster (see its record in the manifest)" : "this service";
+    const capturedWith = typeof ctx.record.facts?.capturedWith === "string" ? ctx.record.facts.capturedWith : undefined;
+    const leader = ctx.record.artifacts.length > 0 ? "this service" : (capturedWith ?? "another service of the same cluster (see its record in the manifest)");
     return [`nothing to restore here: the cluster's snapshot is restored with ${leader}`];
   }
   if (!ctx.service) {

@@ -1,0 +1,28 @@
+// Cassandra from the tests: cqlsh through docker exec, waiting for a ring, and per-table checksums.
+import { docker, sh } from "./composure.ts";
+
+/** Statements through cqlsh's stdin inside the container. */
+export const cql = (container: string, statements: string) => sh("docker", ["exec", "-i", container, "cqlsh", "--request-timeout=120"], statements);
+
+/** Waits until `nodetool status` on the container shows `nodes` nodes Up/Normal. */
+export async function waitForRing(container: string, nodes: number, timeoutMs = 300_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await docker("exec", container, "nodetool", "status").catch(() => "");
+    if ((status.match(/^UN /gm) ?? []).length === nodes) return;
+    if (Date.now() > deadline) throw new Error(`the ring of ${container} has not ${nodes} nodes up and normal: ${status}`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+/**
+ * Per table: "<rows> <sha256 of the sorted rows>" (cqlsh COPY TO, read at consistency ALL: every
+ * replica answers), or "missing". Equal strings, equal content.
+ */
+export async function tableChecksums(container: string, tables: string[]): Promise<Record<string, string>> {
+  const copies = tables.map((table) => `COPY ${table} TO '/tmp/check-${table}.csv' WITH NUMPROCESSES = 1;`).join("\n");
+  await sh("docker", ["exec", "-i", container, "sh", "-c", "rm -f /tmp/check-*.csv; cqlsh --request-timeout=120 > /dev/null 2>&1; true"], `CONSISTENCY ALL;\n${copies}\n`);
+  const script = tables.map((table) => `f=/tmp/check-${table}.csv; if [ -f $f ]; then echo "${table} $(wc -l < $f) $(sort $f | sha256sum | cut -c1-16)"; else echo "${table} missing"; fi`).join("; ");
+  const output = await docker("exec", container, "sh", "-c", script);
+  return Object.fromEntries(output.split("\n").map((line) => [line.split(" ")[0], line.split(" ").slice(1).join(" ")]));
+}
