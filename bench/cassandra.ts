@@ -2,9 +2,11 @@
 // fixture image, loaded with cqlsh COPY FROM from a CSV that python3 writes inside the container
 // (a fixed seed: the same rows on every machine). Then composure's cassandra strategy (nodetool
 // flush + snapshot, the snapshot's directories through the host FIFO into zstd; hot) and its
-// restore (TRUNCATE + nodetool import), against a raw read of the node's data directory.
+// restore (TRUNCATE + nodetool import), against a raw read of the node's data directory. Then the
+// node is recreated on an empty volume, a new ring with new tokens as after a disaster, and the
+// same run restored again: the bulk loader (sstableloader) path, per GB next to the import's.
 import path from "node:path";
-import { duBytes, mb, measureEngine, round, run, say, waitUntil, type EngineFigures } from "./common.ts";
+import { duBytes, mb, measureEngine, round, run, say, waitUntil, type AfterRestore, type EngineFigures } from "./common.ts";
 import type { Composure } from "./composure.ts";
 import type { BenchStack } from "./stack.ts";
 import { rawRead } from "./volume.ts";
@@ -72,7 +74,15 @@ async function loadTable({ inNode, cqlsh, count }: ReturnType<typeof client>, ro
   await waitUntil("end of Cassandra's compactions", async () => /^pending tasks:?\s+0\b/m.test((await inNode(["nodetool", "compactionstats"])).stdout), timeoutMs, 5000);
 }
 
-export async function measureCassandra(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number): Promise<EngineFigures> {
+export interface CassandraFigures extends EngineFigures {
+  /** The same run restored into a new ring (new tokens): sstableloader. */
+  restore_new_ring_s: number;
+  restore_new_ring_records_ok: boolean;
+  restore_s_per_gb: number;
+  restore_new_ring_s_per_gb: number;
+}
+
+export async function measureCassandra(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number): Promise<CassandraFigures> {
   await stack.start(service);
   try {
     const node = client(await stack.containerId(service), timeoutMs);
@@ -90,7 +100,23 @@ export async function measureCassandra(stack: BenchStack, composure: Composure, 
 
     const readRaw = () => rawRead(stack.volumeName(volume), timeoutMs, "data");
     const dataset = { engine_version: (await release()) ?? "?", records: rows, dataset_bytes: tableBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
-    return await measureEngine({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count: node.count }, dataset);
+    const count = async () => client(await stack.containerId(service), timeoutMs).count();
+    const newRing = { restore_new_ring_s: 0, restore_new_ring_records_ok: false };
+    const restoreIntoNewRing: AfterRestore = async (runId, destination) => {
+      await stack.remove(service);
+      await run("docker", ["volume", "rm", stack.volumeName(volume)], { timeoutMs });
+      await stack.start(service);
+      const fresh = client(await stack.containerId(service), timeoutMs);
+      await waitUntil("answer from the new node's CQL port", async () => /release_version/.test(await fresh.cqlsh("SELECT release_version FROM system.local;", true)), 300_000);
+      const restore = await composure.restore(service, destination, runId);
+      const restored = await fresh.count();
+      say(`cassandra: restore into a new ring (sstableloader) ${round(restore.seconds)} s, ${restored === rows ? "all rows back" : `${restored} of ${rows} rows`}`);
+      Object.assign(newRing, { restore_new_ring_s: round(restore.seconds), restore_new_ring_records_ok: restored === rows });
+      return newRing;
+    };
+    const figures = await measureEngine({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count, afterRestore: restoreIntoNewRing }, dataset);
+    const perGb = (seconds: number) => round(seconds / (tableBytes / 1e9));
+    return { ...figures, ...newRing, restore_s_per_gb: perGb(figures.restore_s), restore_new_ring_s_per_gb: perGb(newRing.restore_new_ring_s) };
   } finally {
     await stack.remove(service);
   }

@@ -214,7 +214,10 @@ export interface RoundTripFigures {
  * Backs up one service with composure into a destination of its own, checks that the expected
  * strategy did it, restores that run, and removes the destination. The caller checks the data.
  */
-export async function timeRoundTrip(composure: Composure, service: string, strategy: string, label: string, work: string): Promise<{ backup: BackupRun; figures: RoundTripFigures }> {
+/** More to time with a run before its folder goes (Cassandra: a restore into a new ring); returns its figures. */
+export type AfterRestore = (runId: string, destination: string) => Promise<Record<string, number | boolean>>;
+
+export async function timeRoundTrip(composure: Composure, service: string, strategy: string, label: string, work: string, afterRestore?: AfterRestore): Promise<{ backup: BackupRun; figures: RoundTripFigures; more: Record<string, number | boolean> }> {
   const destination = path.join(work, `${service}-backups`);
   try {
     const backup = await composure.backup(service, destination);
@@ -237,7 +240,8 @@ export async function timeRoundTrip(composure: Composure, service: string, strat
       restore_tree_peak_rss_mb: restore.treePeakRssMb,
       peak_rss_mb: round(Math.max(...peaks), 1),
     };
-    return { backup, figures };
+    const more = afterRestore ? await afterRestore(backup.runId, destination) : {};
+    return { backup, figures, more };
   } finally {
     removeDir(destination);
   }
@@ -272,14 +276,18 @@ export interface EngineRun {
   readRaw: () => Promise<number>;
   /** Counts the records the engine holds now. */
   count: () => Promise<number>;
+  afterRestore?: AfterRestore;
 }
 
 /** An engine with its data loaded: raw read, composure round trip (hot), and a count of what came back. */
 export async function measureEngine(engine: EngineRun, dataset: LoadedDataset): Promise<EngineFigures> {
   const raw = await engine.readRaw();
   say(`${engine.label}: raw read of the data directory ${round(raw)} s`);
-  const { figures } = await timeRoundTrip(engine.composure, engine.service, engine.strategy, engine.label, engine.work);
-  const restored = await engine.count();
+  let restored = 0;
+  const { figures, more } = await timeRoundTrip(engine.composure, engine.service, engine.strategy, engine.label, engine.work, async (runId, destination) => {
+    restored = await engine.count(); // before a later restore (afterRestore) replaces what this one restored
+    return engine.afterRestore ? engine.afterRestore(runId, destination) : {};
+  });
   if (restored !== dataset.records) say(`${engine.label}: ${restored} records after the restore, expected ${dataset.records}`);
   return {
     ...dataset,
@@ -288,6 +296,7 @@ export async function measureEngine(engine: EngineRun, dataset: LoadedDataset): 
     backup_vs_raw_read: round(figures.backup_s / raw),
     restore_vs_raw_read: round(figures.restore_s / raw),
     restore_records_ok: restored === dataset.records,
+    ...more,
   };
 }
 

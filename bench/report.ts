@@ -1,5 +1,6 @@
 // The one table `make bench` prints (absolute figures, then the issue's targets with PASS/MISS)
 // and the target checks themselves, kept apart from the measuring so they can be read alone.
+import type { CassandraFigures } from "./cassandra.ts";
 import type { EngineFigures } from "./common.ts";
 import type { PeerFigures } from "./peers.ts";
 import type { PostgresFigures } from "./postgres.ts";
@@ -14,7 +15,7 @@ export interface Results {
   peers?: PeerFigures[];
   scaling?: ScalingFigures;
   /** Reported without targets (the issue asks only for the figures). */
-  cassandra?: EngineFigures;
+  cassandra?: CassandraFigures;
   opensearch?: EngineFigures;
   not_measured: Record<string, string>;
 }
@@ -131,7 +132,14 @@ export function formatTable(results: Results, targets: Target[]): string {
     rows.push([name, "  peak RSS / CPU", `${fixed(figures.backup_peak_rss_mb, 1)} MB`, `node ${fixed(figures.backup_cpu_s)} s CPU; with zstd ${figures.backup_tree_cpu_s ?? "?"} s, largest process ${figures.backup_tree_peak_rss_mb ?? "?"} MB`, ""]);
     rows.push([name, `composure restore (${words.restore})`, s(figures.restore_s), `${x(figures.restore_vs_raw_read)} raw read; ${figures.restore_records_ok ? `all ${words.records} back` : `${words.records.toUpperCase()} DIFFER`}; node ${fixed(figures.restore_peak_rss_mb, 1)} MB`, ""]);
   };
-  if (results.cassandra) engineRows("cassandra", { engine: "Cassandra", dataset: "table", records: "rows", backup: "nodetool snapshot", restore: "TRUNCATE + nodetool import" }, results.cassandra);
+  if (results.cassandra) {
+    const cassandra = results.cassandra;
+    engineRows("cassandra", { engine: "Cassandra", dataset: "table", records: "rows", backup: "nodetool snapshot", restore: "TRUNCATE + nodetool import" }, cassandra);
+    if (cassandra.restore_new_ring_s) {
+      const back = cassandra.restore_new_ring_records_ok ? "all rows back" : "ROWS DIFFER";
+      rows.push(["cassandra", "composure restore into a new ring (sstableloader)", s(cassandra.restore_new_ring_s), `${fixed(cassandra.restore_new_ring_s_per_gb)} s/GB against ${fixed(cassandra.restore_s_per_gb)} s/GB through nodetool import; ${back}`, ""]);
+    }
+  }
   if (results.opensearch) engineRows("opensearch", { engine: "OpenSearch", dataset: "index", records: "documents", backup: "fs repository snapshot", restore: "snapshot restore" }, results.opensearch);
   for (const [name, reason] of Object.entries(results.not_measured)) rows.push([name, "-", "-", `not measured: ${reason}`, ""]);
   for (const target of targets) rows.push([target.dataset, `target: ${target.target}`, "", target.measured, target.result]);

@@ -3,16 +3,16 @@
 // with the field named, before anything is stopped or written; names of files INSIDE a volume
 // (a newline, a byte 0xff) are the user's own and come back byte for byte.
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Manifest } from "../../scripts/lib/catalog/manifest.ts";
-import { busyboxProject, composure, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { backupsOf, busyboxProject, composure, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 
 const project = busyboxProject("c11-badnames", { db: ["data:/data"] });
 const destination = tempDir("c11-badnames-dest");
 const env = { PROJECT: project.name, DESTINATION: destination };
-const runIds = (dest: string) => readdirSync(path.join(dest, project.name)).filter((name) => /^\d{8}T/.test(name)).sort();
+const runIds = (dest: string) => backupsOf(path.join(dest, project.name)).runIds();
 const copies: string[] = [];
 
 /** Raw bytes of every name in the volume, sorted: names that are not UTF-8 compared exactly. */

@@ -5,14 +5,13 @@
 // node without nodetool fail clearly and leave nothing behind; with a node down the run is
 // partial, the error names the node, and the other node keeps no snapshot.
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
+import { writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, inVolumes, requireDocker, sh, takeTurn, tempDir } from "../support/composure.ts";
-import { seconds, waitFor } from "./sql-support.ts";
+import { backupsOf, ComposeProject, composure, docker, fixtureImage, inVolumes, requireDocker, seconds, sh, takeTurn, tempDir, waitFor } from "../support/composure.ts";
 import { cql, tableChecksums } from "../support/cassandra.ts";
 
-const image = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
+const image = fixtureImage("cassandra");
 
 // Node 2 starts once node 1 answers CQL; both join one ring (auto_bootstrap off on the fresh
 // cluster, as in test/images/cassandra/compose.yml). `files` is a plain service backed up by the
@@ -120,8 +119,7 @@ async function leftovers(): Promise<string> {
   ).trim();
 }
 
-const runIds = () => readdirSync(path.join(destination, project.name)).filter((name) => /^\d{8}T\d{6}Z$/.test(name)).sort();
-const manifestOf = (runId: string) => JSON.parse(readFileSync(path.join(destination, project.name, runId, "manifest.json"), "utf8"));
+const { runIds, manifestOf } = backupsOf(path.join(destination, project.name), "plain");
 const helpersLeft = () => docker("ps", "-aq", "--filter", `label=composure.helper=${project.name}`);
 
 /** A cqlsh session inside node 1 fed INSERTs (about 100 a second) into one partition of shop.items. */

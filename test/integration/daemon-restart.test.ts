@@ -13,7 +13,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSyn
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxImage, commandArguments, composure, repoRoot, requireDocker, sh, tempDir } from "../support/composure.ts";
+import { backupsOf, busyboxImage, commandArguments, composure, repoRoot, requireDocker, sh, tempDir } from "../support/composure.ts";
 
 const root = tempDir("c11-dockerd");
 const socket = path.join(root, "docker.sock");
@@ -40,7 +40,7 @@ writeFileSync(config, "lock: { timeout_seconds: 5 }\nstop_timeout_seconds: 10\n"
 const env = { DOCKER_HOST: dockerHost, PROJECT: project, DESTINATION: destination, CONFIG: config };
 const projectDir = path.join(destination, project);
 const failpointDir = tempDir("c11-failpoint");
-const runIds = () => readdirSync(projectDir).filter((name) => /^\d{8}T/.test(name)).sort();
+const { runIds } = backupsOf(projectDir);
 
 /** docker against the private daemon. */
 const privateDocker = async (...args: string[]) => (await sh("sh", ["-c", 'DOCKER_HOST="$0" exec docker "$@"', dockerHost, ...args])).trim();

@@ -6,11 +6,11 @@
 // FROM=remote FORCE=1`, then every row, document, table and file is back and `make verify DEEP=1`
 // passes. Then the ring's backup is restored onto a ring of three nodes.
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { cql, tableChecksums, waitForRing } from "../support/cassandra.ts";
-import { ComposeProject, composure, docker, eventually, fixtureImage, inVolumes, requireDocker, sh, snapshotVolume, takeTurn, tempDir } from "../support/composure.ts";
+import { backupsOf, ComposeProject, composure, docker, eventually, fixtureImage, inVolumes, requireDocker, sh, snapshotVolume, takeTurn, tempDir } from "../support/composure.ts";
 import { bulk, bulkBody, contentHash, esOk, waitForHealth } from "../support/opensearch.ts";
 import { RcloneServer } from "../support/remotes.ts";
 
@@ -33,14 +33,17 @@ const ringNode = (name: string, extra = "") => `
       start_period: 300s
     volumes: ["${name}-data:/var/lib/cassandra"]`;
 
-/** Nodes after the seed join without bootstrapping (a fresh ring has no data to stream), once the seed answers. */
-const joiningNode = (name: string) =>
+/**
+ * Nodes after the seed join without bootstrapping (a fresh ring has no data to stream), one at a
+ * time once the node before answers (two joining at once on 2 cores can miss each other's gossip).
+ */
+const joiningNode = (name: string, after: string) =>
   ringNode(
     name,
     `
       CASSANDRA_AUTO_BOOTSTRAP: "false"
     depends_on:
-      cassandra-node1: { condition: service_healthy }`,
+      ${after}: { condition: service_healthy }`,
   );
 
 const searchNode = (name: string) => `
@@ -60,7 +63,7 @@ const searchNode = (name: string) => `
 const stack = new ComposeProject(
   `cmpt-refdr${process.pid}`,
   `
-services:${ringNode("cassandra-node1")}${joiningNode("cassandra-node2")}${searchNode("search1")}${searchNode("search2")}
+services:${ringNode("cassandra-node1")}${joiningNode("cassandra-node2", "cassandra-node1")}${searchNode("search1")}${searchNode("search2")}
   db:
     image: ${fixtureImage("mariadb")}
     command: ["mariadbd", "--innodb-buffer-pool-size=32M"]
@@ -98,7 +101,7 @@ volumes: { cassandra-node1-data: {}, cassandra-node2-data: {}, search1-data: {},
 const threeNodes = new ComposeProject(
   `cmpt-ref3n${process.pid}`,
   `
-services:${ringNode("cassandra-node1")}${joiningNode("cassandra-node2")}${joiningNode("cassandra-node3")}
+services:${ringNode("cassandra-node1")}${joiningNode("cassandra-node2", "cassandra-node1")}${joiningNode("cassandra-node3", "cassandra-node2")}
 volumes: { cassandra-node1-data: {}, cassandra-node2-data: {}, cassandra-node3-data: {} }
 `,
 );
@@ -161,8 +164,7 @@ async function whenStackAnswers(): Promise<void> {
   await eventually("prometheus", async () => assert.ok(await promQuery("up", Math.floor(Date.now() / 1000))), 180);
 }
 
-const runIds = () => readdirSync(path.join(destination, stack.name)).filter((name) => /^\d{8}T\d{6}Z$/.test(name)).sort();
-const manifestOf = (runId: string) => JSON.parse(readFileSync(path.join(destination, stack.name, runId, "manifest.json"), "utf8"));
+const { runIds, manifestOf } = backupsOf(path.join(destination, stack.name), "plain");
 
 describe("disaster recovery of a reference-shaped stack", { timeout: 2_400_000 }, () => {
   let before_: Record<string, string>;

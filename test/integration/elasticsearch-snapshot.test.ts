@@ -8,13 +8,13 @@
 // and with a volume both nodes share the cluster is snapshotted once for both services.
 // One OpenSearch cluster at a time: the single node is removed before the two nodes start.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, requireDocker, tempDir } from "../support/composure.ts";
+import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, tempDir } from "../support/composure.ts";
 import { bulk, bulkBody, contentHash, es, esOk, waitForHealth } from "../support/opensearch.ts";
 
-const image = process.env.COMPOSURE_IMAGE_OPENSEARCH ?? "composure-fixture/opensearch:latest";
+const image = fixtureImage("opensearch");
 const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
 
 const repositories = async (container: string) => Object.keys((await esOk(container, "GET", "/_snapshot")) ?? {});
@@ -23,7 +23,7 @@ function runsOf(destination: string, projectName: string): string[] {
   const dir = path.join(destination, projectName);
   return existsSync(dir) ? readdirSync(dir).filter((name) => /^\d{8}T\d{6}Z(-\d+)?$/.test(name) && existsSync(path.join(dir, name, "manifest.json"))).sort() : [];
 }
-const manifestOf = (destination: string, projectName: string, runId: string) => JSON.parse(readFileSync(path.join(destination, projectName, runId, "manifest.json"), "utf8"));
+const manifestOf = (destination: string, projectName: string, runId: string) => backupsOf(path.join(destination, projectName)).manifestOf(runId);
 const serviceOf = (manifest: any, name: string) => manifest.services.find((service: any) => service.name === name);
 
 /** Snapshot names in the repository directory, read through a temporary read-only registration. */

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { besideData, busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
+import { backupsOf, besideData, busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir, waitFor } from "../support/composure.ts";
 
 const project = busyboxProject("cmpt-faults", { db: ["data:/data"], web: ["site:/site"] });
 
@@ -17,16 +17,10 @@ const config = path.join(tempDir("faults-config"), "composure.yml");
 writeFileSync(config, `remote:\n  target: "${remoteDir}"\n`);
 const env = { PROJECT: project.name, DESTINATION: destination, CONFIG: config };
 const runsDir = () => path.join(destination, project.name);
-const runIds = () => (existsSync(runsDir()) ? readdirSync(runsDir()).filter((name) => /^\d{8}T/.test(name)).sort() : []);
+const runIds = () => (existsSync(runsDir()) ? backupsOf(runsDir()).runIds() : []);
 const listed = async () => JSON.parse((await composure("list", env, ["--json"])).stdout).map((row: { run: string }) => row.run) as string[];
 
-async function waitForFile(file: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!existsSync(file)) {
-    if (Date.now() > deadline) throw new Error(`${file} did not appear`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const waitForFile = (file: string) => waitFor(file, () => existsSync(file), 120_000, 25);
 
 /** Runs `script` until it reaches failpoint `name`, then kills it with SIGKILL. */
 async function killAt(script: string, name: string, extra: Record<string, string> = {}): Promise<void> {

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxImage, commandArguments, ComposeProject, inVolumes, repoRoot, requireDocker, tempDir } from "../support/composure.ts";
+import { busyboxImage, commandArguments, ComposeProject, inVolumes, repoRoot, requireDocker, tempDir, waitFor } from "../support/composure.ts";
 
 const project = new ComposeProject(
   `cmpt-sched${process.pid}`,
@@ -39,13 +39,7 @@ function completeRuns(): { runId: string; startedAt: string; finishedAt: string;
     .map((name) => JSON.parse(readFileSync(path.join(projectDir, name, "manifest.json"), "utf8")));
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const until = (condition: () => boolean, what: string) => waitFor(what, condition, 120_000, 10);
 
 describe("make schedule", { timeout: 600_000 }, () => {
   before(async () => {

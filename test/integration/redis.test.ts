@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, inVolumes, requireDocker, sh, tempDir } from "../support/composure.ts";
+import { ComposeProject, composure, containersOf, docker, fixtureImage, inVolumes, requireDocker, sh, tempDir } from "../support/composure.ts";
 
-const image = process.env.COMPOSURE_IMAGE_REDIS ?? "composure-fixture/redis:latest";
+const image = fixtureImage("redis");
 const password = "s3cret-for-tests";
 const project = new ComposeProject(
   `cmpt-redis${process.pid}`,
@@ -29,13 +29,7 @@ services:
 volumes: { cachedata: {}, plaindata: {} }
 `,
 );
-// docker-compose v1 takes a second or more per call: ask it for each container id once (ids survive restarts).
-const ids = new Map<string, string>();
-async function containerOf(service: string): Promise<string> {
-  if (!ids.has(service)) ids.set(service, await project.containerId(service));
-  return ids.get(service)!;
-}
-const startedAt = async (service: string) => docker("inspect", "-f", "{{.State.StartedAt}}", await containerOf(service));
+const { containerOf, startedAt } = containersOf(project);
 const destination = tempDir("redis-dest");
 const env = { PROJECT: project.name, DESTINATION: destination };
 const baseKeys = 100_000;

@@ -8,9 +8,8 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ComposeProject, composure, docker, eventually, fixtureImage, inVolumes, requireDocker, restoreSummary, snapshotVolume, tempDir } from "../support/composure.ts";
 
-// Compose v2 records depends_on on the container as the label com.docker.compose.depends_on, which
-// discovery reads; Compose v1 (docker-compose 1.29, what CI installs) records nothing, so the
-// label is written out here to give both the same dependency (v2 sets the same value itself).
+// The dependency comes from depends_on alone: Compose v2 records it in a label, Compose v1
+// (docker-compose 1.29, what CI installs) does not, and discovery reads the project's compose file.
 const project = new ComposeProject(
   `cmpt-rsum${process.pid}`,
   `
@@ -27,7 +26,6 @@ services:
     command: ["sleep", "100000"]
     volumes: ["files:/files"]
     depends_on: [db]
-    labels: { com.docker.compose.depends_on: "db:service_started:false" }
 volumes: { mysql: {}, files: {} }
 `,
 );

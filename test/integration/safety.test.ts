@@ -2,17 +2,17 @@
 // hostile archives and unknown runs without touching anything, the run lock serialises runs,
 // and a run killed with SIGKILL leaves nothing stopped and nothing listed.
 import assert from "node:assert/strict";
-import { cpSync, existsSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, openSync, readSync, writeSync, closeSync, mkdirSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync, openSync, readSync, writeSync, closeSync, mkdirSync } from "node:fs";
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { busyboxProject, composure, requireDocker, sh, snapshotVolume, tempDir, inVolumes } from "../support/composure.ts";
+import { backupsOf, busyboxProject, composure, requireDocker, sh, snapshotVolume, tempDir, inVolumes, waitFor } from "../support/composure.ts";
 
 const project = busyboxProject("cmpt-safe", { db: ["data:/data"] });
 const destination = tempDir("safety-dest");
 const env = { PROJECT: project.name, DESTINATION: destination };
 const runsDir = () => path.join(destination, project.name);
-const runIds = () => readdirSync(runsDir()).filter((name) => /^\d{8}T/.test(name)).sort();
+const { runIds } = backupsOf(runsDir());
 
 async function backupOnce(): Promise<string> {
   const outcome = await composure("backup", env);
@@ -103,7 +103,7 @@ describe("safety of verify, restore and the run lock", { timeout: 600_000 }, () 
     // A failpoint holds the first run (and its lock) until the second one has given up.
     const marker = path.join(tempDir("lock-failpoint"), "reached");
     const holder = composure("backup", { ...env, COMPOSURE_FAILPOINT: "backup:capture", COMPOSURE_FAILPOINT_MARKER: marker });
-    await waitFor(() => existsSync(marker));
+    await waitFor("the failpoint", () => existsSync(marker), 60_000, 20);
     const second = await composure("backup", { ...env, LOCK_TIMEOUT: "1" });
     writeFileSync(`${marker}.continue`, "");
     assert.equal(second.code, 3, second.stderr);
@@ -114,7 +114,7 @@ describe("safety of verify, restore and the run lock", { timeout: 600_000 }, () 
   test("after kill -9 in the middle of a stop-mode backup the next backup recovers everything", async () => {
     const before = new Set(runIds());
     const victim = composure("backup", env);
-    await waitFor(() => existsSync(path.join(runsDir(), ".stopped.json")));
+    await waitFor("the stop journal", () => existsSync(path.join(runsDir(), ".stopped.json")), 60_000, 20);
     process.kill(victim.pid!, "SIGKILL");
     await victim;
     const next = await composure("backup", env);
@@ -127,14 +127,6 @@ describe("safety of verify, restore and the run lock", { timeout: 600_000 }, () 
     assert.ok(!listed.includes(incomplete[0]), "the incomplete run is not listed");
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** Rewrites the manifest's size and sha256 of `archive` so only the archive's content is hostile. */
 function reseal(runDir: string, archive: string): void {

@@ -5,16 +5,16 @@
 // (the root password comes from MARIADB_ROOT_PASSWORD_FILE); probe returns the facts.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, requireDocker, tempDir } from "../support/composure.ts";
-import { Writer, filesContaining, seconds, waitFor, watchArgv } from "./sql-support.ts";
+import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, seconds, tempDir, waitFor } from "../support/composure.ts";
+import { Writer, filesContaining, watchArgv } from "./sql-support.ts";
 
 const password = `mdpw-${randomBytes(9).toString("hex")}`;
 const otherPassword = `mdother-${randomBytes(9).toString("hex")}`;
 const appPassword = `mdapp-${randomBytes(9).toString("hex")}`;
-const image = process.env.COMPOSURE_IMAGE_MARIADB ?? "composure-fixture/mariadb:latest";
+const image = fixtureImage("mariadb");
 
 const project = new ComposeProject(
   `cmpt-sqlmd${process.pid}`,
@@ -96,8 +96,7 @@ const writerScript = `i=0; while [ ! -e /tmp/stop-writer ]; do i=$((i+1)); k=$((
   echo "START TRANSACTION; UPDATE shop.account_a SET total = total + 1 WHERE id = $k; UPDATE shop.account_b SET total = total + 1 WHERE id = $k; COMMIT;";
   [ $((i % 25)) -eq 0 ] && sleep 0.05; done | MYSQL_PWD="$(cat /run/secrets/root-password)" mariadb -uroot`;
 
-const runIds = () => readdirSync(path.join(destination, project.name)).filter((name) => /^\d{8}T\d{6}Z$/.test(name)).sort();
-const manifestOf = (runId: string) => JSON.parse(readFileSync(path.join(destination, project.name, runId, "manifest.json"), "utf8"));
+const { runIds, manifestOf } = backupsOf(path.join(destination, project.name), "plain");
 
 describe("mariadb strategy", { timeout: 360_000 }, () => {
   let runUnderLoad: string;
@@ -221,13 +220,13 @@ describe("mariadb strategy", { timeout: 360_000 }, () => {
     const artifacts = manifestOf(quiescentRun).services[0].artifacts;
     const ctx = { project: discovered, service, options: strategy.options.parse({}), settings: {} } as never;
     const probe = await strategy.probe!(ctx, artifacts);
-    assert.equal(probe.ok, true, JSON.stringify(probe.facts.differences));
+    assert.equal(probe.ok, true, JSON.stringify(probe.differences));
     const facts = probe.facts as { databases: Record<string, { counts: Record<string, number> }>; recorded: Record<string, { counts: Record<string, number> }> };
     assert.deepEqual(facts.recorded.ledger.counts, { entries: 60000, tags: 10000 });
     assert.deepEqual(facts.databases.ledger.counts, facts.recorded.ledger.counts);
     await client("DELETE FROM ledger.tags WHERE id > 9000");
     const damaged = await strategy.probe!(ctx, artifacts);
     assert.equal(damaged.ok, false);
-    assert.match(JSON.stringify(damaged.facts.differences), /ledger: table tags has 9000 rows, recorded 10000/);
+    assert.match(JSON.stringify(damaged.differences), /ledger: table tags has 9000 rows, recorded 10000/);
   });
 });

@@ -4,15 +4,14 @@
 // alone; no password ever shows in argv, logs, manifest or files; probe returns the facts.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, requireDocker, tempDir } from "../support/composure.ts";
-import { Writer, filesContaining, seconds, waitFor, watchArgv } from "./sql-support.ts";
+import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, seconds, tempDir, waitFor } from "../support/composure.ts";
+import { Writer, filesContaining, watchArgv } from "./sql-support.ts";
 
 const password = `pgpw-${randomBytes(9).toString("hex")}`;
 const otherPassword = `pgother-${randomBytes(9).toString("hex")}`;
-const image = process.env.COMPOSURE_IMAGE_POSTGRES ?? "composure-fixture/postgres:latest";
+const image = fixtureImage("postgres");
 
 const project = new ComposeProject(
   `cmpt-sqlpg${process.pid}`,
@@ -82,8 +81,7 @@ const writerScript = `i=0; while [ ! -e /tmp/stop-writer ]; do i=$((i+1)); k=$((
   echo "BEGIN; UPDATE account_a SET total = total + 1 WHERE id = $k; UPDATE account_b SET total = total + 1 WHERE id = $k; COMMIT;";
   [ $((i % 25)) -eq 0 ] && sleep 0.05; done | psql -X -q -v ON_ERROR_STOP=1 -U postgres -d shop`;
 
-const runIds = () => readdirSync(path.join(destination, project.name)).filter((name) => /^\d{8}T\d{6}Z$/.test(name)).sort();
-const manifestOf = (runId: string) => JSON.parse(readFileSync(path.join(destination, project.name, runId, "manifest.json"), "utf8"));
+const { runIds, manifestOf } = backupsOf(path.join(destination, project.name), "plain");
 
 describe("postgres strategy", { timeout: 360_000 }, () => {
   let runUnderLoad: string;
@@ -240,7 +238,7 @@ describe("postgres strategy", { timeout: 360_000 }, () => {
     const artifacts = manifestOf(quiescentRun).services[0].artifacts;
     const ctx = { project: discovered, service, options: strategy.options.parse({}), settings: {} } as never;
     const probe = await strategy.probe!(ctx, artifacts);
-    assert.equal(probe.ok, true, JSON.stringify(probe.facts.differences));
+    assert.equal(probe.ok, true, JSON.stringify(probe.differences));
     const facts = probe.facts as { databases: Record<string, { counts: Record<string, number> }>; recorded: Record<string, { counts: Record<string, number> }> };
     assert.deepEqual(facts.recorded.shop.counts, { "public.account_a": 50000, "public.account_b": 50000, "public.orders": 60000 });
     assert.deepEqual(facts.databases.shop.counts, facts.recorded.shop.counts);
@@ -248,6 +246,6 @@ describe("postgres strategy", { timeout: 360_000 }, () => {
     await psql("ledger", "DELETE FROM tags WHERE id > 9000");
     const damaged = await strategy.probe!(ctx, artifacts);
     assert.equal(damaged.ok, false);
-    assert.match(JSON.stringify(damaged.facts.differences), /ledger: table public.tags has 9000 rows, recorded 10000/);
+    assert.match(JSON.stringify(damaged.differences), /ledger: table public.tags has 9000 rows, recorded 10000/);
   });
 });

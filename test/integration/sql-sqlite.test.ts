@@ -5,13 +5,12 @@
 // and fails clearly without one; probe returns the facts.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, requireDocker, tempDir } from "../support/composure.ts";
-import { Writer, seconds, waitFor } from "./sql-support.ts";
+import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, seconds, tempDir, waitFor } from "../support/composure.ts";
+import { Writer } from "./sql-support.ts";
 
-const image = process.env.COMPOSURE_IMAGE_SQLITE ?? "composure-fixture/sqlite:latest";
+const image = fixtureImage("sqlite");
 
 const project = new ComposeProject(
   `cmpt-sqlsq${process.pid}`,
@@ -94,8 +93,7 @@ const writerScript = `i=0; ( echo ".timeout 20000"; while [ ! -e /tmp/stop-write
   echo "BEGIN IMMEDIATE; UPDATE account_a SET total = total + 1 WHERE id = $k; UPDATE account_b SET total = total + 1 WHERE id = $k; COMMIT;";
   [ $((i % 25)) -eq 0 ] && sleep 0.05; done ) | sqlite3 -bail /data/app.db`;
 
-const runIds = () => readdirSync(path.join(destination, project.name)).filter((name) => /^\d{8}T\d{6}Z$/.test(name)).sort();
-const manifestOf = (runId: string) => JSON.parse(readFileSync(path.join(destination, project.name, runId, "manifest.json"), "utf8"));
+const { runIds, manifestOf } = backupsOf(path.join(destination, project.name), "plain");
 
 describe("sqlite strategy", { timeout: 300_000 }, () => {
   let runUnderLoad: string;
@@ -202,7 +200,7 @@ describe("sqlite strategy", { timeout: 300_000 }, () => {
     const artifacts = manifestOf(quiescentRun).services[0].artifacts.filter((artifact: { path: string }) => artifact.path.includes("ledger"));
     const ctx = { project: discovered, service, options: strategy.options.parse({ paths: "/data/ledger.db" }), settings: {} } as never;
     const probe = await strategy.probe!(ctx, artifacts);
-    assert.equal(probe.ok, true, JSON.stringify(probe.facts.differences));
+    assert.equal(probe.ok, true, JSON.stringify(probe.differences));
     const facts = probe.facts as { databases: Record<string, { counts: Record<string, number> }>; recorded: Record<string, { counts: Record<string, number> }> };
     assert.deepEqual(facts.recorded["/data/ledger.db"].counts, { entries: 30000 });
     assert.deepEqual(facts.databases["/data/ledger.db"].counts, { entries: 30000 });

@@ -80,14 +80,3 @@ export async function filesContaining(dir: string, secrets: string[]): Promise<s
   if (existsSync(dir)) await walk(dir);
   return found;
 }
-
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
-
-export const seconds = (started: number) => Math.round((performance.now() - started) / 100) / 10;

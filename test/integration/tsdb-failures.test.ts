@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, busyboxImage, composure, docker, inVolumes, requireDocker, tempDir } from "../support/composure.ts";
+import { ComposeProject, busyboxImage, composure, docker, fixtureImage, inVolumes, requireDocker, tempDir } from "../support/composure.ts";
 
-const prometheus = process.env.COMPOSURE_IMAGE_PROMETHEUS ?? "composure-fixture/prometheus:latest";
-const victoriametrics = process.env.COMPOSURE_IMAGE_VICTORIAMETRICS ?? "composure-fixture/victoriametrics:latest";
+const prometheus = fixtureImage("prometheus");
+const victoriametrics = fixtureImage("victoriametrics");
 const project = new ComposeProject(
   `cmpt-tsdbfail${process.pid}`,
   `

@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, inVolumes, requireDocker, sh, tempDir } from "../support/composure.ts";
+import { ComposeProject, composure, containersOf, docker, fixtureImage, inVolumes, requireDocker, sh, tempDir } from "../support/composure.ts";
 
-const image = process.env.COMPOSURE_IMAGE_VICTORIAMETRICS ?? "composure-fixture/victoriametrics:latest";
+const image = fixtureImage("victoriametrics");
 const project = new ComposeProject(
   `cmpt-vm${process.pid}`,
   `
@@ -22,14 +22,7 @@ services:
 volumes: { storage: {} }
 `,
 );
-// docker-compose v1 takes a second or more per call: ask it for each container id once (ids survive restarts).
-const ids = new Map<string, string>();
-async function containerOf(service: string): Promise<string> {
-  if (!ids.has(service)) ids.set(service, await project.containerId(service));
-  return ids.get(service)!;
-}
-const startedAt = async (service: string) => docker("inspect", "-f", "{{.State.StartedAt}}", await containerOf(service));
-const isRunning = async (service: string) => (await docker("inspect", "-f", "{{.State.Running}}", await containerOf(service))) === "true";
+const { containerOf, startedAt, isRunning } = containersOf(project);
 const destination = tempDir("vm-dest");
 const env = { PROJECT: project.name, DESTINATION: destination };
 const volume = project.volume("storage");

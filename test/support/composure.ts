@@ -2,6 +2,7 @@
 // real Compose projects, and look into volumes through a busybox container.
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -176,6 +177,67 @@ export async function eventually<T>(what: string, attempt: () => Promise<T>, sec
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   }
+}
+
+/**
+ * Waits until `check` answers true, asking once every `pauseMs` for up to `timeoutMs`
+ * (milliseconds, unlike `eventually`'s seconds); a check that throws counts as not yet.
+ */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 90_000, pauseMs = 500): Promise<void> {
+  await eventually(
+    `timed out waiting for ${what}`,
+    async () => {
+      if (!(await check())) throw new Error(`not so after ${timeoutMs / 1000} s`);
+    },
+    timeoutMs / 1000,
+    pauseMs,
+  );
+}
+
+/** Seconds since `started` (a performance.now() value), to a tenth. */
+export const seconds = (started: number) => Math.round((performance.now() - started) / 100) / 10;
+
+/** A TCP port nothing listens on at the moment, on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The runs of one project in a backup destination (`projectDir` = <destination>/<project>):
+ * `runIds()` lists the run folders, oldest first ("any": every folder named like a run, with
+ * -2 and -rescue suffixes and incomplete ones; "plain": only ids without a suffix, so never a
+ * rescue run), and throws when the folder does not exist; `manifestOf(runId)` reads a run's manifest.json.
+ */
+export function backupsOf(projectDir: string, which: "any" | "plain" = "any") {
+  const pattern = which === "plain" ? /^\d{8}T\d{6}Z$/ : /^\d{8}T/;
+  return {
+    runIds: (): string[] => readdirSync(projectDir).filter((name) => pattern.test(name)).sort(),
+    manifestOf: (runId: string): any => JSON.parse(readFileSync(path.join(projectDir, runId, "manifest.json"), "utf8")),
+  };
+}
+
+/**
+ * Container ids of a project asked for once per service (docker-compose v1 takes a second or
+ * more per call; ids survive restarts), and what the tests read through them.
+ */
+export function containersOf(project: ComposeProject) {
+  const ids = new Map<string, string>();
+  const containerOf = async (service: string): Promise<string> => {
+    if (!ids.has(service)) ids.set(service, await project.containerId(service));
+    return ids.get(service)!;
+  };
+  return {
+    containerOf,
+    startedAt: async (service: string) => docker("inspect", "-f", "{{.State.StartedAt}}", await containerOf(service)),
+    isRunning: async (service: string) => (await docker("inspect", "-f", "{{.State.Running}}", await containerOf(service))) === "true",
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
-// Test support for metrics: a small parser of the Prometheus text format, free ports, and a real
+// Test support for metrics: a small parser of the Prometheus text format and a real
 // node_exporter (Debian's prometheus-node-exporter) serving a textfile directory on 127.0.0.1.
 import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
+import { freePort } from "./composure.ts";
 
 export interface Sample {
   name: string;
@@ -28,17 +28,6 @@ export function valueOf(samples: Sample[], name: string, labels: Record<string, 
   const found = samples.filter((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value));
   if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(labels)}`);
   return found[0]?.value;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface NodeExporter {

@@ -3,18 +3,7 @@
 // them through RCLONE_CONFIG_<NAME>_* environment variables (the password obscured by rclone).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
-import { tempDir } from "./composure.ts";
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
+import { freePort, tempDir } from "./composure.ts";
 
 async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -9,6 +9,7 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import type { Job } from "../../scripts/lib/schedule/jobs.ts";
 import { Scheduler, healthLine, type JobRun } from "../../scripts/lib/schedule/scheduler.ts";
+import { waitFor } from "../support/composure.ts";
 
 /** A stand-in job: records start and end, takes `seconds`, on SIGTERM records "released" and exits 0. */
 function fakeStart(logFile: string, seconds: number) {
@@ -32,13 +33,7 @@ function events(logFile: string): { job: string; what: string; at: number }[] {
   }
 }
 
-async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const until = (condition: () => boolean) => waitFor("the condition", condition, 20_000, 25);
 
 describe("scheduler", { timeout: 60_000 }, () => {
   test("two jobs ticking every second run one at a time, never overlapping", async () => {

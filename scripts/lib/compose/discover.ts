@@ -1,5 +1,8 @@
 // Discovers Compose projects and their services through the labels Compose v1 and v2 both set
 // (never through container names, which differ: proj_svc_1 vs proj-svc-1).
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
 import { inspectContainer, listContainerIds, type ContainerInfo } from "../docker/containers.ts";
 
 export const projectLabel = "com.docker.compose.project";
@@ -7,6 +10,8 @@ export const serviceLabel = "com.docker.compose.service";
 export const volumeLabel = "com.docker.compose.volume";
 const numberLabel = "com.docker.compose.container-number";
 const dependsOnLabel = "com.docker.compose.depends_on";
+const configFilesLabel = "com.docker.compose.project.config_files";
+const workingDirLabel = "com.docker.compose.project.working_dir";
 
 export interface ServiceInfo {
   project: string;
@@ -34,6 +39,7 @@ export async function discoverProject(project: string): Promise<ProjectInfo> {
   const containers = (await Promise.all(ids.map(inspectContainer))).filter(
     (container) => !container.labels["composure.helper"] && container.labels[serviceLabel],
   );
+  const declared = declaredDependencies(containers);
   const byService = new Map<string, ContainerInfo[]>();
   for (const container of containers) {
     const name = container.labels[serviceLabel];
@@ -49,16 +55,16 @@ export async function discoverProject(project: string): Promise<ProjectInfo> {
         image: members[0].image,
         labels: members[0].labels,
         containers: members,
-        dependsOn: dependenciesOf(members, containers),
+        dependsOn: dependenciesOf(members, containers, declared.get(name) ?? []),
       };
     });
   return { name: project, services };
 }
 
-function dependenciesOf(members: ContainerInfo[], all: ContainerInfo[]): string[] {
+function dependenciesOf(members: ContainerInfo[], all: ContainerInfo[], declared: string[]): string[] {
   const serviceOf = (predicate: (container: ContainerInfo) => boolean) =>
     all.find(predicate)?.labels[serviceLabel];
-  const found = new Set<string>();
+  const found = new Set<string>(declared);
   for (const container of members) {
     for (const entry of (container.labels[dependsOnLabel] ?? "").split(",")) {
       const name = entry.split(":")[0].trim();
@@ -76,6 +82,30 @@ function dependenciesOf(members: ContainerInfo[], all: ContainerInfo[]): string[
   }
   found.delete(members[0].labels[serviceLabel]);
   return [...found].sort();
+}
+
+/**
+ * `depends_on` of each service as the project's compose files declare it. Compose v2 also records
+ * it in a label; Compose v1 does not, so read the files its containers name, when this host has
+ * them (a remote engine's project files are elsewhere: then the labels are all there is).
+ */
+function declaredDependencies(containers: ContainerInfo[]): Map<string, string[]> {
+  const declared = new Map<string, string[]>();
+  const labels = containers.find((container) => container.labels[configFilesLabel])?.labels;
+  if (!labels || containers.some((container) => container.labels[dependsOnLabel] !== undefined)) return declared;
+  for (const file of labels[configFilesLabel].split(",").filter(Boolean)) {
+    try {
+      const document = parseYaml(readFileSync(path.resolve(labels[workingDirLabel] ?? "", file), "utf8")) as { services?: Record<string, { depends_on?: unknown }> };
+      for (const [name, service] of Object.entries(document?.services ?? {})) {
+        const dependsOn = service?.depends_on;
+        const names = Array.isArray(dependsOn) ? dependsOn.map(String) : dependsOn && typeof dependsOn === "object" ? Object.keys(dependsOn) : [];
+        declared.set(name, [...new Set([...(declared.get(name) ?? []), ...names])]);
+      }
+    } catch {
+      // Unreadable or not YAML: the labels are all there is.
+    }
+  }
+  return declared;
 }
 
 /**

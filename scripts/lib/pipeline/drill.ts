@@ -18,7 +18,7 @@ import { createScratchStack, type ScratchStack } from "../docker/scratch-stack.t
 import { UsageError, messageOf } from "../errors.ts";
 import { formatSeconds, log } from "../log.ts";
 import { getStrategy } from "../strategies/registry.ts";
-import type { BackupContext, ProbeResult, RestoreContext, Strategy } from "../strategies/types.ts";
+import type { BackupContext, RestoreContext, Strategy } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
 import { StopJournal } from "./journal.ts";
 import { currentSettings } from "./restore.ts";
@@ -114,20 +114,12 @@ async function drillService(drill: Drill, record: ServiceRecord): Promise<DrillR
     await waitUntilAnswering(drill, record, strategy);
     const probe = await strategy.probe(await probeContext(drill, record), record.artifacts);
     const totalSeconds = (performance.now() - started) / 1000;
-    const differences = differencesOf(probe);
+    const { differences } = probe;
     const message = probe.ok ? `restored in ${formatSeconds(restoreSeconds)}, answers as recorded at backup time (${formatSeconds(totalSeconds)} from a fresh container to a verified copy)` : `restored, but differs from the backup: ${differences.join("; ") || "the probe failed"}`;
     return { service: record.name, strategy: record.strategy, ok: probe.ok, restoreSeconds, totalSeconds, message, differences };
   } catch (error) {
     return { ...failed(record, messageOf(error)), totalSeconds: (performance.now() - started) / 1000 };
   }
-}
-
-/** Lines naming what differs (or why the probe failed), whatever shape the strategy's facts have. */
-export function differencesOf(probe: ProbeResult): string[] {
-  const facts = probe.facts as { differences?: unknown; recorded?: { problems?: unknown }; error?: unknown };
-  const lines = [facts.differences, facts.recorded?.problems].flatMap((value) => (Array.isArray(value) ? value.map(String) : []));
-  if (typeof facts.error === "string") lines.push(facts.error);
-  return lines;
 }
 
 async function scratchService(drill: Drill, name: string): Promise<{ project: ProjectInfo; service: ServiceInfo }> {
@@ -186,7 +178,7 @@ async function waitUntilAnswering(drill: Drill, record: ServiceRecord, strategy:
     try {
       const answer = await strategy.probe!(await probeContext(drill, record, found), []);
       streak = answer.ok ? streak + 1 : 0;
-      if (!answer.ok) last = differencesOf(answer).join("; ") || "not ready";
+      if (!answer.ok) last = answer.differences.join("; ") || "not ready";
     } catch (error) {
       streak = 0;
       last = messageOf(error);

@@ -53,6 +53,13 @@ export interface RestoreContext<Options> extends BaseContext<Options> {
 
 export interface ProbeResult {
   ok: boolean;
+  /**
+   * What keeps the service from answering as recorded, one line each: every fact that differs
+   * from the recorded artifacts, or why the probe could not tell (no running container, not
+   * ready). Empty when it answers as recorded, or answers and no artifacts were given to compare.
+   */
+  differences: string[];
+  /** Live facts (and the recorded ones compared), in the strategy's own shape: for people and tests. */
   facts: Record<string, unknown>;
 }
 
@@ -71,7 +78,7 @@ export interface Strategy<Options = Record<string, unknown>> {
   /**
    * "Does it answer, with data?": live facts of the service; given the artifacts of a run, also
    * compares them with the facts recorded at backup time (ok is false when they differ, and
-   * facts.differences names each fact that differs). probe(ctx, []) is the readiness check of
+   * `differences` names each fact that differs). probe(ctx, []) is the readiness check of
    * restore drills: ok once the service answers.
    */
   probe?(ctx: BackupContext<Options>, recorded?: Artifact[]): Promise<ProbeResult>;

@@ -19,13 +19,16 @@ export async function probeCassandra(ctx: BackupContext<unknown>, recorded?: Art
   const nodes = await onEveryNode(cluster.nodes, requireRunning);
   const notUp = (await onEveryNode(nodes, nodesNotUp)).flat();
   const facts: Record<string, unknown> = { cluster: cluster.name, nodes: nodes.map((node) => node.key) };
-  if (notUp.length) return { ok: false, facts: { ...facts, error: `nodes not up and normal yet: ${[...new Set(notUp)].join("; ")}` } };
+  if (notUp.length) {
+    const error = `nodes not up and normal yet: ${[...new Set(notUp)].join("; ")}`;
+    return { ok: false, differences: [error], facts: { ...facts, error } };
+  }
   const schema = recorded && schemaFactsOf(recorded);
-  if (!schema) return { ok: true, facts };
+  if (!schema) return { ok: true, differences: [], facts };
   const tables = Object.keys(schema.counts);
   const { counts, failed } = await countRows(nodes[0], tables, ["ALL", "ALL"]);
   const differences = tables
     .filter((key) => counts[key] !== schema.counts[key])
     .map((key) => (counts[key] === undefined ? `table ${key}: could not be counted (recorded ${formatCount(schema.counts[key])} rows)` : `table ${key}: ${formatCount(counts[key])} rows, recorded ${formatCount(schema.counts[key])}`));
-  return { ok: differences.length === 0, facts: { ...facts, counts, failed, differences } };
+  return { ok: differences.length === 0, differences, facts: { ...facts, counts, failed, differences } };
 }

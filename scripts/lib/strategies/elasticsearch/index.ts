@@ -136,6 +136,7 @@ async function probeCluster(ctx: BackupContext<ElasticsearchOptions>, recorded?:
   }
   return {
     ok: differences.length === 0,
+    differences,
     facts: { engine: view.engine, version: view.version, cluster: view.name, nodes: view.nodes.map((node) => node.name), services: clusterServices(view), documents, ...(recorded ? { differences } : {}) },
   };
 }

@@ -258,22 +258,28 @@ export const redisStrategy: Strategy<RedisOptions> = {
 
   async probe(ctx, recorded) {
     const container = runningContainer(ctx.service);
-    if (!container) return { ok: false, facts: { error: `service ${ctx.service.name} has no running container` } };
+    if (!container) {
+      const error = `service ${ctx.service.name} has no running container`;
+      return { ok: false, differences: [error], facts: { error } };
+    }
     const target = redisTarget(ctx.service.name, container, ctx.options.port, ctx.options.password_env);
     try {
       const live = await readLiveFacts(target);
       let ok = (await redisCli(target, ["PING"])).trim() === "PONG";
       const facts: Record<string, unknown> = { ...live };
+      const differences: string[] = [];
       for (const artifact of recorded ?? []) {
         const saved = artifact.facts?.kind === "redis-rdb" ? (artifact.facts as unknown as RedisFacts) : undefined;
         if (!saved) continue;
         const problems = compareKeyspaces(saved.keyspace, live.keyspace);
         facts.recorded = { keys: saved.keys, takenAt: saved.takenAt, matches: problems.length === 0, problems };
+        differences.push(...problems);
         ok &&= problems.length === 0;
       }
-      return { ok, facts };
+      return { ok, differences, facts };
     } catch (error) {
-      return { ok: false, facts: { error: (error as Error).message } };
+      const message = (error as Error).message;
+      return { ok: false, differences: [message], facts: { error: message } };
     }
   },
 };

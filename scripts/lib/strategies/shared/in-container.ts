@@ -304,5 +304,5 @@ export async function probeDatabases<Facts extends TableFacts>(
     if (artifact) differences.push(...compareTableFacts(name, artifact.facts as Partial<TableFacts>, databases[name] ?? undefined));
   }
   const recordedFacts = recorded ? Object.fromEntries(expected.map((artifact) => [artifact.facts!.database as string, artifact.facts])) : undefined;
-  return { ok: differences.length === 0, facts: { serverVersion: probe.serverVersion, databases, ...(recorded ? { recorded: recordedFacts, differences } : {}) } };
+  return { ok: differences.length === 0, differences, facts: { serverVersion: probe.serverVersion, databases, ...(recorded ? { recorded: recordedFacts, differences } : {}) } };
 }

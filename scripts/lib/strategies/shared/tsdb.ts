@@ -14,7 +14,7 @@ import { artifactFields, type Encoding, type StoredFile } from "../../archive/fi
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
-import type { BackupContext, Release, RestoreContext, Strategy } from "../types.ts";
+import type { BackupContext, ProbeResult, Release, RestoreContext, Strategy } from "../types.ts";
 import { withHelper } from "../../docker/helper.ts";
 import { captureMounts } from "../volume/index.ts";
 import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "./http.ts";
@@ -517,25 +517,32 @@ export async function compareWithRecorded(http: HttpClient, url: string, drill: 
 }
 
 /** Live facts of a running TSDB; with the artifacts of a run, also whether it answers as recorded then. */
-export async function probeTsdb(ctx: BackupContext<unknown>, url: string, query: string, flavor: TsdbFlavor, recorded?: Artifact[]): Promise<{ ok: boolean; facts: Record<string, unknown> }> {
+export async function probeTsdb(ctx: BackupContext<unknown>, url: string, query: string, flavor: TsdbFlavor, recorded?: Artifact[]): Promise<ProbeResult> {
   const container = runningContainer(ctx.service);
-  if (!container) return { ok: false, facts: { error: `service ${ctx.service.name} has no running container` } };
-  return withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
+  if (!container) {
+    const error = `service ${ctx.service.name} has no running container`;
+    return { ok: false, differences: [error], facts: { error } };
+  }
+  return withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http): Promise<ProbeResult> => {
     try {
       await waitReady(http, url, flavor.readyPath, flavor.product, ctx.service.name, 10_000);
     } catch (error) {
-      return { ok: false, facts: { error: (error as Error).message } };
+      const message = (error as Error).message;
+      return { ok: false, differences: [message], facts: { error: message } };
     }
     const live = await collectQueryFacts(http, url, query, Date.now() / 1000, flavor.seriesCount);
     const facts: Record<string, unknown> = { ...live };
     let ok = !live.error;
+    const differences: string[] = [];
     for (const artifact of recorded ?? []) {
       const snapshot = artifact.facts?.kind === "tsdb-snapshot" ? (artifact.facts as unknown as SnapshotFacts) : undefined;
       if (!snapshot || snapshot.drill.error) continue;
       const { problems } = await compareWithRecorded(http, url, snapshot.drill, flavor);
       facts.recorded = { snapshot: snapshot.snapshot, takenAt: snapshot.takenAt, matches: problems.length === 0, problems };
+      differences.push(...problems);
       ok &&= problems.length === 0;
     }
-    return { ok, facts };
+    if (live.error) differences.push(live.error);
+    return { ok, differences, facts };
   });
 }

@@ -373,7 +373,7 @@ async function probeSqlite(ctx: BackupContext<SqliteOptions>, recorded?: Artifac
       if (artifact) differences.push(...compareTableFacts(file, artifact.facts as Partial<TableFacts>, databases[file] ?? undefined));
     }
     const recordedFacts = recorded ? Object.fromEntries(expected.map((artifact) => [artifact.facts!.database as string, artifact.facts])) : undefined;
-    return { ok: differences.length === 0 && Object.values(databases).every(Boolean), facts: { databases, ...(recorded ? { recorded: recordedFacts, differences } : {}) } };
+    return { ok: differences.length === 0 && Object.values(databases).every(Boolean), differences, facts: { databases, ...(recorded ? { recorded: recordedFacts, differences } : {}) } };
   } finally {
     await runner.remove();
   }

@@ -157,7 +157,7 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
       await withHelper(ctx.helperImage, ctx.project.name, mountBinds(ctx.mounts), async (helper) => {
         for (const [index, selected] of ctx.mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, mountDir(index));
       });
-      return { ok: true, facts: { volumes } };
+      return { ok: true, differences: [], facts: { volumes } };
     }
     for (const artifact of recorded.filter((candidate) => candidate.volume && isTreeFacts(candidate.facts))) {
       const target = restoreTarget(ctx.project, ctx.service, artifact.volume!, ctx.sourceProject ?? ctx.project.name);
@@ -167,7 +167,7 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
       if ((artifact.facts as unknown as TreeFacts).live) notes.push(...found.map((line) => `${line} (hot-mode backup: written during the capture)`));
       else differences.push(...found);
     }
-    return { ok: differences.length === 0, facts: { volumes, differences, ...(notes.length ? { notes } : {}) } };
+    return { ok: differences.length === 0, differences, facts: { volumes, differences, ...(notes.length ? { notes } : {}) } };
   },
 };
 
