@@ -1,7 +1,8 @@
 // make list [PROJECT=] [FROM=remote] [--json]: complete runs, newest first (incomplete ones are counted, not listed).
 import { listRunDirs } from "./lib/catalog/runs.ts";
 import { readManifest, type Manifest } from "./lib/catalog/manifest.ts";
-import { listRemoteRuns, readRemoteManifest, readUploadState, requireRemote } from "./lib/pipeline/offsite.ts";
+import { readUploadState } from "./lib/catalog/upload-state.ts";
+import { listRemoteRuns, readRemoteManifest, requireRemote } from "./lib/pipeline/offsite.ts";
 import { loadSettings, main, projectsToUse } from "./lib/cli.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { formatBytes } from "./lib/log.ts";

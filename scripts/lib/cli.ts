@@ -3,7 +3,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { configureArchives } from "./archive/files.ts";
-import { removeAbandonedPipeDirs } from "./archive/tar-transfer.ts";
+import { removeAbandonedPipeDirs } from "./docker/pipe-dir.ts";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { checkEngine } from "./docker/engine.ts";

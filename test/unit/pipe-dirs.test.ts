@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { createPipeDir, removeAbandonedPipeDirs } from "../../scripts/lib/archive/tar-transfer.ts";
+import { createPipeDir, removeAbandonedPipeDirs } from "../../scripts/lib/docker/pipe-dir.ts";
 
 /** zstd reading the FIFO, as a capture starts it; resolves with its exit code, or "still waiting" after 5 s. */
 function zstdOn(fifo: string, output: string) {

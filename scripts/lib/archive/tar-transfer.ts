@@ -4,61 +4,17 @@
 // the host, and zstd on the host reads/writes the other end: no bytes pass through a logged
 // stream or through Docker's API (see DESIGN.md: 10x faster than the attach path).
 // Remote engine (DOCKER_HOST=tcp/ssh): the tar stream travels over an exec stream instead.
-import { closeSync, constants, createWriteStream, openSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { createWriteStream } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { isLocalEngine } from "../docker/engine.ts";
-import { processIsGone, startTicksOf } from "../pipeline/lock.ts";
 import type { Helper } from "../docker/helper.ts";
+import { unblockFifoReader, unblockFifoWriter, type PipeDir } from "../docker/pipe-dir.ts";
 import { log, startProgress, formatBytes } from "../log.ts";
-import { run } from "../shell.ts";
 import { readDecompressed, writeCompressed, type Encoding, type StoredFile, type WrittenFile } from "./files.ts";
 import { createTarInspector, type TarEntry, type TarSummary } from "./tar-inspector.ts";
-
-/** A host directory holding one FIFO, bind-mounted into helpers at /pipe. */
-export interface PipeDir {
-  dir: string;
-  fifo: string;
-  bind: string;
-  remove(): Promise<void>;
-}
-
-/** Pipe folders are named after their process (pid and start time), so leftovers can be told apart. */
-const pipeDirName = /^composure-pipe-(\d+)\.(\d+)-/;
-
-export async function createPipeDir(): Promise<PipeDir> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), `composure-pipe-${process.pid}.${startTicksOf(process.pid)}-`));
-  const fifo = path.join(dir, "stream");
-  await run("mkfifo", ["-m", "600", fifo]);
-  return { dir, fifo, bind: `${dir}:/pipe`, remove: () => removePipeDir(dir) };
-}
-
-/**
- * Releases whoever still waits to open the FIFO (a zstd whose tar never came: a run ended by a
- * signal or an error before the transfer), then removes the folder.
- */
-async function removePipeDir(dir: string): Promise<void> {
-  const fifo = path.join(dir, "stream");
-  unblockFifoReader(fifo);
-  unblockFifoWriter(fifo);
-  await rm(dir, { recursive: true, force: true });
-}
-
-/**
- * Removes the pipe folders of composure processes that were killed (SIGKILL), releasing a zstd
- * still waiting to open the FIFO (it then ends on an empty stream). Returns how many.
- */
-export async function removeAbandonedPipeDirs(): Promise<number> {
-  const names = (await readdir(os.tmpdir()).catch(() => [] as string[])).filter((name) => {
-    const owner = pipeDirName.exec(name);
-    return owner && processIsGone({ host: os.hostname(), pid: Number(owner[1]), startTicks: owner[2] });
-  });
-  for (const name of names) await removePipeDir(path.join(os.tmpdir(), name));
-  return names.length;
-}
 
 let transportAnnounced = false;
 function announceTransport(): void {
@@ -124,24 +80,6 @@ async function releaseUntilSettled(work: Promise<unknown>, release: () => void):
   while (!settled) {
     release();
     await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** A FIFO reader blocked in open() (zstd) is released by a writer that opens and closes. */
-function unblockFifoReader(fifo: string): void {
-  try {
-    closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-  } catch {
-    // no reader waiting: nothing to release
-  }
-}
-
-/** A FIFO writer blocked in open() (us) is released by a reader that opens and closes. */
-function unblockFifoWriter(fifo: string): void {
-  try {
-    closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
-  } catch {
-    // nothing to release
   }
 }
 

@@ -3,7 +3,7 @@
 // backup on the host's disk), have no network, and carry a label so leftovers of a killed run
 // are removed by the next one.
 import { type Writable } from "node:stream";
-import { createPipeDir, type PipeDir } from "../archive/tar-transfer.ts";
+import { createPipeDir, type PipeDir } from "./pipe-dir.ts";
 import { execCapture, execStreaming, type ExecOptions } from "./containers.ts";
 import { getEngine, isLocalEngine, retryWhileEngineUnavailable } from "./engine.ts";
 

@@ -6,7 +6,7 @@
 import type Docker from "dockerode";
 import { randomBytes } from "node:crypto";
 import { projectLabel, serviceLabel, volumeLabel, type ProjectInfo, type ServiceInfo } from "../compose/discover.ts";
-import { processIdentity, processIsGone } from "../pipeline/lock.ts";
+import { processIdentity, processIsGone } from "../process-identity.ts";
 import { getEngine } from "./engine.ts";
 import { removeLeftoverHelpers } from "./helper.ts";
 

@@ -5,7 +5,7 @@
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { readManifest, type Manifest } from "../catalog/manifest.ts";
-import { readUploadState, type UploadState } from "../pipeline/offsite.ts";
+import { readUploadState, type UploadState } from "../catalog/upload-state.ts";
 import { isRescueRun, listRunDirs } from "../catalog/runs.ts";
 import type { Config, Tier } from "../config/schema.ts";
 import { messageOf } from "../errors.ts";

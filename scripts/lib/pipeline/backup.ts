@@ -12,13 +12,12 @@ import { describeEngineError } from "../docker/engine.ts";
 import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { messageOf } from "../errors.ts";
 import { formatBytes, log } from "../log.ts";
-import { getStrategy } from "../strategies/registry.ts";
+import { getStrategy, journalRecovery } from "../strategies/registry.ts";
 import type { BackupContext } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
-import { failpoint } from "./failpoint.ts";
+import { failpoint } from "../lifecycle/failpoint.ts";
 import { remoteFrom, uploadRun } from "./offsite.ts";
-import { stagingCleaner } from "../strategies/volume/swap.ts";
-import { StopJournal } from "./journal.ts";
+import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
 import type { PlannedService, ProjectPlan } from "./plan.ts";
 
@@ -36,7 +35,7 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
   const uninstallSignals = cleanup.releaseOnSignals();
   try {
     const journal = new StopJournal(projectDir(config.destination, project));
-    await journal.recover(stagingCleaner(helperImage, project));
+    await journal.recover(journalRecovery(helperImage, project));
     await removeLeftoverHelpers(project);
     const startedAt = new Date();
     const { runId, runDir } = await createRunDir(config.destination, project, startedAt);

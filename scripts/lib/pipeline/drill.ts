@@ -20,7 +20,7 @@ import { formatSeconds, log } from "../log.ts";
 import { getStrategy } from "../strategies/registry.ts";
 import type { BackupContext, RestoreContext, Strategy } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
-import { StopJournal } from "./journal.ts";
+import { StopJournal } from "../lifecycle/journal.ts";
 import { currentSettings } from "./restore.ts";
 
 export interface DrillResult {

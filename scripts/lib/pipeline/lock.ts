@@ -1,12 +1,12 @@
 // One run at a time per project: a lock file created with O_EXCL. A second run waits up to the
 // timeout, then fails naming the holder. A lock whose holder died (same host, process gone or
 // its pid reused by another process) is stale and taken over.
-import { readFileSync } from "node:fs";
 import { mkdir, open, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { LockError } from "../errors.ts";
 import { log } from "../log.ts";
+import { processIsGone, startTicksOf } from "../process-identity.ts";
 
 interface Holder {
   pid: number;
@@ -17,34 +17,8 @@ interface Holder {
   since: string;
 }
 
-export function startTicksOf(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "";
-  } catch {
-    return "";
-  }
-}
-
 function isStale(holder: Holder): boolean {
   return processIsGone(holder);
-}
-
-/** "host|pid|start ticks": names this process so that others can tell when it is gone. */
-export function processIdentity(): string {
-  return `${os.hostname()}|${process.pid}|${startTicksOf(process.pid)}`;
-}
-
-/** True when the process is known to be gone (same host, pid dead or reused); false when unknown. */
-export function processIsGone(owner: { host: string; pid: number; startTicks: string } | string): boolean {
-  const parsed = typeof owner === "string" ? parseIdentity(owner) : owner;
-  if (!parsed || parsed.host !== os.hostname()) return false; // cannot tell from here: wait for it
-  return startTicksOf(parsed.pid) !== parsed.startTicks;
-}
-
-function parseIdentity(identity: string): { host: string; pid: number; startTicks: string } | undefined {
-  const [host, pid, startTicks] = identity.split("|");
-  return host && pid && startTicks !== undefined ? { host, pid: Number(pid), startTicks } : undefined;
 }
 
 async function readHolder(file: string): Promise<Holder | undefined> {

@@ -3,25 +3,17 @@
 // outcome is kept beside the run in upload.json; `make sync` uploads what is missing. Local
 // pruning never deletes remote copies: nothing here mirrors deletions.
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { manifestFile, manifestSchema, readManifest, type Manifest } from "../catalog/manifest.ts";
 import { isRescueRun, listRunDirs, projectDir } from "../catalog/runs.ts";
+import { uploadStateFile, writeUploadState } from "../catalog/upload-state.ts";
 import type { Config } from "../config/schema.ts";
 import { RemoteError, UsageError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { RcloneRemote } from "../remote/rclone.ts";
 import type { Remote } from "../remote/types.ts";
-
-export const uploadStateFile = "upload.json";
-
-export interface UploadState {
-  state: "uploaded" | "failed";
-  at: string;
-  remote: string;
-  error?: string;
-}
 
 export function remoteFrom(config: Config): Remote | undefined {
   if (!config.remote) return undefined;
@@ -33,20 +25,6 @@ export function requireRemote(config: Config): Remote {
   const remote = remoteFrom(config);
   if (!remote) throw new UsageError("no remote configured: add remote.target (an rclone remote such as offsite:backups) to composure.yml");
   return remote;
-}
-
-export async function readUploadState(runDir: string): Promise<UploadState | undefined> {
-  try {
-    return JSON.parse(await readFile(path.join(runDir, uploadStateFile), "utf8")) as UploadState;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeUploadState(runDir: string, state: UploadState): Promise<void> {
-  const file = path.join(runDir, uploadStateFile);
-  await writeFile(`${file}.tmp`, JSON.stringify(state), { mode: 0o600 });
-  await rename(`${file}.tmp`, file);
 }
 
 /** Uploads one sealed run; records and rethrows a failure (the local run stays as it is). */

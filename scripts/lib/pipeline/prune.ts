@@ -7,7 +7,7 @@ import { decideRetention, type RetentionDecision, type RetentionPolicy, type Run
 import { listRunDirs } from "../catalog/runs.ts";
 import { tiers, type Config, type Tier } from "../config/schema.ts";
 import type { Remote } from "../remote/types.ts";
-import { failpoint } from "./failpoint.ts";
+import { failpoint } from "../lifecycle/failpoint.ts";
 import { listRemoteRuns, readRemoteManifest } from "./offsite.ts";
 
 export type Location = "local" | "remote";

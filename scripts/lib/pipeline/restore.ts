@@ -15,10 +15,9 @@ import type { Config, ServiceSettings } from "../config/schema.ts";
 import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { ExitCode, exitCodeOf, RefusedError, UsageError } from "../errors.ts";
 import { log } from "../log.ts";
-import { detectStrategy, getStrategy, strategyKinds } from "../strategies/registry.ts";
-import { stagingCleaner } from "../strategies/volume/swap.ts";
+import { detectStrategy, getStrategy, journalRecovery, strategyKinds } from "../strategies/registry.ts";
 import type { RescueSink, RestoreContext } from "../strategies/types.ts";
-import { StopJournal } from "./journal.ts";
+import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
 import { failureOf, summaryLines, type ServiceResult } from "./restore-report.ts";
 
@@ -99,7 +98,7 @@ async function restoreLocked(config: Config, helperImage: string, request: Resto
   const { manifest, target } = plan;
   const unlock = await acquireLock(projectDir(config.destination, target), "restore", config.lock.timeout_seconds);
   try {
-    await plan.journal.recover(stagingCleaner(helperImage, target));
+    await plan.journal.recover(journalRecovery(helperImage, target));
     await removeLeftoverHelpers(target);
     const rescue = request.rescue ? createRescueSink(config, plan.project, manifest) : undefined;
     const done = await restoreAll(plan, request, (record) => plan.contextFor(record, false, rescue?.sink), preview);

@@ -11,6 +11,8 @@ import { victoriaMetricsStrategy } from "./victoriametrics/index.ts";
 import { elasticsearchStrategy } from "./elasticsearch/index.ts";
 import { cassandraStrategy } from "./cassandra/index.ts";
 import { volumeStrategy } from "./volume/index.ts";
+import { stagingCleaner } from "./volume/swap.ts";
+import type { StagingCleaner } from "../lifecycle/journal.ts";
 
 const strategies: Strategy<any>[] = [postgresStrategy, mariadbStrategy, sqliteStrategy, redisStrategy, prometheusStrategy, victoriaMetricsStrategy, elasticsearchStrategy, cassandraStrategy, volumeStrategy];
 
@@ -24,4 +26,12 @@ export function getStrategy(kind: string): Strategy<any> {
 
 export function detectStrategy(service: ServiceInfo): string {
   return strategies.find((strategy) => strategy.detect?.(service))?.kind ?? "volume";
+}
+
+/**
+ * What undoes the journal entries a killed run left that belong to a strategy (today the volume
+ * strategy's restore staging folders), for StopJournal.recover.
+ */
+export function journalRecovery(helperImage: string, project: string): StagingCleaner {
+  return stagingCleaner(helperImage, project);
 }

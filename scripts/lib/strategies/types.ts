@@ -4,7 +4,7 @@ import type { ProjectInfo, ServiceInfo } from "../compose/discover.ts";
 import type { Config, ServiceSettings } from "../config/schema.ts";
 import type { Artifact, ServiceRecord } from "../catalog/manifest.ts";
 import type { SelectedMount } from "../compose/mounts.ts";
-import type { StopJournal } from "../pipeline/journal.ts";
+import type { StopJournal } from "../lifecycle/journal.ts";
 
 export type Release = () => Promise<void>;
 

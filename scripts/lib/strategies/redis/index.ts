@@ -16,10 +16,10 @@ import { artifactFields, type Encoding, type StoredFile } from "../../archive/fi
 import { captureDirectory, extractArchive, shellQuote, writeScript } from "../../archive/tar-transfer.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
-import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
+import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
 import type { RestoreContext, Strategy } from "../types.ts";
 import { withHelper } from "../../docker/helper.ts";
-import { captureMounts } from "../volume/index.ts";
+import { captureMounts } from "../shared/mount-capture.ts";
 import { archiveBaseName, helperPath, imageNamed, locateDataPath, requireDataLocation, requireRunningContainer, runningContainer, volumeFactsOf, type DataLocation } from "../shared/service-data.ts";
 import { bgsaveReply, compareKeyspaces, parseConfigGet, parseInfo, parseKeyspace, redisCli, RedisError, redisTarget, totalExpires, totalKeys, type Keyspace, type RedisTarget } from "./cli.ts";
 

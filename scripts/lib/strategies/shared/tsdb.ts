@@ -13,10 +13,10 @@ import { captureDirectory, extractArchive, shellQuote, swapInStagedLines, writeS
 import { artifactFields, type Encoding, type StoredFile } from "../../archive/files.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
-import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
+import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
 import type { BackupContext, ProbeResult, Release, RestoreContext, Strategy } from "../types.ts";
 import { withHelper } from "../../docker/helper.ts";
-import { captureMounts } from "../volume/index.ts";
+import { captureMounts } from "./mount-capture.ts";
 import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "./http.ts";
 import { archiveBaseName, helperPath, locateDataPath, requireDataLocation, requireRunningContainer, runningContainer, volumeFactsOf, type DataLocation, type VolumeFacts } from "./service-data.ts";
 

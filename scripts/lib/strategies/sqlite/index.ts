@@ -23,7 +23,7 @@ import type { MountInfo } from "../../docker/containers.ts";
 import { startHelper } from "../../docker/helper.ts";
 import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
-import { containersToStop, stopContainers } from "../../pipeline/stopper.ts";
+import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
 import type { BackupContext, ProbeResult, RestoreContext, Strategy } from "../types.ts";
 import {
   artifactBaseName,

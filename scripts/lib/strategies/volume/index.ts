@@ -5,72 +5,19 @@ import path from "node:path";
 import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
-import { captureDirectory } from "../../archive/tar-transfer.ts";
-import { artifactFields } from "../../archive/files.ts";
 import { runningUsersOfVolume, type ContainerInfo } from "../../docker/containers.ts";
-import { helperLabel, openHelper, withHelper, type Helper, type HelperSession } from "../../docker/helper.ts";
+import { helperLabel, openHelper, withHelper, type HelperSession } from "../../docker/helper.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
-import { failpoint } from "../../pipeline/failpoint.ts";
-import { containersToStop, stopContainers, type Stoppage } from "../../pipeline/stopper.ts";
+import { failpoint } from "../../lifecycle/failpoint.ts";
+import { containersToStop, stopContainers, type Stoppage } from "../../lifecycle/stopper.ts";
 import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
 import type { BackupContext, Release, RestoreContext, Strategy } from "../types.ts";
 import type { VolumeFacts } from "../shared/service-data.ts";
-import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "./tree-facts.ts";
+import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "../shared/tree-facts.ts";
+import { captureMounts, mountBinds, mountDir } from "../shared/mount-capture.ts";
 import { besideFolder, extractInto, swapBinds } from "./swap.ts";
-import { prefetchSmallFiles } from "./prefetch.ts";
-import type { StopJournal } from "../../pipeline/journal.ts";
-import type { PipeDir } from "../../archive/tar-transfer.ts";
-
-/**
- * Archives each mount into `dir`; returns the artifacts with the volume facts restore needs and
- * the tree facts restore drills compare with (read alongside tar: no added downtime). `live`:
- * the service keeps writing meanwhile (hot mode), so the facts may not match the archive exactly.
- */
-export async function captureMounts(ctx: CaptureSettings, project: string, mounts: SelectedMount[], dir: string, runDir: string, live = false, session?: HelperSession): Promise<Artifact[]> {
-  if (session) return archiveMounts(ctx, session.helper, session.pipe, mounts, dir, runDir, live);
-  return withHelper(ctx.helperImage, project, mountBinds(mounts), (helper, pipe) => archiveMounts(ctx, helper, pipe, mounts, dir, runDir, live));
-}
-
-type CaptureSettings = { helperImage: string; config: { compression: { level: number } } };
-
-/** captureMounts with a helper that has mountBinds(mounts). */
-async function archiveMounts(ctx: CaptureSettings, helper: Helper, pipe: PipeDir | undefined, mounts: SelectedMount[], dir: string, runDir: string, live: boolean): Promise<Artifact[]> {
-  const artifacts: Artifact[] = [];
-  prefetchSmallFiles(helper, mounts.map((_, index) => mountDir(index)));
-  for (const [index, selected] of mounts.entries()) {
-    const file = path.join(dir, `${selected.archiveName}.tar.zst`);
-    const facts = treeFacts(helper, mountDir(index));
-    facts.catch(() => undefined); // awaited below, after the capture
-    const stored = await captureDirectory(helper, pipe, mountDir(index), file, ctx.config.compression.level, `${selected.archiveName}`);
-    artifacts.push({ ...artifactFields(runDir, stored), volume: await volumeFacts(selected), facts: { ...(await facts), ...(live ? { live } : {}) } });
-  }
-  return artifacts;
-}
-
-/** Where a helper sees mount number `index`. */
-const mountDir = (index: number) => `/v/${index}`;
-
-/** The mounts read-only at mountDir(index) of a helper. */
-const mountBinds = (mounts: SelectedMount[]) => mounts.map((selected, index) => `${selected.mount.source}:${mountDir(index)}:ro`);
-
-async function volumeFacts(selected: SelectedMount): Promise<VolumeFacts> {
-  const { mount, archiveName, sharedWith } = selected;
-  const destination = mount.destination || undefined;
-  if (mount.type === "bind") return { name: mount.source, kind: "bind", composeName: archiveName, sharedWith, destination };
-  const spec = await inspectVolume(mount.source);
-  const composeProject = spec?.labels["com.docker.compose.project"];
-  return {
-    name: mount.source,
-    kind: "volume",
-    composeName: spec?.labels["com.docker.compose.volume"] ?? archiveName,
-    driver: spec?.driver,
-    labels: spec?.labels,
-    external: !composeProject,
-    sharedWith,
-    destination,
-  };
-}
+import type { StopJournal } from "../../lifecycle/journal.ts";
 
 /** Containers outside the project are never stopped by composure: say so when they use a volume. */
 async function warnAboutForeignWriters(ctx: BackupContext<unknown>): Promise<void> {

@@ -8,16 +8,17 @@
 // Inside (binds, volumes with driver options, volumes other running containers use): the staging
 // folder is inside the volume; the old content is deleted and the staged entries moved in.
 import path from "node:path";
-import { extractArchive, restoredMetadataLines, shellQuote, swapInStagedLines, writeScript, type Extraction, type PipeDir } from "../../archive/tar-transfer.ts";
+import { extractArchive, restoredMetadataLines, shellQuote, swapInStagedLines, writeScript, type Extraction } from "../../archive/tar-transfer.ts";
+import type { PipeDir } from "../../docker/pipe-dir.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { runningUsersOfVolume } from "../../docker/containers.ts";
 import { isLocalEngine } from "../../docker/engine.ts";
 import { helperLabel, startDetached, withHelper, type Helper } from "../../docker/helper.ts";
 import { inspectVolume } from "../../docker/volumes.ts";
-import { failpoint } from "../../pipeline/failpoint.ts";
+import { failpoint } from "../../lifecycle/failpoint.ts";
 import { messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
-import type { Staging, StagingCleaner, StopJournal } from "../../pipeline/journal.ts";
+import type { Staging, StagingCleaner, StopJournal } from "../../lifecycle/journal.ts";
 
 const insideStaging = ".composure-restore";
 const besideStaging = "composure-restore";
