@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { backupsOf, ComposeProject, composure, docker, fixtureImage, inVolumes, requireDocker, seconds, sh, takeTurn, tempDir, waitFor } from "../support/composure.ts";
+import { backupsOf, ComposeProject, composure, docker, fixtureImage, inVolumes, requireDocker, seconds, sh, takeTurn, tempDir, waitFor, whenNoneRuns } from "../support/composure.ts";
 import { cql, tableChecksums } from "../support/cassandra.ts";
 
 const image = fixtureImage("cassandra");
@@ -144,8 +144,7 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
   before(async () => {
     await requireDocker();
     releaseTurn = await takeTurn("cassandra");
-    const running = await docker("ps", "--filter", `ancestor=${image}`, "--format", "{{.Names}}");
-    assert.equal(running, "", `another Cassandra cluster runs on this engine (${running}): one at a time on this machine`);
+    await whenNoneRuns(image);
     let started = performance.now();
     await project.up();
     node1 = await project.containerId("cassandra1");

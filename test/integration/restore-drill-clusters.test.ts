@@ -4,7 +4,7 @@
 // the row and document counts recorded at backup time; production is not restarted.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ComposeProject, composure, docker, eventually, fixtureImage, requireDocker, sh, takeTurn, tempDir } from "../support/composure.ts";
+import { ComposeProject, composure, docker, eventually, fixtureImage, requireDocker, sh, takeTurn, tempDir, whenNoneRuns } from "../support/composure.ts";
 
 const cassandraImage = fixtureImage("cassandra");
 const opensearchImage = fixtureImage("opensearch");
@@ -43,6 +43,7 @@ describe("restore drills of a Cassandra node and an OpenSearch node", { timeout:
   before(async () => {
     await requireDocker();
     releaseTurn = await takeTurn("cassandra"); // one Cassandra test at a time on this machine
+    await whenNoneRuns(cassandraImage);
     await project.up();
     const cass = await project.containerId("cass");
     const search = await project.containerId("search");

@@ -252,7 +252,7 @@ export async function takeTurn(name: string, timeoutMs = 1_500_000): Promise<() 
     try {
       mkdirSync(dir);
       writeFileSync(path.join(dir, "pid"), String(process.pid));
-      return () => rmSync(dir, { recursive: true, force: true });
+      return () => releaseTurnIfHeld(dir);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
@@ -266,6 +266,28 @@ export async function takeTurn(name: string, timeoutMs = 1_500_000): Promise<() 
     if (Date.now() > deadline) throw new Error(`waited ${timeoutMs / 1000} s for the ${name} turn held by pid ${holder}`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
+}
+
+/** Removes the turn only while this process holds it (never another holder's, taken over after a crash). */
+function releaseTurnIfHeld(dir: string): void {
+  try {
+    if (Number(readFileSync(path.join(dir, "pid"), "utf8")) !== process.pid) return;
+  } catch {
+    return;
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Waits until no container of `image` runs on the engine (another suite's cluster going down),
+ * then fails naming them if some still run: suites that start a JVM cluster need the machine alone.
+ */
+export async function whenNoneRuns(image: string, timeoutMs = 600_000): Promise<void> {
+  const running = () => docker("ps", "--filter", `ancestor=${image}`, "--format", "{{.Names}}");
+  const deadline = Date.now() + timeoutMs;
+  while ((await running()) !== "" && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5000));
+  const left = await running();
+  if (left !== "") throw new Error(`other containers of ${image} still run on this engine after ${timeoutMs / 1000} s (${left.split("\n").join(", ")}): one cluster at a time on this machine`);
 }
 
 /** A log line without the timestamp and level a non-TTY run puts before it. */
