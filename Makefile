@@ -12,14 +12,27 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 DEMO_PROJECT ?= composure-demo
 # Fixture images the integration tests use (built from packages, cached by recipe hash).
 TEST_IMAGES ?= busybox postgres mariadb sqlite redis prometheus victoriametrics opensearch cassandra
+# The images the demo stack runs (compose/demo/compose.yml).
+DEMO_IMAGES ?= busybox postgres mariadb
 export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFLICT CONFIG DESTINATION LOCK_TIMEOUT FROM INTO DEEP
 export TIER METRICS_DIR CRON CRON_FILE CRON_LOG
 
 .DEFAULT_GOAL := help
-.PHONY: prune sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
+.PHONY: setup setup-demo setup-test prune sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+# scripts/setup.sh: installs what is missing (Debian/Ubuntu packages, as root; otherwise it prints
+# the command), starts dockerd when none answers, npm ci when stale, builds the images named.
+setup: ## set this machine up: packages, dockerd, npm ci, the test and demo images (as root; otherwise prints the command)
+	@bash scripts/setup.sh $(sort $(TEST_IMAGES) $(DEMO_IMAGES))
+
+setup-demo:
+	@bash scripts/setup.sh $(DEMO_IMAGES)
+
+setup-test:
+	@bash scripts/setup.sh $(TEST_IMAGES)
 
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -67,7 +80,7 @@ schedule: $(BUNDLE) ## run the schedule in the foreground (node-cron, one job at
 images: ## build the fixture images from packages (cached by recipe hash)
 	@bash test/images/build.sh
 
-demo: $(BUNDLE) ## start the demo stack, write sample data, back it up and verify it
+demo: setup-demo $(BUNDLE) ## set up, start the demo stack, write sample data, back it up and verify it
 	@bash compose/demo/demo.sh
 
 demo-down: ## stop the demo stack and remove its volumes
@@ -79,11 +92,10 @@ typecheck: node_modules ## type-check everything (tsc --noEmit)
 test-unit: node_modules ## unit tests (no Docker)
 	@node --import tsx --test test/unit/*.test.ts
 
-test-integration: $(BUNDLE) ## integration tests on the real Docker engine (they run the bundled commands)
-	@bash test/images/build.sh $(TEST_IMAGES)
+test-integration: setup-test $(BUNDLE) ## integration tests on the real Docker engine (they run the bundled commands)
 	@node --import tsx --test --test-concurrency=2 --test-timeout=900000 test/integration/*.test.ts
 
-test: typecheck test-unit test-integration ## typecheck + unit + integration tests
+test: setup-test typecheck test-unit test-integration ## set up, then typecheck + unit + integration tests
 
 bench: $(BUNDLE) ## measure backup/restore against raw read and the classic recipe (bench/results.json)
 	@$(TSX) bench/bench.ts

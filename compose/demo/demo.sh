@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# make demo: build the image the demo needs, start the demo stack, write sample data into its
-# volumes, then run composure's backup and verify on it and show where the archives are.
+# make demo: start the demo stack, write sample data into its volumes, then run composure's backup
+# and verify on it and show where the archives are. `make demo` runs scripts/setup.sh first
+# (packages, dockerd, npm ci, the images DEMO_IMAGES names) and bundles the commands (dist/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 project=${DEMO_PROJECT:-composure-demo}
 compose=(docker-compose)
 docker compose version >/dev/null 2>&1 && compose=(docker compose)
 
-bash test/images/build.sh busybox postgres mariadb
 "${compose[@]}" -p "$project" -f compose/demo/compose.yml up -d
 docker exec "$("${compose[@]}" -p "$project" -f compose/demo/compose.yml ps -q web)" sh -c \
   'echo "<h1>composure demo</h1>" > /www/index.html; mkdir -p /www/assets; for i in $(seq 1 200); do echo "asset $i" > /www/assets/$i.txt; done'
@@ -31,5 +31,5 @@ PROJECT=$project node dist/backup.mjs
 PROJECT=$project node dist/verify.mjs
 PROJECT=$project node dist/list.mjs
 echo
-echo "Archives: $(pwd)/backups/$project/ (manifest.json in each run)."
+echo "Archives: ${DESTINATION:-$(pwd)/backups}/$project/ (manifest.json in each run)."
 echo "Try: make restore PROJECT=$project SERVICE=web DRY_RUN=1   |   make demo-down to remove the stack"

@@ -27,15 +27,23 @@ export async function main(task: () => Promise<number>): Promise<void> {
     if (process.env.COMPOSURE_DEBUG && error instanceof Error) log.error(error.stack ?? "");
     process.exitCode = exitCodeOf(error);
   }
+  // The result is in: whatever is still pending (a request to an engine that stopped answering,
+  // a child that does not end) must not keep the command alive. A clean run exits before this.
+  setTimeout(() => process.exit(), exitGraceMs).unref();
 }
+
+const exitGraceMs = 5000;
 
 /**
  * Whatever command runs, it also removes the scratch stacks of restore drills whose process was
- * killed (SIGKILL leaves no chance to clean up). No engine, or a slow one: nothing to do here.
+ * killed (SIGKILL leaves no chance to clean up). No engine, or a slow one: nothing to do here (the
+ * commands that need the engine say so themselves, through checkEngine).
  */
 async function removeAbandonedDrillsQuietly(): Promise<void> {
   const timeout = new Promise<string[]>((resolve) => setTimeout(() => resolve([]), 5000).unref());
-  const removed = await Promise.race([removeAbandonedDrills().catch(() => []), timeout]);
+  // A ping that gives up first: requests to a daemon that accepts and never answers would stay open.
+  const sweep = checkEngine(4000).then(removeAbandonedDrills);
+  const removed = await Promise.race([sweep.catch(() => []), timeout]);
   for (const project of removed) log.warn(`removed the scratch containers, volumes and network of an interrupted restore drill (${project})`);
 }
 

@@ -22,14 +22,45 @@ export function isLocalEngine(): boolean {
 
 const engineAddress = () => process.env.DOCKER_HOST || "/var/run/docker.sock";
 
-export async function checkEngine(): Promise<void> {
+/** How long the engine may take to answer a ping before composure calls it hung. */
+export const engineAnswerTimeoutMs = 10_000;
+
+/** Where the engine is and where that came from, for messages: `unix:///x.sock (DOCKER_HOST)`. */
+export function engineWhere(): string {
+  return process.env.DOCKER_HOST ? `${process.env.DOCKER_HOST} (DOCKER_HOST)` : "unix:///var/run/docker.sock (DOCKER_HOST unset)";
+}
+
+/** What to do about an engine that does not answer: set this machine up, or fix DOCKER_HOST. */
+export function engineAdvice(): string {
+  const local = !process.env.DOCKER_HOST || process.env.DOCKER_HOST === "unix:///var/run/docker.sock";
+  return local
+    ? "start dockerd: as root, `bash scripts/setup.sh` in the composure checkout installs and starts it (or `systemctl start docker`); or set DOCKER_HOST to an engine that runs"
+    : "start the engine DOCKER_HOST names, or point DOCKER_HOST at one that runs (unset it for this machine's dockerd, which `bash scripts/setup.sh` starts as root)";
+}
+
+/**
+ * Fails fast, with what to do, when no engine answers: no socket, a socket nobody serves, no
+ * permission, or a daemon that accepts the connection and never answers (the ping is abandoned
+ * after `timeoutMs`, so a hung daemon cannot hang the command).
+ */
+export async function checkEngine(timeoutMs = engineAnswerTimeoutMs): Promise<void> {
   try {
-    await getEngine().ping();
+    // dockerode's ping takes an abortSignal; its typings do not say so
+    const engine = getEngine() as unknown as { ping(options: { abortSignal: AbortSignal }): Promise<unknown> };
+    await engine.ping({ abortSignal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
-    const where = engineAddress();
-    throw new Error(
-      `cannot reach the Docker engine at ${where} (${(error as Error).message}): start dockerd, or set DOCKER_HOST`,
-    );
+    const { code, name } = (error ?? {}) as NodeJS.ErrnoException;
+    if (name === "AbortError" || name === "TimeoutError" || code === "ABORT_ERR") {
+      throw new Error(
+        `the Docker engine at ${engineWhere()} accepted the connection but did not answer within ${timeoutMs / 1000} s: dockerd is hung or still starting. Check it (systemctl status docker, or its log), or ${engineAdvice()}`,
+      );
+    }
+    if (code === "EACCES") {
+      throw new Error(
+        `cannot reach the Docker engine at ${engineWhere()} (${messageOf(error)}): no permission on its socket. Run as root, or join the docker group (sudo usermod -aG docker $USER, then log in again)`,
+      );
+    }
+    throw new Error(`cannot reach the Docker engine at ${engineWhere()} (${messageOf(error)}): ${engineAdvice()}`);
   }
 }
 

@@ -12,12 +12,14 @@ import { log } from "../log.ts";
 
 export const defaultHelperImage = "busybox:latest";
 
+/** False when the engine answers that the image is not there (or not usable); an engine that does not answer is an error, not "absent". */
 export async function imageExists(name: string): Promise<boolean> {
   try {
     await getEngine().getImage(name).inspect();
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== undefined) return false;
+    throw error;
   }
 }
 
@@ -100,11 +102,25 @@ export async function buildBusyboxImage(busybox: string, tag: string): Promise<v
     writeFileSync(path.join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
     writeFileSync(path.join(root, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
     const tar = spawn("tar", ["-C", root, "-c", "."], { stdio: ["ignore", "pipe", "inherit"] });
+    const tarExit = new Promise<number | null>((resolve, reject) => {
+      tar.on("error", reject);
+      tar.on("close", resolve);
+    });
+    tarExit.catch(() => undefined); // awaited below; an early spawn error must not go unhandled meanwhile
     const [repo, version] = splitTag(tag);
-    const output = await getEngine().importImage(tar.stdout as unknown as string, { repo, tag: version, changes: ['ENV PATH=/bin', 'CMD ["sh"]'] } as object);
-    await new Promise<void>((resolve, reject) =>
-      getEngine().modem.followProgress(output, (error: Error | null) => (error ? reject(error) : resolve())),
-    );
+    try {
+      const output = await getEngine().importImage(tar.stdout as unknown as string, { repo, tag: version, changes: ['ENV PATH=/bin', 'CMD ["sh"]'] } as object);
+      await new Promise<void>((resolve, reject) =>
+        getEngine().modem.followProgress(output, (error: Error | null) => (error ? reject(error) : resolve())),
+      );
+      const code = await tarExit;
+      if (code !== 0) throw new Error(`tar of the busybox rootfs exited with code ${code}`);
+    } catch (error) {
+      // When the engine refuses the import (or is not there), nobody reads tar's pipe any more:
+      // tar would block on it forever and keep this process alive. It was the hang of `make demo`.
+      tar.kill("SIGKILL");
+      throw error;
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
