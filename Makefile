@@ -93,7 +93,7 @@ test-unit: node_modules ## unit tests (no Docker)
 	@node --import tsx --test test/unit/*.test.ts
 
 test-integration: setup-test $(BUNDLE) ## integration tests on the real Docker engine (they run the bundled commands)
-	@node --import tsx --test --test-concurrency=2 --test-timeout=900000 test/integration/*.test.ts
+	@node --import tsx --test --test-concurrency=2 --test-timeout=2400000 test/integration/*.test.ts
 
 test: setup-test typecheck test-unit test-integration ## set up, then typecheck + unit + integration tests
 

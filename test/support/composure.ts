@@ -281,13 +281,31 @@ function releaseTurnIfHeld(dir: string): void {
 /**
  * Waits until no container of `image` runs on the engine (another suite's cluster going down),
  * then fails naming them if some still run: suites that start a JVM cluster need the machine alone.
+ * Test projects are named `cmpt-<name><pid>`: the containers of one whose test process is gone
+ * (killed before its `after` ran) are removed first, with their volumes and networks.
  */
 export async function whenNoneRuns(image: string, timeoutMs = 600_000): Promise<void> {
-  const running = () => docker("ps", "--filter", `ancestor=${image}`, "--format", "{{.Names}}");
+  const running = async () => (await docker("ps", "--filter", `ancestor=${image}`, "--format", '{{.Label "com.docker.compose.project"}}')).split("\n").filter(Boolean);
+  for (const project of new Set(await running())) {
+    const pid = /^cmpt-[a-z0-9-]*?(\d+)$/.exec(project)?.[1];
+    if (pid && !existsSync(`/proc/${pid}`)) await removeProject(project);
+  }
   const deadline = Date.now() + timeoutMs;
-  while ((await running()) !== "" && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5000));
+  while ((await running()).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5000));
   const left = await running();
-  if (left !== "") throw new Error(`other containers of ${image} still run on this engine after ${timeoutMs / 1000} s (${left.split("\n").join(", ")}): one cluster at a time on this machine`);
+  if (left.length) throw new Error(`containers of ${image} in projects ${[...new Set(left)].join(", ")} still run on this engine after ${timeoutMs / 1000} s: one cluster at a time on this machine`);
+}
+
+/** Removes every container, volume and network of a compose project, by its labels. */
+async function removeProject(project: string): Promise<void> {
+  const filter = `label=com.docker.compose.project=${project}`;
+  const ids = async (kind: string[]) => (await docker(...kind, "-q", "--filter", filter)).split("\n").filter(Boolean);
+  const containers = await ids(["ps", "-a"]);
+  if (containers.length) await docker("rm", "-f", "-v", ...containers);
+  const volumes = await ids(["volume", "ls"]);
+  if (volumes.length) await docker("volume", "rm", ...volumes);
+  const networks = await ids(["network", "ls"]);
+  if (networks.length) await docker("network", "rm", ...networks);
 }
 
 /** A log line without the timestamp and level a non-TTY run puts before it. */
