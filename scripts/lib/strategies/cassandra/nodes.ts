@@ -69,8 +69,8 @@ function clusterOfMembers(name: string | undefined, members: ServiceInfo[], foun
  * with no running node is a cluster of its own: the backup then names the node that is down).
  */
 export async function discoverCluster(config: Config, project: ProjectInfo, service: ServiceInfo): Promise<Cluster> {
-  const running = service.containers.find((container) => container.running && container.labels[oneoffLabel] !== "True");
-  const ring = running ? await ringAddresses({ key: service.name, service: service.name, number: 0, container: running }) : new Set<string>();
+  const running = nodesOf([service]).find((node) => node.container.running);
+  const ring = running ? await ringAddressesOrNone(running) : new Set<string>();
   const name = clusterOption(config, service);
   if (name) {
     const members = project.services.filter((candidate) => candidate.name === service.name || clusterOption(config, candidate) === name);
@@ -85,6 +85,19 @@ export async function discoverCluster(config: Config, project: ProjectInfo, serv
 export function ringAddressesOf(cluster: Cluster, node: CassandraNode): string[] {
   const known = node.container.addresses.filter((address) => cluster.ringAddresses.includes(address));
   return known.length ? known : node.container.addresses;
+}
+
+/**
+ * The ring's addresses, or none when the node has no cqlsh: the service is then a cluster of its
+ * own, and the snapshot's first step (nodetool on every node) names what the image lacks.
+ */
+async function ringAddressesOrNone(node: CassandraNode): Promise<Set<string>> {
+  try {
+    return await ringAddresses(node);
+  } catch (error) {
+    if (error instanceof ToolMissingError) return new Set();
+    throw error;
+  }
 }
 
 /** Every address of the node's ring: its own (broadcast and listen) and its peers', up or down. */

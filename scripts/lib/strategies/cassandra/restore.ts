@@ -136,7 +136,7 @@ export async function restoreCluster(ctx: RestoreContext<unknown>, artifacts: Ar
   if (ctx.dryRun) {
     const counted = tables.filter((key) => facts.counts[key] !== undefined).reduce((sum, key) => sum + facts.counts[key], 0);
     return [
-      `would restore cassandra cluster ${facts.cluster} from ${path.posix.dirname(schemaArtifact.path)}/ (schema.cql and ${facts.nodes.length} node archives) into ring ${cluster.name} (${running.map((node) => node.key).join(", ")}): ${tables.length} table(s) of ${keyspaces.join(", ")} (${formatCount(counted)} rows counted at backup time)`,
+      `would restore cassandra cluster ${facts.cluster} from ${path.posix.dirname(schemaArtifact.path)}/ (schema.cql and ${facts.nodes.length} node archives): ${tables.length} table(s) of ${keyspaces.join(", ")} (${formatCount(counted)} rows counted at backup time), into the running nodes ${running.map((node) => node.key).join(", ")}`,
       `  recreate missing keyspaces/tables from schema.cql, TRUNCATE the restored tables${ctx.rescue ? " after a rescue snapshot of them" : ""}, then ${how}: ${loadPath.reason}`,
     ];
   }
