@@ -7,11 +7,12 @@
 // So the first member service the pipeline reaches in a run (by name: the pipeline goes in name
 // order) is the cluster's *capturer*: its session snapshots EVERY node with one tag when it opens,
 // its capture archives every node (`<service>-<n>.tar.zst`) plus `schema.cql`, and its release
-// clears the tag on every node. Which cluster a run has captured, and how, is kept in the run's
-// scope (ctx.scope), not in this module. Each other member service, reached later in the same run, takes nothing: its
-// record is status ok with no artifacts and the facts `{ cassandraCluster, capturedWith }`. If the
-// capturer failed, the members fail too, with the capturer's error, so no member looks backed up
-// when the cluster is not. (SERVICE=<member> alone makes that member the capturer.)
+// clears the tag on every node. Which clusters a run captures, and by whom, is kept in the run's
+// scope (ctx.scope), not in this module. Each other member service, reached later in the same
+// run, takes nothing: its record is status ok with no artifacts and the facts
+// `{ cassandraCluster, capturedWith }`. If the capturer failed, the members fail too, with the
+// capturer's error, so no member looks backed up when the cluster is not. (SERVICE=<member> alone
+// makes that member the capturer.)
 // Restore keeps this correct: restoring the capturer restores the whole cluster (every node from
 // its own archive); a member restored in the same `make restore` reports "restored with
 // <capturer>"; a member restored alone (SERVICE=cassandra2) finds the capturer's record in the
