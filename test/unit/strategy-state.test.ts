@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import ts from "typescript";
+import { createRunScope, type ScopeSlot } from "../../scripts/lib/strategies/types.ts";
 
 const strategies = path.resolve(import.meta.dirname, "../../scripts/lib/strategies");
 
@@ -83,4 +84,12 @@ test("no strategy module keeps a Map, WeakMap or Set (or a let) made at module l
   );
   const stale = Object.keys(allowed).filter((entry) => !found.some((candidate) => key(candidate) === entry));
   assert.deepEqual(stale, [], "allow-list entries that no longer match anything");
+});
+
+test("a run scope keeps one value per slot for its run, and a new scope starts empty", () => {
+  const slot: ScopeSlot<Map<string, string>> = { name: "test: captured clusters", create: () => new Map() };
+  const run = createRunScope();
+  run.get(slot).set("ring", "cassandra1");
+  assert.equal(run.get(slot).get("ring"), "cassandra1");
+  assert.equal(createRunScope().get(slot).size, 0, "the next run does not see the last run's state");
 });
