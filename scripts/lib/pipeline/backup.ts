@@ -1,6 +1,6 @@
 // One backup run of one project: plan, lock, recover, then every service in turn
-// (pre hook -> prepare -> capture -> release -> post hook), each failure contained to its
-// service, and finally the manifest, written last.
+// (pre hook -> open the strategy's session -> capture -> release -> post hook), each failure
+// contained to its service, and finally the manifest, written last.
 import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -13,7 +13,7 @@ import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { messageOf } from "../errors.ts";
 import { formatBytes, log } from "../log.ts";
 import { getStrategy, journalRecovery } from "../strategies/registry.ts";
-import type { BackupContext } from "../strategies/types.ts";
+import { createRunScope, SessionOpenError, type BackupContext, type CaptureSession, type RunScope } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
 import { failpoint } from "../lifecycle/failpoint.ts";
 import { remoteFrom, uploadRun } from "./offsite.ts";
@@ -41,8 +41,10 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     const { runId, runDir } = await createRunDir(config.destination, project, startedAt);
     log.info(`backup of project ${project}: run ${runId}`);
     const records: ServiceRecord[] = [];
+    // What the strategies share across the services of this run (a cluster's capturer): dropped with the run.
+    const scope = createRunScope();
     for (const planned of plan.services.filter((entry) => !entry.excluded)) {
-      records.push(await backupService(config, plan, planned, { runDir, helperImage, journal, cleanup }));
+      records.push(await backupService(config, plan, planned, { runDir, helperImage, journal, cleanup, scope }));
     }
     const failed = records.filter((record) => record.status === "failed").length;
     const manifest: Manifest = {
@@ -87,6 +89,7 @@ interface RunState {
   helperImage: string;
   journal: StopJournal;
   cleanup: CleanupStack;
+  scope: RunScope;
 }
 
 async function backupService(config: Config, plan: ProjectPlan, planned: PlannedService, state: RunState): Promise<ServiceRecord> {
@@ -102,32 +105,46 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     options: strategy.options.parse(settings.options ?? {}),
     helperImage: state.helperImage,
     journal: state.journal,
+    scope: state.scope,
     runDir: state.runDir,
     serviceDir,
     mounts: planned.mounts,
-    stopped: [],
-    downtimeSeconds: () => 0,
   };
   const record: ServiceRecord = { name: service.name, strategy: strategy.kind, tier: settings.tier ?? "medium", status: "ok", image: service.image, stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
+  let session: CaptureSession | undefined;
+  let facts: Record<string, unknown> | undefined;
   try {
     await mkdir(serviceDir, { mode: 0o700 });
     await runHook(planned, "pre");
     await failpoint("backup:prepare");
-    const release = await state.cleanup.pushWhenReady(`release ${service.name}`, strategy.prepare(ctx));
-    record.artifacts = await captureThenRelease(() => strategy.capture(ctx), release);
+    const opening = strategy.openSession(ctx);
+    // On the stack the moment the session exists; a signal meanwhile waits for it (a stop in progress).
+    const release = await state.cleanup.pushWhenReady(
+      `release ${service.name}`,
+      opening.then((opened) => () => opened.release()),
+    );
+    session = await opening;
+    facts = session.facts;
+    const opened = session;
+    record.artifacts = await captureThenRelease(() => opened.capture(), release);
     await runHook(planned, "post");
     const bytes = record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
-    log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${ctx.stopped.length ? `, down ${ctx.downtimeSeconds().toFixed(1)} s` : ", no downtime"}`);
-  } catch (error) {
+    log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${session.stopped.length ? `, down ${session.downtimeSeconds().toFixed(1)} s` : ", no downtime"}`);
+  } catch (caught) {
+    let error = caught;
+    if (caught instanceof SessionOpenError) {
+      facts = caught.facts;
+      error = caught.error;
+    }
     record.status = "failed";
     record.error = describeEngineError(error);
     record.artifacts = [];
     await rm(serviceDir, { recursive: true, force: true });
     log.error(`${service.name}: backup failed: ${record.error}`);
   }
-  record.stopped = ctx.stopped;
-  if (ctx.facts) record.facts = ctx.facts;
-  record.downtimeSeconds = round(ctx.downtimeSeconds());
+  record.stopped = [...(session?.stopped ?? [])];
+  if (facts) record.facts = facts;
+  record.downtimeSeconds = round(session?.downtimeSeconds() ?? 0);
   record.durationSeconds = round((performance.now() - started) / 1000);
   return record;
 }

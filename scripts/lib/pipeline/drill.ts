@@ -18,7 +18,7 @@ import { createScratchStack, type ScratchStack } from "../docker/scratch-stack.t
 import { UsageError, messageOf } from "../errors.ts";
 import { formatSeconds, log } from "../log.ts";
 import { getStrategy } from "../strategies/registry.ts";
-import type { BackupContext, RestoreContext, Strategy } from "../strategies/types.ts";
+import { createRunScope, type BackupContext, type RestoreContext, type RunScope, type Strategy } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { currentSettings } from "./restore.ts";
@@ -63,7 +63,7 @@ export async function runDrill(config: Config, helperImage: string, project: str
     await cleanup.pushWhenReady("remove the drill's containers, volumes and network", starting.then((stack) => stack.remove));
     const stack = await starting;
     log.info(`drill of run ${manifest.runId}: scratch project ${stack.project} (internal network, no published ports)`);
-    const drill = { config, helperImage, sourceProject: project, scratchProject: stack.project, runDir: dir, journal: new StopJournal(journalDir) };
+    const drill = { config, helperImage, sourceProject: project, scratchProject: stack.project, runDir: dir, journal: new StopJournal(journalDir), scope: createRunScope() };
     for (const record of copied) results.push(await drillService(drill, record));
     return { run: manifest.runId, scratchProject: stack.project, results, seconds: (performance.now() - started) / 1000 };
   } finally {
@@ -96,6 +96,8 @@ interface Drill {
   scratchProject: string;
   runDir: string;
   journal: StopJournal;
+  /** What the strategies share across this drill's services (a cluster restored once). */
+  scope: RunScope;
 }
 
 function failed(record: ServiceRecord, message: string, differences: string[] = []): DrillResult {
@@ -138,6 +140,7 @@ async function restoreContext(drill: Drill, record: ServiceRecord): Promise<Rest
     ...currentSettings(drill.config, project, record),
     helperImage: drill.helperImage,
     journal: drill.journal,
+    scope: drill.scope,
     service,
     serviceName: record.name,
     record,
@@ -154,12 +157,11 @@ async function probeContext(drill: Drill, record: ServiceRecord, found?: { proje
     ...currentSettings(drill.config, project, record),
     helperImage: drill.helperImage,
     journal: drill.journal,
+    scope: drill.scope,
     service,
     runDir: drill.runDir,
     serviceDir: drill.runDir,
     mounts: [],
-    stopped: [],
-    downtimeSeconds: () => 0,
     sourceProject: drill.sourceProject,
   };
 }

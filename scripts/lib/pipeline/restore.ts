@@ -16,7 +16,7 @@ import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { ExitCode, exitCodeOf, RefusedError, UsageError } from "../errors.ts";
 import { log } from "../log.ts";
 import { detectStrategy, getStrategy, journalRecovery, strategyKinds } from "../strategies/registry.ts";
-import type { RescueSink, RestoreContext } from "../strategies/types.ts";
+import { createRunScope, type RescueSink, type RestoreContext } from "../strategies/types.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
 import { failureOf, summaryLines, type ServiceResult } from "./restore-report.ts";
@@ -75,6 +75,9 @@ async function planRestore(config: Config, helperImage: string, request: Restore
   if (target !== request.project) requireTargetServices(project, chosen, request.project);
   const records = dependenciesFirst(project, chosen.map((record) => record.name)).map((name) => chosen.find((record) => record.name === name)!);
   const journal = new StopJournal(projectDir(config.destination, target));
+  // What the strategies share across the services of this restore, preview and real restore alike
+  // (a cluster restored once, a look at it the preview took): dropped when the command ends.
+  const scope = createRunScope();
   const contextFor: RestorePlan["contextFor"] = (record, dryRun, rescue) => ({
     config,
     project,
@@ -82,6 +85,7 @@ async function planRestore(config: Config, helperImage: string, request: Restore
     ...currentSettings(config, project, record),
     helperImage,
     journal,
+    scope,
     service: project.services.find((service) => service.name === record.name),
     serviceName: record.name,
     record,

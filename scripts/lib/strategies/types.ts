@@ -1,4 +1,13 @@
 // The one interface every strategy folder implements (volume/, postgres/, cassandra/ ...).
+//
+// A backup of one service is a session: the pipeline opens it (`openSession`: stop the service,
+// or take a snapshot), pushes its `release` onto the run's cleanup stack at once, calls `capture`,
+// releases, and then reads from the session what goes into the service's record (what stopped,
+// for how long, the record's facts). Everything a strategy knows between opening and releasing
+// lives in the session object, never in module-level maps, and the pipeline never writes into a
+// strategy's input to get a result back. State that spans the services of one run (a cluster
+// captured by its first member) or of one restore lives in `ctx.scope`, which the pipeline creates
+// per run (per `make restore`, per drill) and drops with it.
 import type { z } from "zod";
 import type { ProjectInfo, ServiceInfo } from "../compose/discover.ts";
 import type { Config, ServiceSettings } from "../config/schema.ts";
@@ -6,6 +15,7 @@ import type { Artifact, ServiceRecord } from "../catalog/manifest.ts";
 import type { SelectedMount } from "../compose/mounts.ts";
 import type { StopJournal } from "../lifecycle/journal.ts";
 
+/** An undo step: start what was stopped, delete what was made. */
 export type Release = () => Promise<void>;
 
 export interface BaseContext<Options> {
@@ -15,6 +25,34 @@ export interface BaseContext<Options> {
   options: Options;
   helperImage: string;
   journal: StopJournal;
+  /** State shared by the services of this run (or restore, or drill): made by the pipeline, dropped with the run. */
+  scope: RunScope;
+}
+
+/**
+ * One kind of per-run state a strategy keeps in a RunScope: a constant naming it, with the
+ * factory of its empty value. Declared at module level (it holds no state itself).
+ */
+export interface ScopeSlot<T> {
+  readonly name: string;
+  create(): T;
+}
+
+/** Per-run state that spans services, keyed by slot; lives as long as the run that made it. */
+export interface RunScope {
+  /** The slot's value in this run, made by `slot.create()` on first use. */
+  get<T>(slot: ScopeSlot<T>): T;
+}
+
+/** A fresh, empty scope: one per backup run, per restore command (preview and restore share it), per drill. */
+export function createRunScope(): RunScope {
+  const values = new Map<ScopeSlot<unknown>, unknown>();
+  return {
+    get<T>(slot: ScopeSlot<T>): T {
+      if (!values.has(slot)) values.set(slot, slot.create());
+      return values.get(slot) as T;
+    },
+  };
 }
 
 export interface BackupContext<Options> extends BaseContext<Options> {
@@ -24,12 +62,6 @@ export interface BackupContext<Options> extends BaseContext<Options> {
   serviceDir: string;
   /** The mounts this service backs up (shared volumes only with their first service). */
   mounts: SelectedMount[];
-  /** Stopped container names, filled in by prepare for the manifest. */
-  stopped: string[];
-  /** Downtime so far, read by the pipeline after release. */
-  downtimeSeconds: () => number;
-  /** Facts about the service's backup as a whole, for the manifest record (e.g. a cluster captured with another service). */
-  facts?: Record<string, unknown>;
   /** probe only: the project the recorded artifacts were taken of, when it is not this one (drills). */
   sourceProject?: string;
 }
@@ -69,10 +101,12 @@ export interface Strategy<Options = Record<string, unknown>> {
   readonly offline?: boolean;
   readonly options: z.ZodType<Options, z.ZodTypeDef, unknown>;
   detect?(service: ServiceInfo): boolean;
-  /** Stop, or flush and snapshot; returns its own undo. */
-  prepare(ctx: BackupContext<Options>): Promise<Release>;
-  /** Streams artifacts into ctx.serviceDir and describes them. */
-  capture(ctx: BackupContext<Options>): Promise<Artifact[]>;
+  /**
+   * Stop, or flush and snapshot, and hand back the session that captures and undoes it. When it
+   * fails, it leaves nothing behind (what it stopped is started again). A failure that should
+   * still name facts in the service's record (the cluster it is part of) is a SessionOpenError.
+   */
+  openSession(ctx: BackupContext<Options>): Promise<CaptureSession>;
   /** Restores the artifacts of one service; returns what it did, one line each. */
   restore(ctx: RestoreContext<Options>, artifacts: Artifact[]): Promise<string[]>;
   /**
@@ -82,6 +116,35 @@ export interface Strategy<Options = Record<string, unknown>> {
    * restore drills: ok once the service answers.
    */
   probe?(ctx: BackupContext<Options>, recorded?: Artifact[]): Promise<ProbeResult>;
+}
+
+/**
+ * One service's backup in one run, from openSession to release. The pipeline pushes `release`
+ * onto its cleanup stack as soon as the session exists, calls `capture` once, then `release` at
+ * once (downtime is the capture, nothing more), and `release` also on a signal or a failure.
+ */
+export interface CaptureSession {
+  /** Streams artifacts into ctx.serviceDir and describes them. */
+  capture(): Promise<Artifact[]>;
+  /** Its own undo: start what it stopped, delete its snapshot, remove its helper. Called once. */
+  release(): Promise<void>;
+  /** Names of the containers it stopped (for the record). */
+  readonly stopped: readonly string[];
+  /** How long they were down; final once release is done. */
+  downtimeSeconds(): number;
+  /** Facts about the service's backup as a whole, for its record (e.g. the cluster it was captured with). */
+  readonly facts?: Record<string, unknown>;
+}
+
+/** openSession failed; the failed service's record still carries `facts` (the cluster it is part of). */
+export class SessionOpenError extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly facts: Record<string, unknown>,
+  ) {
+    super(error instanceof Error ? error.message : String(error));
+    this.name = "SessionOpenError";
+  }
 }
 
 export interface RescueSink {

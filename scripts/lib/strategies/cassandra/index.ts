@@ -5,12 +5,14 @@
 // every service labelled `composure.cassandra.cluster=<name>`: see nodes.ts), but the pipeline
 // backs up one service at a time.
 // So the first member service the pipeline reaches in a run (by name: the pipeline goes in name
-// order) is the cluster's *capturer*: its prepare snapshots EVERY node with one tag, its capture
-// archives every node (`<service>-<n>.tar.zst`) plus `schema.cql`, and its Release clears the tag
-// on every node. Each other member service, reached later in the same run, takes nothing: its
-// record is status ok with no artifacts and the facts `{ cassandraCluster, capturedWith }`. If the
-// capturer failed, the members fail too, with the capturer's error, so no member looks backed up
-// when the cluster is not. (SERVICE=<member> alone makes that member the capturer.)
+// order) is the cluster's *capturer*: its session snapshots EVERY node with one tag when it opens,
+// its capture archives every node (`<service>-<n>.tar.zst`) plus `schema.cql`, and its release
+// clears the tag on every node. Which clusters a run captures, and by whom, is kept in the run's
+// scope (ctx.scope), not in this module. Each other member service, reached later in the same
+// run, takes nothing: its record is status ok with no artifacts and the facts
+// `{ cassandraCluster, capturedWith }`. If the capturer failed, the members fail too, with the
+// capturer's error, so no member looks backed up when the cluster is not. (SERVICE=<member> alone
+// makes that member the capturer.)
 // Restore keeps this correct: restoring the capturer restores the whole cluster (every node from
 // its own archive); a member restored in the same `make restore` reports "restored with
 // <capturer>"; a member restored alone (SERVICE=cassandra2) finds the capturer's record in the
@@ -21,7 +23,8 @@ import { z } from "zod";
 import { readManifest, type Artifact } from "../../catalog/manifest.ts";
 import { StepError, messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
-import type { BackupContext, RestoreContext, Strategy } from "../types.ts";
+import { SessionOpenError, type BackupContext, type RestoreContext, type ScopeSlot, type Strategy } from "../types.ts";
+import { hotSession } from "../shared/session.ts";
 import { imagePath, listOption, ToolMissingError } from "../shared/in-container.ts";
 import { discoverCluster, NodesError, type Cluster } from "./nodes.ts";
 import { probeCassandra } from "./probe.ts";
@@ -60,20 +63,17 @@ function asStepError(phase: string, service: string, error: unknown): Error {
 interface ClusterRun {
   capturer: string;
   cluster: Cluster;
-  snapshot?: Snapshot;
-  staleTags: string[];
-  /** Set when the capturer's prepare, capture or release failed. */
+  /** Set when the capturer's snapshot, capture or release failed. */
   error?: string;
 }
 
-/** runDir + cluster name -> the cluster's backup in that run (one process runs one run at a time). */
-const runs = new Map<string, ClusterRun>();
-const runKey = (runDir: string, cluster: string) => `${runDir}\u0000${cluster}`;
+/** Cluster name -> the cluster's backup in this run, made when its capturer's session opens. */
+const clusterRuns: ScopeSlot<Map<string, ClusterRun>> = { name: "cassandra: the clusters of this run and their capturers", create: () => new Map() };
 
 /** The cluster backup of this run that the service is part of (found by an earlier member), if any. */
 function memberOf(ctx: BackupContext<CassandraOptions>): { run: ClusterRun; member: boolean } | undefined {
-  for (const [key, run] of runs) {
-    if (key.startsWith(`${ctx.runDir}\u0000`) && run.cluster.services.includes(ctx.service.name)) return { run, member: run.capturer !== ctx.service.name };
+  for (const run of ctx.scope.get(clusterRuns).values()) {
+    if (run.cluster.services.includes(ctx.service.name)) return { run, member: run.capturer !== ctx.service.name };
   }
   return undefined;
 }
@@ -85,13 +85,14 @@ function failMember(ctx: BackupContext<CassandraOptions>, run: ClusterRun): neve
 // ---------------------------------------------------------------------------------------------
 // Restore: which `make restore` already restored which cluster, and how it went
 
-/** runDir + capturer + dry run -> the error of that cluster's restore, or undefined when it worked. */
-const restored = new Map<string, string | undefined>();
+/** runDir + capturer + dry run -> the error of that cluster's restore in this `make restore` (its scope), or undefined when it worked. */
+const restoredClusters: ScopeSlot<Map<string, string | undefined>> = { name: "cassandra: the clusters this restore restored", create: () => new Map() };
 const restoredKey = (runDir: string, capturer: string, dryRun: boolean) => `${runDir}\u0000${capturer}\u0000${dryRun}`;
 
 /** Restores the cluster from the capturer's artifacts once per `make restore`, remembering how it went for the other members. */
 async function restoreOnce(ctx: RestoreContext<CassandraOptions>, capturer: string, artifacts: Artifact[]): Promise<string[]> {
   const key = restoredKey(ctx.runDir, capturer, ctx.dryRun);
+  const restored = ctx.scope.get(restoredClusters);
   try {
     const lines = await restoreCluster(ctx, artifacts);
     restored.set(key, undefined);
@@ -126,13 +127,12 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     return isCassandraImage(service.image);
   },
 
-  async prepare(ctx) {
+  async openSession(ctx) {
     const known = memberOf(ctx);
     if (known?.member) {
       if (known.run.error !== undefined) failMember(ctx, known.run);
-      ctx.facts = { cassandraCluster: known.run.cluster.name, capturedWith: known.run.capturer };
       log.info(`${ctx.service.name}: part of cassandra cluster ${known.run.cluster.name}, captured with ${known.run.capturer}`);
-      return async () => undefined;
+      return hotSession(async () => [], { facts: { cassandraCluster: known.run.cluster.name, capturedWith: known.run.capturer } });
     }
     let cluster: Cluster;
     try {
@@ -141,47 +141,45 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
       throw asStepError("prepare", ctx.service.name, error);
     }
     if (cluster.services.length > 1) log.info(`${ctx.service.name}: cassandra cluster ${cluster.name}: services ${cluster.services.join(", ")} (${cluster.foundBy === "ring" ? "found in one ring" : "by the cluster label"}), captured together by ${ctx.service.name}`);
-    const run: ClusterRun = { capturer: ctx.service.name, cluster, staleTags: [] };
-    runs.set(runKey(ctx.runDir, cluster.name), run);
-    ctx.facts = { cassandraCluster: cluster.name, capturedWith: ctx.service.name, nodes: cluster.nodes.map((node) => node.key), services: cluster.services, foundBy: cluster.foundBy };
+    const run: ClusterRun = { capturer: ctx.service.name, cluster };
+    ctx.scope.get(clusterRuns).set(cluster.name, run);
+    const facts = { cassandraCluster: cluster.name, capturedWith: ctx.service.name, nodes: cluster.nodes.map((node) => node.key), services: cluster.services, foundBy: cluster.foundBy };
     // The tag names the run: the same on every node, and recognisable if a killed run leaves it.
     const tag = `composure-${path.basename(ctx.runDir)}`;
+    let snapshot: Snapshot;
     try {
-      run.snapshot = await takeSnapshot(cluster, { keyspaces: ctx.options.keyspaces, excludeKeyspaces: ctx.options.exclude_keyspaces }, tag);
+      snapshot = await takeSnapshot(cluster, { keyspaces: ctx.options.keyspaces, excludeKeyspaces: ctx.options.exclude_keyspaces }, tag);
     } catch (error) {
       run.error = messageOf(error);
-      throw asStepError("prepare", ctx.service.name, error);
+      // The record still names the cluster it was to capture.
+      throw new SessionOpenError(asStepError("prepare", ctx.service.name, error), facts);
     }
-    const snapshot = run.snapshot;
-    return async () => {
+    let staleTags: string[] = [];
+    const capture = async () => {
+      try {
+        const started = performance.now();
+        const result = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, level: ctx.config.compression.level, dir: ctx.serviceDir, runDir: ctx.runDir });
+        staleTags = result.staleTags;
+        const seconds = (performance.now() - started) / 1000;
+        const stored = result.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
+        log.info(`${ctx.service.name}: cassandra cluster ${cluster.name}: snapshot ${formatSeconds(snapshot.seconds)}, capture ${formatSeconds(seconds)}: ${formatBytes(result.rawBytes)} of SSTables stored as ${formatBytes(stored)} (${formatBytes(result.rawBytes / Math.max(seconds, 0.001))}/s)`);
+        return result.artifacts;
+      } catch (error) {
+        run.error = messageOf(error);
+        throw asStepError("capture", ctx.service.name, error);
+      }
+    };
+    const release = async () => {
       try {
         await snapshot.clear();
       } catch (error) {
         run.error ??= messageOf(error);
         throw error;
       } finally {
-        await clearStaleTags(snapshot.nodes, run.staleTags).catch(() => undefined);
+        await clearStaleTags(snapshot.nodes, staleTags).catch(() => undefined);
       }
     };
-  },
-
-  async capture(ctx) {
-    const known = memberOf(ctx);
-    if (!known) throw new StepError("capture", ctx.service.name, new Error("capture without prepare"));
-    if (known.member) return [];
-    const { run } = known;
-    try {
-      const started = performance.now();
-      const result = await captureSnapshot(run.snapshot!, { helperImage: ctx.helperImage, project: ctx.project.name, level: ctx.config.compression.level, dir: ctx.serviceDir, runDir: ctx.runDir });
-      run.staleTags = result.staleTags;
-      const seconds = (performance.now() - started) / 1000;
-      const stored = result.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
-      log.info(`${ctx.service.name}: cassandra cluster ${run.cluster.name}: snapshot ${formatSeconds(run.snapshot!.seconds)}, capture ${formatSeconds(seconds)}: ${formatBytes(result.rawBytes)} of SSTables stored as ${formatBytes(stored)} (${formatBytes(result.rawBytes / Math.max(seconds, 0.001))}/s)`);
-      return result.artifacts;
-    } catch (error) {
-      run.error = messageOf(error);
-      throw asStepError("capture", ctx.service.name, error);
-    }
+    return hotSession(capture, { release, facts });
   },
 
   async restore(ctx, artifacts) {
@@ -193,6 +191,7 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
       }
       const capturer = await capturerRecord(ctx);
       const key = restoredKey(ctx.runDir, capturer.name, ctx.dryRun);
+      const restored = ctx.scope.get(restoredClusters);
       if (restored.has(key)) {
         const error = restored.get(key);
         if (error !== undefined) throw new Error(`not restored: it is part of the cassandra cluster restored with ${capturer.name}, whose restore failed (see there)`);

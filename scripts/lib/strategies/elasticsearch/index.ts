@@ -8,7 +8,8 @@
 // through a read-only helper; delete older composure snapshots beyond keep_snapshots; remove the
 // registration. A failed or partial snapshot is deleted, a failed registration removed.
 // A cluster made of several services (composure.elasticsearch.cluster=<name>, or found through
-// the nodes themselves) is snapshotted once per run, by the first of its services.
+// the nodes themselves) is snapshotted once per run, by the first of its services (the run's
+// scope remembers which).
 //
 // Restore: unpack the archived repository into a fresh directory under path.repo on the shared
 // volume, register it read-only, restore the run's snapshot with a conflict policy (CONFLICT=
@@ -18,7 +19,8 @@ import path from "node:path";
 import { StepError } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
-import type { BackupContext, ProbeResult, Strategy } from "../types.ts";
+import type { BackupContext, ProbeResult, ScopeSlot, Strategy } from "../types.ts";
+import { hotSession } from "../shared/session.ts";
 import { abandonJob, indicesExpression, snapshotNameFor, snapshotToArchive, type JobProgress, type SnapshotFacts } from "./backup.ts";
 import { checkCluster, clusterServices, findRepositoryPlace, openCluster, type ClusterView, type RepositoryPlace } from "./cluster.ts";
 import { indexStats } from "./snapshot.ts";
@@ -35,9 +37,8 @@ interface Prepared {
   progress: JobProgress;
 }
 
-const prepared = new WeakMap<object, Prepared>();
-/** "<run dir>|<cluster uuid>" -> the service that snapshots that cluster in that run. */
-const clustersOfRuns = new Map<string, string>();
+/** Cluster uuid -> the service that snapshots that cluster in this run. */
+const capturers: ScopeSlot<Map<string, string>> = { name: "elasticsearch: the service that snapshots each cluster in this run", create: () => new Map() };
 
 function parseOptions(raw: unknown): ElasticsearchOptions {
   const parsed = elasticsearchOptions.safeParse(raw ?? {});
@@ -47,12 +48,11 @@ function parseOptions(raw: unknown): ElasticsearchOptions {
 async function open(ctx: BackupContext<ElasticsearchOptions>): Promise<Prepared> {
   const view = await openCluster(ctx.project, ctx.service, ctx.options);
   const place = findRepositoryPlace(view, ctx.project, ctx.options);
-  const key = `${ctx.runDir}|${view.uuid}`;
-  const capturedBy = clustersOfRuns.get(key);
+  const capturedBy = ctx.scope.get(capturers).get(view.uuid);
   const progress = { started: false, settled: false };
   if (capturedBy && capturedBy !== ctx.service.name) return { view, place, capturedBy, progress };
   checkCluster(view, place, ctx.project.name);
-  clustersOfRuns.set(key, ctx.service.name);
+  ctx.scope.get(capturers).set(view.uuid, ctx.service.name);
   return { view, place, progress };
 }
 
@@ -64,50 +64,48 @@ export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
     return detectElasticsearch(service);
   },
 
-  async prepare(ctx) {
+  async openSession(ctx) {
     // Hot: nothing stops. Every check that can fail runs here, before any snapshot exists.
     let state: Prepared;
+    let facts: Record<string, unknown>;
     try {
       state = await open(ctx);
-      prepared.set(ctx, state);
       // Every member's record says who captured its cluster, the capturer's too (restore and drills read it).
-      ctx.facts = { elasticsearchCluster: state.view.name, capturedWith: state.capturedBy ?? ctx.service.name, services: clusterServices(state.view) };
+      facts = { elasticsearchCluster: state.view.name, capturedWith: state.capturedBy ?? ctx.service.name, services: clusterServices(state.view) };
     } catch (error) {
       throw new StepError("prepare", ctx.service.name, error);
     }
-    // Nothing stops, so nothing restarts; an interrupted capture (SIGTERM) leaves no snapshot or registration.
-    return () => abandonJob(state.view.client, { snapshot: snapshotNameFor(path.basename(ctx.runDir)), progress: state.progress });
-  },
-
-  async capture(ctx) {
-    try {
-      const state = prepared.get(ctx) ?? (await open(ctx));
-      if (state.capturedBy) {
-        log.info(`${ctx.service.name}: node(s) of cluster ${state.view.name}, whose snapshot service ${state.capturedBy} takes in this run`);
-        return [];
+    const snapshot = snapshotNameFor(path.basename(ctx.runDir));
+    const capture = async () => {
+      try {
+        if (state.capturedBy) {
+          log.info(`${ctx.service.name}: node(s) of cluster ${state.view.name}, whose snapshot service ${state.capturedBy} takes in this run`);
+          return [];
+        }
+        const artifact = await snapshotToArchive({
+          view: state.view,
+          place: state.place,
+          options: ctx.options,
+          project: ctx.project.name,
+          helperImage: ctx.helperImage,
+          compressionLevel: ctx.config.compression.level,
+          snapshot,
+          indices: indicesExpression(ctx.options),
+          dir: ctx.serviceDir,
+          runDir: ctx.runDir,
+          label: ctx.service.name,
+          keep: ctx.options.keep_snapshots,
+          progress: state.progress,
+        });
+        return [artifact];
+      } catch (error) {
+        // Another node's service of the same cluster may try again in this run.
+        if (!state.capturedBy) ctx.scope.get(capturers).delete(state.view.uuid);
+        throw error instanceof StepError ? error : new StepError("capture", ctx.service.name, error);
       }
-      const artifact = await snapshotToArchive({
-        view: state.view,
-        place: state.place,
-        options: ctx.options,
-        project: ctx.project.name,
-        helperImage: ctx.helperImage,
-        compressionLevel: ctx.config.compression.level,
-        snapshot: snapshotNameFor(path.basename(ctx.runDir)),
-        indices: indicesExpression(ctx.options),
-        dir: ctx.serviceDir,
-        runDir: ctx.runDir,
-        label: ctx.service.name,
-        keep: ctx.options.keep_snapshots,
-        progress: state.progress,
-      });
-      return [artifact];
-    } catch (error) {
-      // Another node's service of the same cluster may try again in this run.
-      const state = prepared.get(ctx);
-      if (state && !state.capturedBy) clustersOfRuns.delete(`${ctx.runDir}|${state.view.uuid}`);
-      throw error instanceof StepError ? error : new StepError("capture", ctx.service.name, error);
-    }
+    };
+    // Nothing stops, so nothing restarts; an interrupted capture (SIGTERM) leaves no snapshot or registration.
+    return hotSession(capture, { facts, release: () => abandonJob(state.view.client, { snapshot, progress: state.progress }) });
   },
 
   async restore(ctx, artifacts) {

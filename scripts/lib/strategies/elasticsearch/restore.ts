@@ -8,7 +8,7 @@ import { extractArchive } from "../../archive/tar-transfer.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
-import type { RestoreContext } from "../types.ts";
+import type { RestoreContext, ScopeSlot } from "../types.ts";
 import { formatCount } from "../shared/in-container.ts";
 import { withHelper } from "../../docker/helper.ts";
 import { snapshotToArchive, type SnapshotFacts } from "./backup.ts";
@@ -152,15 +152,19 @@ async function removeLeftoverRegistrations(view: ClusterView): Promise<void> {
   }
 }
 
-/** The preview (dry run) and the restore that follows within a minute share one look at the cluster. */
-const recentViews = new WeakMap<object, { view: Promise<ClusterView>; at: number }>();
+/**
+ * The preview (dry run) and the restore that follows within a minute share one look at the
+ * cluster: kept per service record in the restore's scope (preview and restore share it).
+ */
+const recentViews: ScopeSlot<Map<object, { view: Promise<ClusterView>; at: number }>> = { name: "elasticsearch: the clusters this restore looked at", create: () => new Map() };
 
 function clusterFor(ctx: RestoreContext<unknown>, options: ElasticsearchOptions): Promise<ClusterView> {
-  const recent = recentViews.get(ctx.record);
+  const views = ctx.scope.get(recentViews);
+  const recent = views.get(ctx.record);
   if (recent && Date.now() - recent.at < 60_000) return recent.view;
   const view = openCluster(ctx.project, ctx.service!, options);
-  recentViews.set(ctx.record, { view, at: Date.now() });
-  view.catch(() => recentViews.delete(ctx.record));
+  views.set(ctx.record, { view, at: Date.now() });
+  view.catch(() => views.delete(ctx.record));
   return view;
 }
 

@@ -51,6 +51,7 @@ import {
   type DumpEngine,
   type TableFacts,
 } from "../shared/in-container.ts";
+import { hotSession } from "../shared/session.ts";
 
 /** databases: default every database but the system schemas; user: default root. */
 export const mariadbOptions = dumpOptions.strict();
@@ -241,8 +242,6 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, a
 
 // ---------------------------------------------------------------------------------------------
 
-const prepared = new WeakMap<object, { conn: Connection; server: Server }>();
-
 export const mariadbStrategy: Strategy<MariadbOptions> = {
   kind: "mariadb",
   options: mariadbOptions,
@@ -251,20 +250,17 @@ export const mariadbStrategy: Strategy<MariadbOptions> = {
     return isMariadbImage(service.image);
   },
 
-  async prepare(ctx) {
+  async openSession(ctx) {
     // Hot: nothing stops. Fail early and clearly when the server cannot be dumped.
-    prepared.set(ctx, await open("prepare", ctx.service, ctx.options));
-    return async () => undefined;
-  },
-
-  async capture(ctx) {
-    const { conn, server } = prepared.get(ctx) ?? (await open("capture", ctx.service, ctx.options));
-    try {
-      const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn), ctx.options.databases);
-      return await captureAll(conn, server, databases, ctx.serviceDir, ctx.runDir, ctx.config.compression.level, true);
-    } catch (error) {
-      throw asStepError(engine, "capture", ctx.service.name, error);
-    }
+    const { conn, server } = await open("prepare", ctx.service, ctx.options);
+    return hotSession(async () => {
+      try {
+        const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn), ctx.options.databases);
+        return await captureAll(conn, server, databases, ctx.serviceDir, ctx.runDir, ctx.config.compression.level, true);
+      } catch (error) {
+        throw asStepError(engine, "capture", ctx.service.name, error);
+      }
+    });
   },
 
   async restore(ctx, artifacts) {

@@ -53,6 +53,7 @@ import {
   type DumpEngine,
   type TableFacts,
 } from "../shared/in-container.ts";
+import { hotSession } from "../shared/session.ts";
 
 /**
  * databases: default every database that is not a template; user: default the container's
@@ -374,8 +375,6 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, s
 
 // ---------------------------------------------------------------------------------------------
 
-const prepared = new WeakMap<object, { conn: Connection; server: Server }>();
-
 export const postgresStrategy: Strategy<PostgresOptions> = {
   kind: "postgres",
   options: postgresOptions,
@@ -384,20 +383,17 @@ export const postgresStrategy: Strategy<PostgresOptions> = {
     return isPostgresImage(service.image);
   },
 
-  async prepare(ctx) {
+  async openSession(ctx) {
     // Hot: nothing stops. Fail early and clearly when the server cannot be dumped.
-    prepared.set(ctx, await open("prepare", ctx.service, ctx.options));
-    return async () => undefined;
-  },
-
-  async capture(ctx) {
-    const { conn, server } = prepared.get(ctx) ?? (await open("capture", ctx.service, ctx.options));
-    try {
-      const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn, server), ctx.options.databases);
-      return await captureAll(conn, server, databases, ctx.serviceDir, ctx.runDir, ctx.config.compression.level, true);
-    } catch (error) {
-      throw asStepError(engine, "capture", ctx.service.name, error);
-    }
+    const { conn, server } = await open("prepare", ctx.service, ctx.options);
+    return hotSession(async () => {
+      try {
+        const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn, server), ctx.options.databases);
+        return await captureAll(conn, server, databases, ctx.serviceDir, ctx.runDir, ctx.config.compression.level, true);
+      } catch (error) {
+        throw asStepError(engine, "capture", ctx.service.name, error);
+      }
+    });
   },
 
   async restore(ctx, artifacts) {

@@ -20,6 +20,7 @@ import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
 import type { RestoreContext, Strategy } from "../types.ts";
 import { withHelper } from "../../docker/helper.ts";
 import { captureMounts } from "../shared/mount-capture.ts";
+import { hotSession } from "../shared/session.ts";
 import { archiveBaseName, helperPath, imageNamed, locateDataPath, requireDataLocation, requireRunningContainer, runningContainer, volumeFactsOf, type DataLocation } from "../shared/service-data.ts";
 import { bgsaveReply, compareKeyspaces, parseConfigGet, parseInfo, parseKeyspace, redisCli, RedisError, redisTarget, totalExpires, totalKeys, type Keyspace, type RedisTarget } from "./cli.ts";
 
@@ -175,14 +176,6 @@ async function bgsave(target: RedisTarget, timeoutSeconds: number): Promise<Save
   }
 }
 
-interface Prepared {
-  target: RedisTarget;
-  config: PersistenceConfig;
-  location: DataLocation;
-}
-
-const prepared = new WeakMap<object, Prepared>();
-
 function targetFor(service: ServiceInfo, options: RedisOptions): RedisTarget {
   const container = requireRunningContainer(service, "a Redis BGSAVE");
   return redisTarget(service.name, container, options.port, options.password_env);
@@ -196,58 +189,53 @@ export const redisStrategy: Strategy<RedisOptions> = {
     return isRedisImage(service.image);
   },
 
-  async prepare(ctx) {
+  async openSession(ctx) {
     const target = targetFor(ctx.service, ctx.options);
     const container = requireRunningContainer(ctx.service, "a Redis BGSAVE");
     const config = await readPersistenceConfig(target);
     const location = requireDataLocation(ctx.service, container, config.dir, "the Redis dir setting");
-    prepared.set(ctx, { target, config, location });
-    return async () => undefined; // nothing stopped, nothing left behind
-  },
-
-  async capture(ctx) {
-    const state = prepared.get(ctx);
-    if (!state) throw new Error("capture called without prepare");
-    const { target, config, location } = state;
-    const volume = await volumeFactsOf(location.mount, ctx.project.name);
-    const file = path.join(ctx.serviceDir, `${archiveBaseName(volume)}-redis.tar.zst`);
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      const save = await bgsave(target, ctx.options.timeout);
-      const takenAt = new Date().toISOString();
-      const memory = parseInfo(await redisCli(target, ["INFO", "memory"]));
-      const { stored, files } = await withHelper(ctx.helperImage, ctx.project.name, [`${location.mount.source}:/v:ro`], async (helper, pipe) => {
-        const dir = helperPath("/v", location.subpath);
-        const candidates = [config.dbfilename, ...(config.aof ? [config.appenddirname ?? config.appendfilename] : [])];
-        const present = await helper.run(["sh", "-c", 'cd "$1" && shift && for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true', "sh", dir, ...candidates]);
-        const files = present.stdout.split("\n").filter((name) => candidates.includes(name));
-        if (!files.includes(config.dbfilename)) throw new Error(`BGSAVE of service ${ctx.service.name} succeeded but ${config.dir}/${config.dbfilename} is not on volume ${location.mount.source}`);
-        const stored = await captureDirectory(helper, pipe, dir, file, ctx.config.compression.level, `${ctx.service.name} ${files.join(" + ")}`, { entries: files });
-        return { stored, files };
-      });
-      const after = markerOf(await waitForNoChild(target, Date.now() + ctx.options.timeout * 1000, ctx.options.timeout));
-      if (after.lastSave !== save.marker.lastSave || after.saves !== save.marker.saves) {
-        log.warn(`${ctx.service.name}: another save replaced ${config.dbfilename} while it was archived: taking the copy again`);
-        continue;
+    // Nothing stopped, nothing left behind.
+    return hotSession(async () => {
+      const volume = await volumeFactsOf(location.mount, ctx.project.name);
+      const file = path.join(ctx.serviceDir, `${archiveBaseName(volume)}-redis.tar.zst`);
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const save = await bgsave(target, ctx.options.timeout);
+        const takenAt = new Date().toISOString();
+        const memory = parseInfo(await redisCli(target, ["INFO", "memory"]));
+        const { stored, files } = await withHelper(ctx.helperImage, ctx.project.name, [`${location.mount.source}:/v:ro`], async (helper, pipe) => {
+          const dir = helperPath("/v", location.subpath);
+          const candidates = [config.dbfilename, ...(config.aof ? [config.appenddirname ?? config.appendfilename] : [])];
+          const present = await helper.run(["sh", "-c", 'cd "$1" && shift && for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true', "sh", dir, ...candidates]);
+          const files = present.stdout.split("\n").filter((name) => candidates.includes(name));
+          if (!files.includes(config.dbfilename)) throw new Error(`BGSAVE of service ${ctx.service.name} succeeded but ${config.dir}/${config.dbfilename} is not on volume ${location.mount.source}`);
+          const stored = await captureDirectory(helper, pipe, dir, file, ctx.config.compression.level, `${ctx.service.name} ${files.join(" + ")}`, { entries: files });
+          return { stored, files };
+        });
+        const after = markerOf(await waitForNoChild(target, Date.now() + ctx.options.timeout * 1000, ctx.options.timeout));
+        if (after.lastSave !== save.marker.lastSave || after.saves !== save.marker.saves) {
+          log.warn(`${ctx.service.name}: another save replaced ${config.dbfilename} while it was archived: taking the copy again`);
+          continue;
+        }
+        const facts: RedisFacts = {
+          kind: "redis-rdb",
+          ...config,
+          subpath: location.subpath,
+          keyspace: save.keyspace,
+          keys: totalKeys(save.keyspace),
+          expires: totalExpires(save.keyspace),
+          keysExact: save.keysExact,
+          usedMemory: memory.used_memory === undefined ? undefined : Number(memory.used_memory),
+          usedMemoryHuman: memory.used_memory_human,
+          lastSave: save.marker.lastSave,
+          takenAt,
+          files,
+        };
+        if (!save.keysExact) log.warn(`${ctx.service.name}: writes could not be paused for the fork (Redis ${config.version} < 6.2?): the recorded key count is approximate`);
+        log.info(`${ctx.service.name}: RDB of ${facts.keys} keys (${facts.usedMemoryHuman ?? "?"} in memory) archived${files.length > 1 ? ` with ${files.slice(1).join(", ")}` : ""}`);
+        return [{ ...artifactFields(ctx.runDir, stored), volume, facts: facts as unknown as Record<string, unknown> }];
       }
-      const facts: RedisFacts = {
-        kind: "redis-rdb",
-        ...config,
-        subpath: location.subpath,
-        keyspace: save.keyspace,
-        keys: totalKeys(save.keyspace),
-        expires: totalExpires(save.keyspace),
-        keysExact: save.keysExact,
-        usedMemory: memory.used_memory === undefined ? undefined : Number(memory.used_memory),
-        usedMemoryHuman: memory.used_memory_human,
-        lastSave: save.marker.lastSave,
-        takenAt,
-        files,
-      };
-      if (!save.keysExact) log.warn(`${ctx.service.name}: writes could not be paused for the fork (Redis ${config.version} < 6.2?): the recorded key count is approximate`);
-      log.info(`${ctx.service.name}: RDB of ${facts.keys} keys (${facts.usedMemoryHuman ?? "?"} in memory) archived${files.length > 1 ? ` with ${files.slice(1).join(", ")}` : ""}`);
-      return [{ ...artifactFields(ctx.runDir, stored), volume, facts: facts as unknown as Record<string, unknown> }];
-    }
-    throw new Error(`the RDB of service ${ctx.service.name} was replaced by automatic saves during three copies in a row: retry, or relax its save setting`);
+      throw new Error(`the RDB of service ${ctx.service.name} was replaced by automatic saves during three copies in a row: retry, or relax its save setting`);
+    });
   },
 
   async restore(ctx, artifacts) {

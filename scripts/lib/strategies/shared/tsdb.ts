@@ -14,7 +14,8 @@ import { artifactFields, type Encoding, type StoredFile } from "../../archive/fi
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
-import type { BackupContext, ProbeResult, Release, RestoreContext, Strategy } from "../types.ts";
+import type { BackupContext, CaptureSession, ProbeResult, RestoreContext, Strategy } from "../types.ts";
+import { hotSession } from "./session.ts";
 import { withHelper } from "../../docker/helper.ts";
 import { captureMounts } from "./mount-capture.ts";
 import { describeFailure, endpoint, parseJson, withServiceNetwork, type HttpClient } from "./http.ts";
@@ -276,7 +277,7 @@ export async function notePendingSnapshot(ctx: BackupContext<unknown>, product: 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backup: options, the snapshot's life from prepare to release, capture
+// Backup: options, the snapshot's session from opening to release
 
 /** The options of both strategies; only the defaults differ. */
 export function tsdbOptions(defaults: { url: string; dataPath: string }) {
@@ -315,21 +316,12 @@ export interface TsdbSnapshotHooks {
   deleteViaApi?(ctx: BackupContext<unknown>, url: string, snapshot: string): Promise<void>;
 }
 
-interface PreparedSnapshot {
-  location: DataLocation;
-  snapshot: string;
-  url: string;
-  drill: QueryFacts;
-  takenAt: string;
-}
-
-const preparedSnapshots = new WeakMap<object, PreparedSnapshot>();
-
 /**
  * Takes the snapshot hot: leftovers of killed runs removed, the API checked, restore-drill facts
- * recorded, the snapshot taken and written down as pending. The release deletes it again.
+ * recorded, the snapshot taken and written down as pending. The session archives it; its release
+ * deletes it again.
  */
-export async function prepareTsdbSnapshot(ctx: BackupContext<TsdbOptions>, hooks: TsdbSnapshotHooks): Promise<Release> {
+export async function openTsdbSession(ctx: BackupContext<TsdbOptions>, hooks: TsdbSnapshotHooks): Promise<CaptureSession> {
   const { service } = ctx;
   const { product, kind, seriesCount } = hooks.flavor;
   const container = requireRunningContainer(service, hooks.purpose);
@@ -347,13 +339,21 @@ export async function prepareTsdbSnapshot(ctx: BackupContext<TsdbOptions>, hooks
   });
   const takenAt = new Date().toISOString();
   log.info(`${service.name}: ${product} snapshot ${snapshot} ${hooks.took}`);
-  preparedSnapshots.set(ctx, { location, snapshot, url, drill, takenAt });
-  return async () => {
+  // Archived as `<kind>-snapshot.tar.zst` with the facts restore and drills need.
+  const capture = async (): Promise<Artifact[]> => [
+    await captureSnapshotDir(ctx as BackupContext<unknown>, location, hooks.snapshotPaths(snapshot)[0], {
+      dereference: hooks.dereference,
+      artifactName: `${kind}-snapshot.tar.zst`,
+      facts: { kind: "tsdb-snapshot", product, snapshot, url, dataPath: location.containerPath, takenAt, drill },
+    }),
+  ];
+  const release = async () => {
     await hooks.deleteViaApi?.(ctx as BackupContext<unknown>, url, snapshot);
     await removeFromDataDir(ctx.helperImage, ctx.project.name, location, hooks.snapshotPaths(snapshot));
     log.info(`${service.name}: snapshot ${snapshot} deleted`);
     await strikeOff();
   };
+  return hotSession(capture, { release });
 }
 
 /** A TSDB strategy: detection and the hooks are its own, the rest is the shared flow. */
@@ -363,24 +363,10 @@ export function tsdbStrategy(spec: TsdbSnapshotHooks & { options: ReturnType<typ
     kind: flavor.kind,
     options: spec.options,
     detect: (service) => spec.isImage(service.image),
-    prepare: (ctx) => prepareTsdbSnapshot(ctx, spec),
-    capture: (ctx) => captureTsdbSnapshot(ctx, spec),
+    openSession: (ctx) => openTsdbSession(ctx, spec),
     restore: (ctx, artifacts) => restoreTsdb(ctx, artifacts, flavor),
     probe: (ctx, recorded) => probeTsdb(ctx as BackupContext<unknown>, ctx.options.url, ctx.options.query, flavor, recorded),
   };
-}
-
-/** Archives the snapshot prepare took, as `<kind>-snapshot.tar.zst` with the facts restore and drills need. */
-export async function captureTsdbSnapshot(ctx: BackupContext<TsdbOptions>, hooks: TsdbSnapshotHooks): Promise<Artifact[]> {
-  const state = preparedSnapshots.get(ctx);
-  if (!state) throw new Error("capture called without prepare");
-  const { product, kind } = hooks.flavor;
-  const artifact = await captureSnapshotDir(ctx as BackupContext<unknown>, state.location, hooks.snapshotPaths(state.snapshot)[0], {
-    dereference: hooks.dereference,
-    artifactName: `${kind}-snapshot.tar.zst`,
-    facts: { kind: "tsdb-snapshot", product, snapshot: state.snapshot, url: state.url, dataPath: state.location.containerPath, takenAt: state.takenAt, drill: state.drill },
-  });
-  return [artifact];
 }
 
 // ---------------------------------------------------------------------------------------------

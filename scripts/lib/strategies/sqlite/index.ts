@@ -37,6 +37,7 @@ import {
   type TableFacts,
   type ToolResult,
 } from "../shared/in-container.ts";
+import { hotSession } from "../shared/session.ts";
 
 const containerPath = z
   .string()
@@ -291,26 +292,24 @@ export const sqliteStrategy: Strategy<SqliteOptions> = {
   offline: true,
   options: sqliteOptions,
 
-  async prepare(ctx) {
+  async openSession(ctx) {
     // Hot: nothing stops; VACUUM INTO reads one consistent snapshot while the app writes.
     try {
       checkPaths(ctx.service, ctx.options.paths);
     } catch (error) {
       throw asStepError("prepare", ctx.service, error);
     }
-    return async () => undefined;
-  },
-
-  async capture(ctx) {
-    let runner: Runner | undefined;
-    try {
-      runner = await openRunner(ctx.service, ctx.project, ctx.options);
-      return await captureFiles(runner, ctx.service.name, ctx.options.paths, ctx.serviceDir, ctx.runDir, ctx.config.compression.level);
-    } catch (error) {
-      throw asStepError("capture", ctx.service, error);
-    } finally {
-      await runner?.remove();
-    }
+    return hotSession(async () => {
+      let runner: Runner | undefined;
+      try {
+        runner = await openRunner(ctx.service, ctx.project, ctx.options);
+        return await captureFiles(runner, ctx.service.name, ctx.options.paths, ctx.serviceDir, ctx.runDir, ctx.config.compression.level);
+      } catch (error) {
+        throw asStepError("capture", ctx.service, error);
+      } finally {
+        await runner?.remove();
+      }
+    });
   },
 
   async restore(ctx, artifacts) {

@@ -13,6 +13,7 @@ import { failpoint } from "../../lifecycle/failpoint.ts";
 import { containersToStop, stopContainers, type Stoppage } from "../../lifecycle/stopper.ts";
 import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
 import type { BackupContext, Release, RestoreContext, Strategy } from "../types.ts";
+import { hotSession } from "../shared/session.ts";
 import type { VolumeFacts } from "../shared/service-data.ts";
 import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "../shared/tree-facts.ts";
 import { captureMounts, mountBinds, mountDir } from "../shared/mount-capture.ts";
@@ -64,27 +65,24 @@ async function stopWithHelper(ctx: { helperImage: string; project: { name: strin
 
 const options = z.object({}).strict();
 
-/** The helper prepare started for a stop-mode capture (prepare's release removes it). */
-const helperAhead = new WeakMap<BackupContext<unknown>, HelperSession>();
-
 export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   kind: "volume",
   offline: true,
   options,
 
-  async prepare(ctx) {
+  async openSession(ctx) {
     await warnAboutForeignWriters(ctx);
-    if (ctx.settings.stop === false || ctx.mounts.length === 0) return async () => undefined;
+    const hot = ctx.settings.stop === false;
+    if (hot || ctx.mounts.length === 0) return hotSession(() => captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, hot));
     const services = [ctx.service.name, ...writersOf(ctx, ctx.mounts.map((selected) => selected.mount.source))];
-    const stopped = await stopWithHelper(ctx, containersToStop(ctx.project, [...new Set(services)]), mountBinds(ctx.mounts));
-    helperAhead.set(ctx, stopped.session);
-    ctx.stopped.push(...stopped.stoppage.stopped.map((container) => container.name));
-    ctx.downtimeSeconds = stopped.stoppage.downtimeSeconds;
-    return stopped.release;
-  },
-
-  async capture(ctx) {
-    return captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, ctx.settings.stop === false, helperAhead.get(ctx));
+    // The helper starts while the service stops; the release removes it while the service starts.
+    const { stoppage, session: helper, release } = await stopWithHelper(ctx, containersToStop(ctx.project, [...new Set(services)]), mountBinds(ctx.mounts));
+    return {
+      capture: () => captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, false, helper),
+      release,
+      stopped: stoppage.stopped.map((container) => container.name),
+      downtimeSeconds: stoppage.downtimeSeconds,
+    };
   },
 
   async restore(ctx, artifacts) {
