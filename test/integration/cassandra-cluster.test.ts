@@ -9,32 +9,14 @@ import { writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { backupsOf, ComposeProject, composure, docker, fixtureImage, inVolumes, requireDocker, seconds, sh, takeTurn, tempDir, waitFor, whenNoneRuns } from "../support/composure.ts";
-import { cql, tableChecksums } from "../support/cassandra.ts";
+import { cassandraNode, cql, tableChecksums } from "../support/cassandra.ts";
 
 const image = fixtureImage("cassandra");
 
 // Node 2 starts once node 1 answers CQL; both join one ring (auto_bootstrap off on the fresh
 // cluster, as in test/images/cassandra/compose.yml). `files` is a plain service backed up by the
 // volume strategy, so that a run with a failed cluster is partial, not failed.
-const node = (name: string, extra: string) => `
-  ${name}:
-    image: ${image}
-    hostname: ${name}
-    stop_grace_period: 30s
-    labels: { composure.cassandra.cluster: ring }
-    environment:
-      CASSANDRA_CLUSTER_NAME: composure
-      CASSANDRA_SEEDS: cassandra1
-      CASSANDRA_NUM_TOKENS: "16"
-      MAX_HEAP_SIZE: 640M
-      HEAP_NEWSIZE: 128M${extra}
-    healthcheck:
-      test: ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9042"]
-      interval: 2s
-      timeout: 3s
-      retries: 150
-      start_period: 300s
-    volumes: ["${name}-data:/var/lib/cassandra"]`;
+const node = (name: string, extra: string) => cassandraNode(name, { cluster: "composure", seed: "cassandra1", heap: "640M", labels: "{ composure.cassandra.cluster: ring }", extra });
 
 const project = new ComposeProject(
   `cmpt-cass${process.pid}`,

@@ -9,29 +9,12 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { cql, tableChecksums, waitForRing } from "../support/cassandra.ts";
+import { cassandraNode, cql, tableChecksums, waitForRing } from "../support/cassandra.ts";
 import { backupsOf, ComposeProject, composure, docker, eventually, fixtureImage, inVolumes, requireDocker, sh, snapshotVolume, takeTurn, tempDir, whenNoneRuns } from "../support/composure.ts";
 import { bulk, bulkBody, contentHash, esOk, waitForHealth } from "../support/opensearch.ts";
 import { RcloneServer } from "../support/remotes.ts";
 
-const ringNode = (name: string, extra = "") => `
-  ${name}:
-    image: ${fixtureImage("cassandra")}
-    hostname: ${name}
-    stop_grace_period: 30s
-    environment:
-      CASSANDRA_CLUSTER_NAME: reference
-      CASSANDRA_SEEDS: cassandra-node1
-      CASSANDRA_NUM_TOKENS: "16"
-      MAX_HEAP_SIZE: 512M
-      HEAP_NEWSIZE: 128M${extra}
-    healthcheck:
-      test: ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9042"]
-      interval: 2s
-      timeout: 3s
-      retries: 150
-      start_period: 300s
-    volumes: ["${name}-data:/var/lib/cassandra"]`;
+const ringNode = (name: string, extra = "") => cassandraNode(name, { cluster: "reference", seed: "cassandra-node1", heap: "512M", extra });
 
 /**
  * Nodes after the seed join without bootstrapping (a fresh ring has no data to stream), one at a

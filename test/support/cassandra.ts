@@ -1,5 +1,5 @@
 // Cassandra from the tests: cqlsh through docker exec, waiting for a ring, and per-table checksums.
-import { docker, sh } from "./composure.ts";
+import { docker, fixtureImage, sh } from "./composure.ts";
 
 /** Statements through cqlsh's stdin inside the container. */
 export const cql = (container: string, statements: string) => sh("docker", ["exec", "-i", container, "cqlsh", "--request-timeout=120"], statements);
@@ -25,4 +25,26 @@ export async function tableChecksums(container: string, tables: string[]): Promi
   const script = tables.map((table) => `f=/tmp/check-${table}.csv; if [ -f $f ]; then echo "${table} $(wc -l < $f) $(sort $f | sha256sum | cut -c1-16)"; else echo "${table} missing"; fi`).join("; ");
   const output = await docker("exec", container, "sh", "-c", script);
   return Object.fromEntries(output.split("\n").map((line) => [line.split(" ")[0], line.split(" ").slice(1).join(" ")]));
+}
+
+/** A Cassandra node service of the fixture image for an inline compose file, ready once CQL listens; `extra` continues its environment. */
+export function cassandraNode(name: string, settings: { cluster: string; seed: string; heap: string; labels?: string; extra?: string }): string {
+  return `
+  ${name}:
+    image: ${fixtureImage("cassandra")}
+    hostname: ${name}
+    stop_grace_period: 30s${settings.labels ? `\n    labels: ${settings.labels}` : ""}
+    environment:
+      CASSANDRA_CLUSTER_NAME: ${settings.cluster}
+      CASSANDRA_SEEDS: ${settings.seed}
+      CASSANDRA_NUM_TOKENS: "16"
+      MAX_HEAP_SIZE: ${settings.heap}
+      HEAP_NEWSIZE: 128M${settings.extra ?? ""}
+    healthcheck:
+      test: ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9042"]
+      interval: 2s
+      timeout: 3s
+      retries: 150
+      start_period: 300s
+    volumes: ["${name}-data:/var/lib/cassandra"]`;
 }
