@@ -13,6 +13,7 @@ const layers: string[][] = [
   ["pipeline"],
   ["metrics", "notifications"],
   ["strategies"],
+  ["store"],
   ["lifecycle", "archive", "remote"],
   ["docker", "compose"],
   ["catalog", "config"],

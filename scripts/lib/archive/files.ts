@@ -141,6 +141,12 @@ export class ChecksumError extends Error {
   name = "ChecksumError";
 }
 
+/** Content read back: consume `stream`, then await `done` (it rejects on a checksum or decoding error). */
+export interface Decoded {
+  stream: Readable;
+  done: Promise<void>;
+}
+
 export interface Encoding {
   compression?: "zstd" | "gzip";
   encryption?: "none" | "age";
@@ -153,7 +159,7 @@ export interface Encoding {
  * Piping the file through Node into the decompressor cost ~0.4 s of CPU per GB restored.
  * Encrypted archives need the identity file (encryption.identity_file).
  */
-export function readDecompressed(file: string, expected?: StoredFile, encoding: Encoding = {}): { stream: Readable; done: Promise<void> } {
+export function readDecompressed(file: string, expected?: StoredFile, encoding: Encoding = {}): Decoded {
   const steps: Spawned[] = [];
   const input = ["--", file];
   if (encoding.encryption === "age") {

@@ -13,7 +13,7 @@ import { isLocalEngine } from "../docker/engine.ts";
 import type { Helper } from "../docker/helper.ts";
 import { unblockFifoReader, unblockFifoWriter, type PipeDir } from "../docker/pipe-dir.ts";
 import { log, startProgress, formatBytes } from "../log.ts";
-import { readDecompressed, writeCompressed, type Encoding, type StoredFile, type WrittenFile } from "./files.ts";
+import { writeCompressed, type Decoded, type WrittenFile } from "./files.ts";
 import { createTarInspector, type TarEntry, type TarSummary } from "./tar-inspector.ts";
 
 let transportAnnounced = false;
@@ -91,11 +91,11 @@ export interface Extraction {
 }
 
 /**
- * Extracts `archive` into `dir` of the helper. Every entry is checked before tar sees it
- * (no absolute paths, no '..', nothing written through a symlink, no devices): a bad entry stops
- * the stream and the extraction fails.
+ * Extracts the tar stream `source` (an artifact read back) into `dir` of the helper. Every entry
+ * is checked before tar sees it (no absolute paths, no '..', nothing written through a symlink,
+ * no devices): a bad entry stops the stream and the extraction fails.
  */
-export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, archive: string, dir: string, label: string, expected?: StoredFile & Encoding): Promise<Extraction> {
+export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, source: Decoded, dir: string, label: string): Promise<Extraction> {
   announceTransport();
   const progress = startProgress(label);
   const result: Extraction = { summary: undefined as unknown as TarSummary, timestamps: [] };
@@ -105,7 +105,6 @@ export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, 
       else if (entry.type === "directory" || entry.type === "symlink") result.timestamps.push({ name: entry.name, mtime: entry.mtime, type: entry.type });
     },
   });
-  const source = readDecompressed(archive, expected, expected);
   source.stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
   const tarArgs = ["tar", "xf", pipe ? "/pipe/stream" : "-", "--numeric-owner", "-C", dir];
   if (pipe) {

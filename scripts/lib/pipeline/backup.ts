@@ -14,6 +14,7 @@ import { messageOf } from "../errors.ts";
 import { formatBytes, log } from "../log.ts";
 import { getStrategy, journalRecovery } from "../strategies/registry.ts";
 import { createRunScope, SessionOpenError, type BackupContext, type CaptureSession, type RunScope } from "../strategies/types.ts";
+import { archiveStore } from "../store/archive.ts";
 import { CleanupStack } from "./cleanup.ts";
 import { failpoint } from "../lifecycle/failpoint.ts";
 import { remoteFrom, uploadRun } from "./offsite.ts";
@@ -108,6 +109,7 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     scope: state.scope,
     runDir: state.runDir,
     serviceDir,
+    store: archiveStore({ runDir: state.runDir, dir: serviceDir, level: config.compression.level }),
     mounts: planned.mounts,
   };
   const record: ServiceRecord = { name: service.name, strategy: strategy.kind, tier: settings.tier ?? "medium", status: "ok", image: service.image, stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };

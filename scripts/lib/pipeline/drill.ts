@@ -18,7 +18,7 @@ import { createScratchStack, type ScratchStack } from "../docker/scratch-stack.t
 import { UsageError, messageOf } from "../errors.ts";
 import { formatSeconds, log } from "../log.ts";
 import { getStrategy } from "../strategies/registry.ts";
-import { createRunScope, type BackupContext, type RestoreContext, type RunScope, type Strategy } from "../strategies/types.ts";
+import { createRunScope, type ProbeContext, type RestoreContext, type RunScope, type Strategy } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { currentSettings } from "./restore.ts";
@@ -149,7 +149,7 @@ async function restoreContext(drill: Drill, record: ServiceRecord): Promise<Rest
   };
 }
 
-async function probeContext(drill: Drill, record: ServiceRecord, found?: { project: ProjectInfo; service: ServiceInfo }): Promise<BackupContext<unknown>> {
+async function probeContext(drill: Drill, record: ServiceRecord, found?: { project: ProjectInfo; service: ServiceInfo }): Promise<ProbeContext<unknown>> {
   const { project, service } = found ?? (await scratchService(drill, record.name));
   return {
     config: drill.config,
@@ -159,9 +159,6 @@ async function probeContext(drill: Drill, record: ServiceRecord, found?: { proje
     journal: drill.journal,
     scope: drill.scope,
     service,
-    runDir: drill.runDir,
-    serviceDir: drill.runDir,
-    mounts: [],
     sourceProject: drill.sourceProject,
   };
 }

@@ -17,6 +17,7 @@ import { ExitCode, exitCodeOf, RefusedError, UsageError } from "../errors.ts";
 import { log } from "../log.ts";
 import { detectStrategy, getStrategy, journalRecovery, strategyKinds } from "../strategies/registry.ts";
 import { createRunScope, type RescueSink, type RestoreContext } from "../strategies/types.ts";
+import { archiveStore } from "../store/archive.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
 import { failureOf, summaryLines, type ServiceResult } from "./restore-report.ts";
@@ -146,7 +147,10 @@ function requireTargetServices(project: ProjectInfo, records: ServiceRecord[], s
   );
 }
 
-const noRescue: RescueSink = { dir: async () => "", add: () => undefined };
+const noRescue: RescueSink = {
+  store: () => Promise.reject(new Error("no rescue copies in this restore")),
+  add: () => undefined,
+};
 
 function chooseServices(manifest: Manifest, request: RestoreRequest): ServiceRecord[] {
   const restorable = manifest.services.filter((record) => record.status === "ok");
@@ -257,11 +261,12 @@ function createRescueSink(config: Config, project: ProjectInfo, restored: Manife
   const startedAt = new Date();
   const records = new Map<string, ServiceRecord>();
   const sink: RescueSink = {
-    async dir(service) {
+    async store(service) {
       run ??= createRunDir(config.destination, project.name, startedAt, "-rescue");
-      const serviceDir = path.join((await run).runDir, service);
-      await mkdir(serviceDir, { recursive: true, mode: 0o700 });
-      return serviceDir;
+      const { runDir } = await run;
+      const dir = path.join(runDir, service);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      return archiveStore({ runDir, dir, level: config.compression.level });
     },
     add(service, artifact, strategy = "volume") {
       const record = records.get(service) ?? { name: service, strategy, status: "ok", stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };

@@ -14,6 +14,7 @@ import type { Config, ServiceSettings } from "../config/schema.ts";
 import type { Artifact, ServiceRecord } from "../catalog/manifest.ts";
 import type { SelectedMount } from "../compose/mounts.ts";
 import type { StopJournal } from "../lifecycle/journal.ts";
+import type { ArtifactStore } from "../store/types.ts";
 
 /** An undo step: start what was stopped, delete what was made. */
 export type Release = () => Promise<void>;
@@ -55,15 +56,22 @@ export function createRunScope(): RunScope {
   };
 }
 
+/** What a probe needs: the service as it runs (in a drill: the scratch copy). */
+export interface ProbeContext<Options> extends BaseContext<Options> {
+  service: ServiceInfo;
+  /** The project the recorded artifacts were taken of, when it is not this one (drills). */
+  sourceProject?: string;
+}
+
 export interface BackupContext<Options> extends BaseContext<Options> {
   service: ServiceInfo;
   runDir: string;
   /** Directory of this service's artifacts inside the run (created by the pipeline). */
   serviceDir: string;
+  /** Where the service's sources go (the engine this service's settings choose). */
+  store: ArtifactStore;
   /** The mounts this service backs up (shared volumes only with their first service). */
   mounts: SelectedMount[];
-  /** probe only: the project the recorded artifacts were taken of, when it is not this one (drills). */
-  sourceProject?: string;
 }
 
 export interface RestoreContext<Options> extends BaseContext<Options> {
@@ -115,7 +123,7 @@ export interface Strategy<Options = Record<string, unknown>> {
    * `differences` names each fact that differs). probe(ctx, []) is the readiness check of
    * restore drills: ok once the service answers.
    */
-  probe?(ctx: BackupContext<Options>, recorded?: Artifact[]): Promise<ProbeResult>;
+  probe?(ctx: ProbeContext<Options>, recorded?: Artifact[]): Promise<ProbeResult>;
 }
 
 /**
@@ -148,8 +156,8 @@ export class SessionOpenError extends Error {
 }
 
 export interface RescueSink {
-  /** The rescue run's service directory, created on first use. */
-  dir(service: string): Promise<string>;
+  /** Where the copies of the service go in the rescue run (created on first use; always the archive engine). */
+  store(service: string): Promise<ArtifactStore>;
   /** `strategy` restores the artifact (default volume). */
   add(service: string, artifact: Artifact, strategy?: string): void;
 }

@@ -158,7 +158,7 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     const capture = async () => {
       try {
         const started = performance.now();
-        const result = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, level: ctx.config.compression.level, dir: ctx.serviceDir, runDir: ctx.runDir });
+        const result = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, store: ctx.store });
         staleTags = result.staleTags;
         const seconds = (performance.now() - started) / 1000;
         const stored = result.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);

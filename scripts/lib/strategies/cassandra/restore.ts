@@ -23,7 +23,7 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { extractArchive } from "../../archive/tar-transfer.ts";
-import { readDecompressed } from "../../archive/files.ts";
+import { readArtifact, readArtifactText } from "../../store/read.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import type { MountInfo } from "../../docker/containers.ts";
@@ -143,7 +143,7 @@ export async function restoreCluster(ctx: RestoreContext<unknown>, artifacts: Ar
   log.info(`${ctx.serviceName}: loading with ${loadPath.kind}: ${loadPath.reason}`);
 
   const started = performance.now();
-  const schemaText = await readText(path.join(ctx.runDir, schemaArtifact.path), schemaArtifact);
+  const schemaText = await readArtifactText(ctx.runDir, schemaArtifact);
   const lines: string[] = [`loaded with ${loadPath.kind}: ${loadPath.reason}`];
   const timed = async <T>(label: string, work: () => Promise<T>): Promise<T> => {
     const begun = performance.now();
@@ -197,14 +197,6 @@ async function tokensSha256(node: CassandraNode): Promise<string> {
   return createHash("sha256").update(tokens.join(",")).digest("hex");
 }
 
-async function readText(file: string, artifact: Artifact): Promise<string> {
-  const source = readDecompressed(file, artifact, artifact);
-  const chunks: Buffer[] = [];
-  for await (const chunk of source.stream) chunks.push(chunk as Buffer);
-  await source.done;
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 async function existingSchema(node: CassandraNode, keyspaces: string[]): Promise<{ keyspaces: Set<string>; tables: Set<string> }> {
   const list = keyspaces.map((keyspace) => `'${keyspace.replace(/'/g, "''")}'`).join(", ");
   const result = await cqlsh(
@@ -224,7 +216,6 @@ async function existingSchema(node: CassandraNode, keyspaces: string[]): Promise
 
 /** Extracts the archive into its staging directory (checksum verified on the way), laid out for its load path, owned like the data. */
 async function stageNode(ctx: RestoreContext<unknown>, plan: NodePlan, loadPath: LoadPath): Promise<void> {
-  const archive = path.join(ctx.runDir, plan.artifact.path);
   const inHelper = `/n${plan.staging}`;
   const dataDir = `/n${plan.facts.dataDirs[0]}`;
   await withHelper(ctx.helperImage, ctx.project.name, [`${plan.mount.source}:/n${plan.mount.destination}`], async (helper, pipe) => {
@@ -232,7 +223,7 @@ async function stageNode(ctx: RestoreContext<unknown>, plan: NodePlan, loadPath:
     if (prepared.exitCode !== 0) throw new Error(`${describeNode(plan.node)}: cannot prepare ${plan.staging}: ${prepared.stderr.trim()}`);
     const owner = prepared.stdout.trim().split("\n").at(-1)!;
     const started = performance.now();
-    await extractArchive(helper, pipe, archive, inHelper, `${plan.node.key}: stage ${path.basename(archive)}`, plan.artifact);
+    await extractArchive(helper, pipe, readArtifact(ctx.runDir, plan.artifact), inHelper, `${plan.node.key}: stage ${plan.artifact.path}`);
     if (loadPath.kind === "sstableloader") await layOutForLoader(helper, plan);
     const staged = [path.posix.dirname(inHelper), path.posix.dirname(path.posix.dirname(inHelper))];
     const owned = await helper.run(["sh", "-c", 'owner=$1; shift; chown -R "$owner" -- "$1" && shift && chown "$owner" -- "$@"', "sh", owner, inHelper, ...staged]);
@@ -329,14 +320,13 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, cluster: Cluster, fi
   const present = keyspaces.filter((keyspace) => existing.keyspaces.has(keyspace));
   if (present.length === 0) return undefined;
   const rescue = ctx.rescue!;
-  const dir = await rescue.dir(ctx.serviceName);
-  const runDir = path.dirname(dir);
-  const snapshot = await takeSnapshot(cluster, { keyspaces: present }, `composure-${path.basename(runDir)}`);
+  const store = await rescue.store(ctx.serviceName);
+  const snapshot = await takeSnapshot(cluster, { keyspaces: present }, `composure-rescue-${Date.now()}`);
   try {
-    const { artifacts } = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, level: ctx.config.compression.level, dir, runDir });
+    const { artifacts } = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, store });
     for (const artifact of artifacts) rescue.add(ctx.serviceName, artifact, "cassandra");
   } finally {
     await snapshot.clear();
   }
-  return `kept a rescue copy of ${present.join(", ")} (all nodes) in ${dir}`;
+  return `kept a rescue copy of ${present.join(", ")} (all nodes) in the rescue run`;
 }

@@ -5,8 +5,7 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { artifactFields, writeCompressed } from "../../archive/files.ts";
-import { captureDirectory } from "../../archive/tar-transfer.ts";
+import type { ArtifactStore } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
@@ -153,10 +152,8 @@ async function helperScript(helper: { run(argv: string[]): Promise<{ exitCode: n
 export interface CaptureTarget {
   helperImage: string;
   project: string;
-  level: number;
-  /** Directory of the artifacts, and the run directory they are relative to. */
-  dir: string;
-  runDir: string;
+  /** Where the artifacts go. */
+  store: ArtifactStore;
 }
 
 /**
@@ -205,9 +202,8 @@ export async function captureNode(snapshot: Snapshot, node: CassandraNode, targe
       tables[key].bytes += bytes;
       rawBytes += bytes;
     }
-    const file = path.join(target.dir, `${node.key}.tar.zst`);
     const started = performance.now();
-    const stored = await captureDirectory(helper, pipe, "/n", file, target.level, `${node.key}: snapshot ${snapshot.tag}`, { entries: dirs.map((dir) => dir.slice(1)) });
+    const stored = await target.store.putTree(node.key, { helper, pipe, dir: "/n", entries: dirs.map((dir) => dir.slice(1)) }, `${node.key}: snapshot ${snapshot.tag}`);
     const seconds = (performance.now() - started) / 1000;
     log.info(`${node.key}: ${Object.keys(tables).length} tables, ${formatBytes(rawBytes)} of SSTables -> ${formatBytes(stored.bytes)} in ${formatSeconds(seconds)} (${formatBytes(rawBytes / Math.max(seconds, 0.001))}/s)`);
     const facts: NodeFacts = {
@@ -224,7 +220,7 @@ export async function captureNode(snapshot: Snapshot, node: CassandraNode, targe
       rawBytes,
       selectors: selectorsOf(Object.keys(tables)),
     };
-    return { artifact: { ...artifactFields(target.runDir, stored), facts: facts as unknown as Record<string, unknown> }, staleTags };
+    return { artifact: { ...stored, facts: facts as unknown as Record<string, unknown> }, staleTags };
   });
 }
 
@@ -329,8 +325,7 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
     for (const [key, value] of estimates) if (tableNames.includes(key)) estimatedPartitions[key] = Math.max(estimatedPartitions[key] ?? 0, value);
   }
   const counts = estimatesByNode.counts;
-  const schemaFile = path.join(target.dir, "schema.cql.zst");
-  const stored = await writeCompressed(Readable.from([Buffer.from(snapshot.schema)]), schemaFile, target.level);
+  const stored = await target.store.putStream("schema.cql", Readable.from([Buffer.from(snapshot.schema)]));
   const facts: ClusterFacts = {
     kind: "schema",
     engine: "cassandra",
@@ -349,7 +344,7 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
     estimatedPartitions,
     selectors: selectorsOf(tableNames),
   };
-  const schemaArtifact: Artifact = { ...artifactFields(target.runDir, stored), facts: facts as unknown as Record<string, unknown> };
+  const schemaArtifact: Artifact = { ...stored, facts: facts as unknown as Record<string, unknown> };
   const rawBytes = nodeResults.reduce((sum, result) => sum + Number((result.artifact.facts as unknown as NodeFacts).rawBytes), 0);
   return { artifacts: [schemaArtifact, ...nodeResults.map((result) => result.artifact)], staleTags: [...new Set(nodeResults.flatMap((result) => result.staleTags))], rawBytes };
 }

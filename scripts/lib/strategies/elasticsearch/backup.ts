@@ -1,8 +1,7 @@
 // Backup: a snapshot of the cluster into an fs repository on a volume shared by every node,
 // then the repository directory archived through a read-only helper. No node stops.
 import path from "node:path";
-import { captureDirectory } from "../../archive/tar-transfer.ts";
-import { artifactFields } from "../../archive/files.ts";
+import type { ArtifactStore } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { formatSeconds, log } from "../../log.ts";
 import { formatCount } from "../shared/in-container.ts";
@@ -65,13 +64,11 @@ export interface SnapshotJob {
   options: ElasticsearchOptions;
   project: string;
   helperImage: string;
-  compressionLevel: number;
   snapshot: string;
   /** Multi-target expression; undefined: every index. */
   indices?: string;
-  /** Archive written here (`repository.tar.zst`), relative paths to `runDir`. */
-  dir: string;
-  runDir: string;
+  /** Where the snapshot repository goes (as artifact `repository`). */
+  store: ArtifactStore;
   label: string;
   /** Backup snapshots to keep in the live repository afterwards; undefined: delete this one (rescue). */
   keep?: number;
@@ -126,11 +123,10 @@ export async function snapshotToArchive(job: SnapshotJob): Promise<Artifact> {
       const facts = describeSnapshot(job, info.indices, before, after, snapshotSeconds, info.uuid, info.shards);
       facts.snapshotsInArchive = inRepository.map((entry) => entry.snapshot);
       log.info(`${job.label}: snapshot ${job.snapshot} of ${indices.length} ind${indices.length === 1 ? "ex" : "ices"}, ${formatCount(facts.totalDocuments)} documents taken in ${formatSeconds(snapshotSeconds)}${facts.exactCounts ? "" : ` (written to while it ran: ${facts.changedDuringSnapshot.join(", ")})`}`);
-      const file = path.join(job.dir, "repository.tar.zst");
       const stored = await withHelper(job.helperImage, job.project, [`${place.mount.source}:/repo:ro`], (helper, pipe) =>
-        captureDirectory(helper, pipe, path.posix.join("/repo", place.subpath, repositoryDirName), file, job.compressionLevel, `${job.label}: snapshot repository`),
+        job.store.putTree("repository", { helper, pipe, dir: path.posix.join("/repo", place.subpath, repositoryDirName) }, `${job.label}: snapshot repository`),
       );
-      artifact = { ...artifactFields(job.runDir, stored), facts: { ...facts } };
+      artifact = { ...stored, facts: { ...facts } };
     } catch (error) {
       await deleteSnapshot(client, repositoryName, job.snapshot).catch((cleanup: unknown) => log.warn(`${job.label}: could not delete snapshot ${job.snapshot} after the failure: ${(cleanup as Error).message}`));
       throw error;

@@ -19,7 +19,7 @@ import path from "node:path";
 import { StepError } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
-import type { BackupContext, ProbeResult, ScopeSlot, Strategy } from "../types.ts";
+import type { BackupContext, ProbeResult, ScopeSlot, Strategy, ProbeContext } from "../types.ts";
 import { hotSession } from "../shared/session.ts";
 import { abandonJob, indicesExpression, snapshotNameFor, snapshotToArchive, type JobProgress, type SnapshotFacts } from "./backup.ts";
 import { checkCluster, clusterServices, findRepositoryPlace, openCluster, type ClusterView, type RepositoryPlace } from "./cluster.ts";
@@ -88,11 +88,9 @@ export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
           options: ctx.options,
           project: ctx.project.name,
           helperImage: ctx.helperImage,
-          compressionLevel: ctx.config.compression.level,
           snapshot,
           indices: indicesExpression(ctx.options),
-          dir: ctx.serviceDir,
-          runDir: ctx.runDir,
+          store: ctx.store,
           label: ctx.service.name,
           keep: ctx.options.keep_snapshots,
           progress: state.progress,
@@ -118,7 +116,7 @@ export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
 };
 
 /** Live facts (nodes, indices and their documents); with a run's artifacts, compared with them. */
-async function probeCluster(ctx: BackupContext<ElasticsearchOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
+async function probeCluster(ctx: ProbeContext<ElasticsearchOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
   const options = parseOptions(ctx.options);
   const view = await openCluster(ctx.project, ctx.service, options);
   const stats = await indexStats(view.client, indicesExpression(options));

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { extractArchive } from "../../archive/tar-transfer.ts";
+import { readArtifact } from "../../store/read.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
@@ -203,7 +204,7 @@ async function restoreArtifact(ctx: RestoreContext<unknown>, options: Elasticsea
     const made = await helper.run(["sh", "-c", 'set -e; rm -rf "$1"/composure-restore-*; owner=$(stat -c %u:%g "$1"); mkdir -m 755 "$2"; chown "$owner" "$2"', "sh", base, unpacked]);
     if (made.exitCode !== 0) throw new Error(`cannot create ${location} on the volume ${place.displayName}: ${made.stderr.trim()}`);
     try {
-      await extractArchive(helper, pipe, path.join(ctx.runDir, artifact.path), unpacked, `${ctx.serviceName}: unpack ${artifact.path}`, artifact);
+      await extractArchive(helper, pipe, readArtifact(ctx.runDir, artifact), unpacked, `${ctx.serviceName}: unpack ${artifact.path}`);
       // Same owner as the directory composure works in: the nodes' user must read everything.
       await helper.run(["sh", "-c", 'chown -R "$(stat -c %u:%g "$1")" "$2"', "sh", base, unpacked]);
       await registerRepository(view.client, temporary, location, true);
@@ -269,7 +270,6 @@ async function restoreFrom(ctx: RestoreContext<unknown>, options: ElasticsearchO
 
 /** Before overwriting live indices: a snapshot of them, archived into the rescue run. */
 async function keepRescueSnapshot(ctx: RestoreContext<unknown>, options: ElasticsearchOptions, view: ClusterView, place: RepositoryPlace, indices: string[]): Promise<void> {
-  const dir = await ctx.rescue!.dir(ctx.serviceName);
   const stamp = `${new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").toLowerCase()}-${randomBytes(3).toString("hex")}`;
   const artifact = await snapshotToArchive({
     view,
@@ -277,14 +277,12 @@ async function keepRescueSnapshot(ctx: RestoreContext<unknown>, options: Elastic
     options: { ...options, include_global_state: false },
     project: ctx.project.name,
     helperImage: ctx.helperImage,
-    compressionLevel: ctx.config.compression.level,
     snapshot: `composure-rescue-${stamp}`,
     indices: indices.join(","),
-    dir,
-    runDir: path.dirname(dir),
+    store: await ctx.rescue!.store(ctx.serviceName),
     label: `${ctx.serviceName}: rescue`,
     keep: undefined,
   });
   ctx.rescue!.add(ctx.serviceName, artifact, "elasticsearch");
-  log.info(`${ctx.serviceName}: kept a rescue snapshot of ${indices.join(", ")} in ${path.join(path.dirname(dir), artifact.path)}`);
+  log.info(`${ctx.serviceName}: kept a rescue snapshot of ${indices.join(", ")} as ${artifact.path} of the rescue run`);
 }

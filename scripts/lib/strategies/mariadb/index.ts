@@ -17,16 +17,16 @@
 import path from "node:path";
 import { Readable } from "node:stream";
 import type { z } from "zod";
-import { dumpToArchive, loadFromArchive } from "../../archive/exec-stream.ts";
-import { artifactFields, writeCompressed, type WrittenFile } from "../../archive/files.ts";
+import { dumpToStore, loadFromStore } from "../../store/exec-stream.ts";
+import { checkArtifacts, readArtifact, readArtifactText } from "../../store/read.ts";
+import type { ArtifactStore, StoredArtifact } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import { formatSeconds, log } from "../../log.ts";
-import type { BackupContext, ProbeResult, RestoreContext, Strategy } from "../types.ts";
+import type { BackupContext, ProbeResult, RestoreContext, Strategy, ProbeContext } from "../types.ts";
 import {
   accountsFirst,
   asStepError,
-  checkArchives,
   chooseDatabases,
   compareTableFacts,
   dumpKindOf,
@@ -39,7 +39,6 @@ import {
   maxCountedTables,
   optionsOrDefaults,
   probeDatabases,
-  readArchiveText,
   readPasswordEnv,
   readSecret,
   runTool,
@@ -183,19 +182,19 @@ async function accountsSql(conn: Connection, server: Server): Promise<{ text: st
   return { text: `-- accounts and grants, written by composure (root and system accounts are not included)\n${lines.join("\n")}\nFLUSH PRIVILEGES;\n`, accounts: accounts.length };
 }
 
-async function dumpDatabase(conn: Connection, database: string, file: string, level: number): Promise<WrittenFile> {
+async function dumpDatabase(conn: Connection, database: string, store: ArtifactStore, name: string): Promise<StoredArtifact> {
   if (database.startsWith("-")) throw new Error(`cannot dump database ${database}: its name starts with "-"`);
   const argv = [conn.dump, "-u", conn.user, "--single-transaction", "--skip-lock-tables", "--routines", "--events", "--triggers", "--hex-blob", "--default-character-set=utf8mb4", "--databases", database];
-  return dumpToArchive(conn.container.id, argv, file, level, { env: conn.env, label: `${conn.service}: ${conn.dump} ${database}` });
+  return dumpToStore(store, name, conn.container.id, argv, { env: conn.env, label: `${conn.service}: ${conn.dump} ${database}` });
 }
 
-async function captureAll(conn: Connection, server: Server, databases: string[], dir: string, runDir: string, level: number, withAccounts: boolean): Promise<Artifact[]> {
+async function captureAll(conn: Connection, server: Server, databases: string[], store: ArtifactStore, withAccounts: boolean): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
   if (withAccounts) {
     const { text, accounts } = await accountsSql(conn, server);
     if (accounts > 0) {
-      const written = await writeCompressed(Readable.from([Buffer.from(text)]), path.join(dir, "users.sql.zst"), level);
-      artifacts.push({ ...artifactFields(runDir, written), facts: { kind: "users", engine: "mariadb", accounts, serverVersion: server.version } });
+      const stored = await store.putStream("users.sql", Readable.from([Buffer.from(text)]));
+      artifacts.push({ ...stored, facts: { kind: "users", engine: "mariadb", accounts, serverVersion: server.version } });
     }
   }
   const used = new Set<string>();
@@ -203,9 +202,9 @@ async function captureAll(conn: Connection, server: Server, databases: string[],
     const base = uniqueArtifactBaseName(database, used, ["users"]);
     const started = performance.now();
     const facts = await liveFacts(conn, database);
-    const written = await dumpDatabase(conn, database, path.join(dir, `${base}.sql.zst`), level);
+    const stored = await dumpDatabase(conn, database, store, `${base}.sql`);
     log.info(`${conn.service}: database ${database}: ${facts.tables} tables, ${formatCount(facts.rows)} rows dumped in ${formatSeconds((performance.now() - started) / 1000)}`);
-    artifacts.push({ ...artifactFields(runDir, written), facts: { kind: "database", engine: "mariadb", database, serverVersion: server.version, tool: conn.dump, snapshot: false, ...facts } });
+    artifacts.push({ ...stored, facts: { kind: "database", engine: "mariadb", database, serverVersion: server.version, tool: conn.dump, snapshot: false, ...facts } });
   }
   return artifacts;
 }
@@ -214,7 +213,7 @@ async function captureAll(conn: Connection, server: Server, databases: string[],
 // Restore
 
 async function restoreAccounts(ctx: RestoreContext<unknown>, conn: Connection, artifact: Artifact): Promise<string> {
-  const text = await readArchiveText(path.join(ctx.runDir, artifact.path), artifact);
+  const text = await readArtifactText(ctx.runDir, artifact);
   const result = await runTool(conn.container, clientArgs(conn), { env: conn.env, stdin: Buffer.from(text), timeoutMs: 600_000 });
   if (result.exitCode !== 0) throw new Error(`restoring accounts from ${artifact.path} failed: ${result.stderr.trim() || `${conn.client} exited with ${result.exitCode}`}`);
   return `restored ${artifact.facts?.accounts ?? "the"} accounts and their grants from ${artifact.path} (missing ones created)`;
@@ -227,7 +226,7 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, a
   const sessions = await sql(conn, `SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ${quoteString(database)} AND ID <> CONNECTION_ID()`);
   for (const [id] of sessions) await sql(conn, `KILL CONNECTION ${Number(id)}`).catch(() => undefined);
   await sql(conn, `DROP DATABASE IF EXISTS ${quoteName(database)}`, 600_000);
-  await loadFromArchive(conn.container.id, [...clientArgs(conn), "--max-allowed-packet=1073741824"], path.join(ctx.runDir, artifact.path), artifact, { env: conn.env, label: `${conn.service}: load ${database}` });
+  await loadFromStore(readArtifact(ctx.runDir, artifact), conn.container.id, [...clientArgs(conn), "--max-allowed-packet=1073741824"], { env: conn.env, label: `${conn.service}: load ${database}` });
   const seconds = (performance.now() - started) / 1000;
   const live = await liveFacts(conn, database);
   const differences = compareTableFacts(database, artifact.facts as Partial<TableFacts>, live);
@@ -256,7 +255,7 @@ export const mariadbStrategy: Strategy<MariadbOptions> = {
     return hotSession(async () => {
       try {
         const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn), ctx.options.databases);
-        return await captureAll(conn, server, databases, ctx.serviceDir, ctx.runDir, ctx.config.compression.level, true);
+        return await captureAll(conn, server, databases, ctx.store, true);
       } catch (error) {
         throw asStepError(engine, "capture", ctx.service.name, error);
       }
@@ -279,8 +278,8 @@ export const mariadbStrategy: Strategy<MariadbOptions> = {
           return `would restore database ${database} from ${artifact.path}: ${replaces} load ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows`;
         });
       }
-      await checkArchives(ctx.runDir, ordered);
-      if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, dir, runDir, withAccounts) => captureAll(conn, server, databases, dir, runDir, ctx.config.compression.level, withAccounts));
+      await checkArtifacts(ctx.runDir, ordered);
+      if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, store, withAccounts) => captureAll(conn, server, databases, store, withAccounts));
       const done: string[] = [];
       for (const artifact of ordered) done.push(kindOf(artifact) === "users" ? await restoreAccounts(ctx, conn, artifact) : await restoreDatabase(ctx, conn, artifact));
       return done;
@@ -294,7 +293,7 @@ export const mariadbStrategy: Strategy<MariadbOptions> = {
   },
 };
 
-async function probeMariadb(ctx: BackupContext<MariadbOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
+async function probeMariadb(ctx: ProbeContext<MariadbOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
   const { conn, server } = await open("probe", ctx.service, optionsOrDefaults(mariadbOptions, ctx.options));
   const existing = await listDatabases(conn);
   return probeDatabases(engine, { service: ctx.service.name, serverVersion: server.version, existing, wanted: ctx.options.databases, liveFacts: (database) => liveFacts(conn, database) }, recorded);

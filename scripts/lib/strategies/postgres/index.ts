@@ -18,18 +18,18 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { z } from "zod";
-import { dumpToArchive, loadFromArchive } from "../../archive/exec-stream.ts";
-import { artifactFields, type WrittenFile } from "../../archive/files.ts";
+import { dumpToStore, loadFromStore } from "../../store/exec-stream.ts";
+import { checkArtifacts, readArtifact, readArtifactText } from "../../store/read.ts";
+import type { ArtifactStore, StoredArtifact } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import { execStreaming, type ExecResult } from "../../docker/containers.ts";
 import { messageOf } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
-import type { BackupContext, ProbeResult, RestoreContext, Strategy } from "../types.ts";
+import type { BackupContext, ProbeResult, RestoreContext, Strategy, ProbeContext } from "../types.ts";
 import {
   accountsFirst,
   asStepError,
-  checkArchives,
   chooseDatabases,
   compareTableFacts,
   dumpKindOf,
@@ -41,7 +41,6 @@ import {
   maxCountedTables,
   optionsOrDefaults,
   probeDatabases,
-  readArchiveText,
   readPasswordEnv,
   readSecret,
   runTool,
@@ -254,21 +253,22 @@ class PsqlSession {
 // ---------------------------------------------------------------------------------------------
 // Capture
 
-async function dumpGlobals(conn: Connection, file: string, level: number): Promise<{ stored: WrittenFile; rolePasswords: boolean }> {
+async function dumpGlobals(conn: Connection, store: ArtifactStore): Promise<{ stored: StoredArtifact; rolePasswords: boolean }> {
   const argv = ["pg_dumpall", "-w", "--globals-only", "-U", conn.user];
+  const options = { env: conn.env, label: `${conn.service}: roles` };
   try {
-    return { stored: await dumpToArchive(conn.container.id, argv, file, level, { env: conn.env, label: `${conn.service}: roles` }), rolePasswords: true };
+    return { stored: await dumpToStore(store, "globals.sql", conn.container.id, argv, options), rolePasswords: true };
   } catch (error) {
     // Without superuser rights pg_authid is unreadable: roles are still worth having, without passwords.
     if (!/permission denied/i.test(messageOf(error))) throw error;
     log.warn(`${conn.service}: ${conn.user} may not read role passwords: roles are backed up without them`);
-    const stored = await dumpToArchive(conn.container.id, [...argv, "--no-role-passwords"], file, level, { env: conn.env, label: `${conn.service}: roles` });
+    const stored = await dumpToStore(store, "globals.sql", conn.container.id, [...argv, "--no-role-passwords"], options);
     return { stored, rolePasswords: false };
   }
 }
 
 /** pg_dump of one database in a snapshot whose row counts are recorded with it. */
-async function dumpDatabase(conn: Connection, database: string, file: string, level: number): Promise<{ stored: WrittenFile; facts: DatabaseFacts; seconds: number }> {
+async function dumpDatabase(conn: Connection, database: string, store: ArtifactStore, name: string): Promise<{ stored: StoredArtifact; facts: DatabaseFacts; seconds: number }> {
   const started = performance.now();
   const session = new PsqlSession(conn, database);
   try {
@@ -277,28 +277,26 @@ async function dumpDatabase(conn: Connection, database: string, file: string, le
     if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id from the server: ${JSON.stringify(snapshot.slice(0, 80))}`);
     const facts = parseFacts(await session.query(factsSql));
     const argv = ["pg_dump", "-w", "-Fc", "-Z0", `--snapshot=${snapshot}`, "-U", conn.user, "-d", conninfo(database)];
-    const stored = await dumpToArchive(conn.container.id, argv, file, level, { env: conn.env, label: `${conn.service}: pg_dump ${database}` });
+    const stored = await dumpToStore(store, name, conn.container.id, argv, { env: conn.env, label: `${conn.service}: pg_dump ${database}` });
     return { stored, facts, seconds: (performance.now() - started) / 1000 };
   } finally {
     await session.close();
   }
 }
 
-async function captureAll(conn: Connection, server: Server, databases: string[], dir: string, runDir: string, level: number, withGlobals: boolean): Promise<Artifact[]> {
+async function captureAll(conn: Connection, server: Server, databases: string[], store: ArtifactStore, withGlobals: boolean): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
   if (withGlobals) {
-    const file = path.join(dir, "globals.sql.zst");
     const roles = Number(await psql(conn, server.maintenance, "SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_'"));
-    const { stored, rolePasswords } = await dumpGlobals(conn, file, level);
-    artifacts.push({ ...artifactFields(runDir, stored), facts: { kind: "globals", engine: "postgres", roles, rolePasswords, serverVersion: server.version } });
+    const { stored, rolePasswords } = await dumpGlobals(conn, store);
+    artifacts.push({ ...stored, facts: { kind: "globals", engine: "postgres", roles, rolePasswords, serverVersion: server.version } });
   }
   const used = new Set<string>();
   for (const database of databases) {
-    const file = path.join(dir, `${uniqueArtifactBaseName(database, used)}.pgdump.zst`);
-    const { stored, facts, seconds } = await dumpDatabase(conn, database, file, level);
+    const { stored, facts, seconds } = await dumpDatabase(conn, database, store, `${uniqueArtifactBaseName(database, used)}.pgdump`);
     log.info(`${conn.service}: database ${database}: ${facts.tables} tables, ${formatCount(facts.rows)} rows dumped in ${formatSeconds(seconds)}`);
     artifacts.push({
-      ...artifactFields(runDir, stored),
+      ...stored,
       facts: { kind: "database", engine: "postgres", format: "custom", database, serverVersion: server.version, snapshot: true, ...facts },
     });
   }
@@ -331,7 +329,7 @@ export function idempotentGlobals(sql: string, existingTablespaces: string[]): s
 
 async function restoreGlobals(ctx: RestoreContext<unknown>, conn: Connection, server: Server, artifact: Artifact): Promise<string> {
   const tablespaces = JSON.parse(await psql(conn, server.maintenance, "SELECT coalesce(json_agg(spcname), '[]') FROM pg_tablespace")) as string[];
-  const sql = idempotentGlobals(await readArchiveText(path.join(ctx.runDir, artifact.path), artifact), tablespaces);
+  const sql = idempotentGlobals(await readArtifactText(ctx.runDir, artifact), tablespaces);
   const result = await runTool(conn.container, ["psql", "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-U", conn.user, "-d", conninfo(server.maintenance)], { env: conn.env, stdin: Buffer.from(sql), timeoutMs: 600_000 });
   if (result.exitCode !== 0) throw new Error(`restoring roles from ${artifact.path} failed: ${result.stderr.trim() || `psql exited with ${result.exitCode}`}`);
   return `restored roles and tablespaces from ${artifact.path} (existing roles kept, with the backup's attributes)`;
@@ -351,11 +349,11 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, s
   if (server.versionNum < 130000) await psql(conn, via, `DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
   const restoreArgv = ["pg_restore", "-w", "-U", conn.user, "--create", "-d", conninfo(via)];
   if (jobs <= 1) {
-    await loadFromArchive(conn.container.id, restoreArgv, archive, artifact, { env: conn.env, label: `${conn.service}: pg_restore ${database}` });
+    await loadFromStore(readArtifact(ctx.runDir, artifact), conn.container.id, restoreArgv, { env: conn.env, label: `${conn.service}: pg_restore ${database}` });
   } else {
     const temporary = `/tmp/composure-restore-${randomUUID()}.pgdump`;
     try {
-      await loadFromArchive(conn.container.id, ["sh", "-c", 'umask 077 && cat > "$1"', "sh", temporary], archive, artifact, { label: `${conn.service}: copy ${database} into the container` });
+      await loadFromStore(readArtifact(ctx.runDir, artifact), conn.container.id, ["sh", "-c", 'umask 077 && cat > "$1"', "sh", temporary], { label: `${conn.service}: copy ${database} into the container` });
       const result = await runTool(conn.container, [...restoreArgv, "-j", String(jobs), temporary], { env: conn.env, timeoutMs: 0 });
       if (result.exitCode !== 0) throw new Error(`pg_restore exited with ${result.exitCode}: ${result.stderr.trim() || "no message"}`);
     } finally {
@@ -389,7 +387,7 @@ export const postgresStrategy: Strategy<PostgresOptions> = {
     return hotSession(async () => {
       try {
         const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn, server), ctx.options.databases);
-        return await captureAll(conn, server, databases, ctx.serviceDir, ctx.runDir, ctx.config.compression.level, true);
+        return await captureAll(conn, server, databases, ctx.store, true);
       } catch (error) {
         throw asStepError(engine, "capture", ctx.service.name, error);
       }
@@ -412,8 +410,8 @@ export const postgresStrategy: Strategy<PostgresOptions> = {
           return `would restore database ${database} from ${artifact.path}: ${replaces} create it and pg_restore ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows${options.jobs > 1 ? ` with ${options.jobs} jobs` : ""}`;
         });
       }
-      await checkArchives(ctx.runDir, ordered);
-      if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, dir, runDir, withGlobals) => captureAll(conn, server, databases, dir, runDir, ctx.config.compression.level, withGlobals));
+      await checkArtifacts(ctx.runDir, ordered);
+      if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, store, withGlobals) => captureAll(conn, server, databases, store, withGlobals));
       const done: string[] = [];
       for (const artifact of ordered) {
         done.push(kindOf(artifact) === "globals" ? await restoreGlobals(ctx, conn, server, artifact) : await restoreDatabase(ctx, conn, server, artifact, options.jobs));
@@ -429,7 +427,7 @@ export const postgresStrategy: Strategy<PostgresOptions> = {
   },
 };
 
-async function probePostgres(ctx: BackupContext<PostgresOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
+async function probePostgres(ctx: ProbeContext<PostgresOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
   const { conn, server } = await open("probe", ctx.service, optionsOrDefaults(postgresOptions, ctx.options), "psql");
   const existing = await listDatabases(conn, server);
   return probeDatabases(engine, { service: ctx.service.name, serverVersion: server.version, existing, wanted: ctx.options.databases, liveFacts: (database) => liveFacts(conn, database) }, recorded);

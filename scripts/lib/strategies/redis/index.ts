@@ -12,8 +12,9 @@ import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
-import { artifactFields, type Encoding, type StoredFile } from "../../archive/files.ts";
-import { captureDirectory, extractArchive, shellQuote, writeScript } from "../../archive/tar-transfer.ts";
+import { extractArchive, shellQuote, writeScript } from "../../archive/tar-transfer.ts";
+import { readArtifact } from "../../store/read.ts";
+import type { ReadBack } from "../../store/types.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
@@ -197,7 +198,6 @@ export const redisStrategy: Strategy<RedisOptions> = {
     // Nothing stopped, nothing left behind.
     return hotSession(async () => {
       const volume = await volumeFactsOf(location.mount, ctx.project.name);
-      const file = path.join(ctx.serviceDir, `${archiveBaseName(volume)}-redis.tar.zst`);
       for (let attempt = 1; attempt <= 3; attempt++) {
         const save = await bgsave(target, ctx.options.timeout);
         const takenAt = new Date().toISOString();
@@ -208,7 +208,7 @@ export const redisStrategy: Strategy<RedisOptions> = {
           const present = await helper.run(["sh", "-c", 'cd "$1" && shift && for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true', "sh", dir, ...candidates]);
           const files = present.stdout.split("\n").filter((name) => candidates.includes(name));
           if (!files.includes(config.dbfilename)) throw new Error(`BGSAVE of service ${ctx.service.name} succeeded but ${config.dir}/${config.dbfilename} is not on volume ${location.mount.source}`);
-          const stored = await captureDirectory(helper, pipe, dir, file, ctx.config.compression.level, `${ctx.service.name} ${files.join(" + ")}`, { entries: files });
+          const stored = await ctx.store.putTree(`${archiveBaseName(volume)}-redis`, { helper, pipe, dir, entries: files }, `${ctx.service.name} ${files.join(" + ")}`);
           return { stored, files };
         });
         const after = markerOf(await waitForNoChild(target, Date.now() + ctx.options.timeout * 1000, ctx.options.timeout));
@@ -232,7 +232,7 @@ export const redisStrategy: Strategy<RedisOptions> = {
         };
         if (!save.keysExact) log.warn(`${ctx.service.name}: writes could not be paused for the fork (Redis ${config.version} < 6.2?): the recorded key count is approximate`);
         log.info(`${ctx.service.name}: RDB of ${facts.keys} keys (${facts.usedMemoryHuman ?? "?"} in memory) archived${files.length > 1 ? ` with ${files.slice(1).join(", ")}` : ""}`);
-        return [{ ...artifactFields(ctx.runDir, stored), volume, facts: facts as unknown as Record<string, unknown> }];
+        return [{ ...stored, volume, facts: facts as unknown as Record<string, unknown> }];
       }
       throw new Error(`the RDB of service ${ctx.service.name} was replaced by automatic saves during three copies in a row: retry, or relax its save setting`);
     });
@@ -317,7 +317,7 @@ async function restoreArtifact(ctx: RestoreContext<RedisOptions>, artifact: Arti
   const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
   try {
     if (exists && ctx.rescue) await keepRescueCopy(ctx, location, artifact);
-    await replaceRedisFiles(ctx.helperImage, ctx.project.name, location, path.join(ctx.runDir, artifact.path), artifact, facts.dbfilename, config);
+    await replaceRedisFiles(ctx.helperImage, ctx.project.name, location, () => readArtifact(ctx.runDir, artifact), artifact.path, facts.dbfilename, config);
   } finally {
     await stoppage.release();
   }
@@ -353,11 +353,10 @@ async function waitUntilLoaded(target: RedisTarget, timeoutMs: number): Promise<
 
 async function keepRescueCopy(ctx: RestoreContext<unknown>, location: DataLocation, artifact: Artifact): Promise<void> {
   const rescue = ctx.rescue!;
-  const dir = await rescue.dir(ctx.serviceName);
   const selected: SelectedMount = { mount: { ...location.mount, readOnly: true }, archiveName: artifact.volume ? archiveBaseName(artifact.volume) : location.mount.source, sharedWith: [] };
-  const [copy] = await captureMounts(ctx, ctx.project.name, [selected], dir, path.dirname(dir));
+  const [copy] = await captureMounts(ctx.helperImage, ctx.project.name, [selected], await rescue.store(ctx.serviceName));
   rescue.add(ctx.serviceName, copy);
-  log.info(`kept a rescue copy of ${location.mount.source} in ${path.join(path.dirname(dir), copy.path)}`);
+  log.info(`kept a rescue copy of ${location.mount.source} as ${copy.path} of the rescue run`);
 }
 
 /**
@@ -393,7 +392,7 @@ export function redisSwapLines(archived: string, config: PersistenceConfig): str
   return lines;
 }
 
-async function replaceRedisFiles(image: string, project: string, location: DataLocation, archive: string, expected: StoredFile & Encoding, archived: string, config: PersistenceConfig): Promise<void> {
+async function replaceRedisFiles(image: string, project: string, location: DataLocation, read: () => ReadBack, label: string, archived: string, config: PersistenceConfig): Promise<void> {
   await withHelper(image, project, [`${location.mount.source}:/v`], async (helper, pipe) => {
     if (!pipe) throw new Error("restore through a remote engine is not supported yet: run composure on the Docker host");
     const dir = helperPath("/v", location.subpath);
@@ -401,7 +400,7 @@ async function replaceRedisFiles(image: string, project: string, location: DataL
     const prepared = await helper.run(["sh", "-c", `mkdir -p ${shellQuote(dir)} && rm -rf ${shellQuote(staging)} && mkdir -m 700 ${shellQuote(staging)}`]);
     if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${location.containerPath} on ${location.mount.source} for the restore: ${prepared.stderr.trim()}`);
     try {
-      await extractArchive(helper, pipe, archive, staging, path.basename(archive), expected);
+      await extractArchive(helper, pipe, read(), staging, label);
       const script = await writeScript(pipe, "swap.sh", [`cd ${shellQuote(dir)}`, ...redisSwapLines(archived, config)]);
       const swapped = await helper.run(["sh", script]);
       if (swapped.exitCode !== 0) throw new Error(`cannot put the restored RDB into ${location.containerPath}: ${swapped.stderr.trim()}`);

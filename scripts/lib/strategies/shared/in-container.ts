@@ -7,13 +7,13 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
-import { ChecksumError, hashFile, readDecompressed } from "../../archive/files.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import { execCapture, type ContainerInfo, type ExecOptions } from "../../docker/containers.ts";
 import { StepError } from "../../errors.ts";
 import { log } from "../../log.ts";
 import type { ProbeResult, RestoreContext } from "../types.ts";
+import type { ArtifactStore } from "../../store/types.ts";
 
 /** The image of a service has no such program (docker exec reports 126/127). */
 export class ToolMissingError extends Error {
@@ -244,26 +244,6 @@ export function accountsFirst(engine: DumpEngine, artifacts: Artifact[]): Artifa
   return [...artifacts].sort((a, b) => isAccounts(b) - isAccounts(a));
 }
 
-/** Checks every archive against the manifest before anything is changed. */
-export async function checkArchives(runDir: string, artifacts: Artifact[]): Promise<void> {
-  for (const artifact of artifacts) {
-    const file = path.join(runDir, artifact.path);
-    const actual = await hashFile(file);
-    if (actual.bytes !== artifact.bytes || actual.sha256 !== artifact.sha256) {
-      throw new ChecksumError(`${file} does not match the manifest (size or sha256): nothing was changed`);
-    }
-  }
-}
-
-/** A small archive (the accounts) decompressed into memory as text. */
-export async function readArchiveText(file: string, expected: Artifact): Promise<string> {
-  const source = readDecompressed(file, expected, expected);
-  const chunks: Buffer[] = [];
-  for await (const chunk of source.stream) chunks.push(chunk as Buffer);
-  await source.done;
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 /**
  * Dumps what a restore is about to replace (the databases that exist, and the accounts when the
  * run has them) into the rescue run, restorable like any run.
@@ -273,15 +253,14 @@ export async function keepRescueDumps(
   engine: DumpEngine,
   artifacts: Artifact[],
   existing: string[],
-  capture: (databases: string[], dir: string, runDir: string, withAccounts: boolean) => Promise<Artifact[]>,
+  capture: (databases: string[], store: ArtifactStore, withAccounts: boolean) => Promise<Artifact[]>,
 ): Promise<void> {
   const replaced = artifacts.filter((artifact) => dumpKindOf(engine, artifact) === "database" && existing.includes(artifact.facts!.database as string)).map((artifact) => artifact.facts!.database as string);
   const withAccounts = artifacts.some((artifact) => dumpKindOf(engine, artifact) === engine.accounts);
   if (!replaced.length && !withAccounts) return;
-  const dir = await ctx.rescue!.dir(ctx.serviceName);
-  const rescued = await capture(replaced, dir, path.dirname(dir), withAccounts);
+  const rescued = await capture(replaced, await ctx.rescue!.store(ctx.serviceName), withAccounts);
   for (const artifact of rescued) ctx.rescue!.add(ctx.serviceName, artifact, engine.kind);
-  log.info(`${ctx.serviceName}: kept a rescue dump of ${rescued.map((artifact) => (artifact.facts?.database as string | undefined) ?? engine.accountsLabel).join(", ")} in ${dir}`);
+  log.info(`${ctx.serviceName}: kept a rescue dump of ${rescued.map((artifact) => (artifact.facts?.database as string | undefined) ?? engine.accountsLabel).join(", ")} in the rescue run`);
 }
 
 /**

@@ -9,8 +9,9 @@ import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { projectDir } from "../../catalog/runs.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
-import { captureDirectory, extractArchive, shellQuote, swapInStagedLines, writeScript } from "../../archive/tar-transfer.ts";
-import { artifactFields, type Encoding, type StoredFile } from "../../archive/files.ts";
+import { extractArchive, shellQuote, swapInStagedLines, writeScript } from "../../archive/tar-transfer.ts";
+import type { ReadBack } from "../../store/types.ts";
+import { readArtifact } from "../../store/read.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
@@ -170,7 +171,6 @@ export async function captureSnapshotDir(
   options: { dereference: boolean; artifactName: string; facts: Omit<SnapshotFacts, "owner" | "subpath"> },
 ): Promise<Artifact> {
   const volume = await volumeFactsOf(location.mount, ctx.project.name);
-  const file = path.join(ctx.serviceDir, options.artifactName);
   return withHelper(ctx.helperImage, ctx.project.name, [`${location.mount.source}:/v:ro`], async (helper, pipe) => {
     const dataDir = helperPath("/v", location.subpath);
     const source = helperPath(dataDir, snapshotDir);
@@ -179,9 +179,9 @@ export async function captureSnapshotDir(
     if (present.exitCode !== 0) {
       throw new Error(`the snapshot ${snapshotDir} is not in ${location.containerPath} on volume ${location.mount.source}: is data_path (${location.containerPath}) the server's storage path?`);
     }
-    const stored = await captureDirectory(helper, pipe, source, file, ctx.config.compression.level, `${ctx.service.name} ${snapshotDir}`, { dereference: options.dereference });
+    const stored = await ctx.store.putTree(options.artifactName, { helper, pipe, dir: source, dereference: options.dereference }, `${ctx.service.name} ${snapshotDir}`);
     const facts: SnapshotFacts = { ...options.facts, subpath: location.subpath, owner: owner.exitCode === 0 ? owner.stdout.trim() : undefined };
-    return { ...artifactFields(ctx.runDir, stored), volume, facts: facts as unknown as Record<string, unknown> };
+    return { ...stored, volume, facts: facts as unknown as Record<string, unknown> };
   });
 }
 
@@ -339,11 +339,11 @@ export async function openTsdbSession(ctx: BackupContext<TsdbOptions>, hooks: Ts
   });
   const takenAt = new Date().toISOString();
   log.info(`${service.name}: ${product} snapshot ${snapshot} ${hooks.took}`);
-  // Archived as `<kind>-snapshot.tar.zst` with the facts restore and drills need.
+  // Stored as `<kind>-snapshot` with the facts restore and drills need.
   const capture = async (): Promise<Artifact[]> => [
     await captureSnapshotDir(ctx as BackupContext<unknown>, location, hooks.snapshotPaths(snapshot)[0], {
       dereference: hooks.dereference,
-      artifactName: `${kind}-snapshot.tar.zst`,
+      artifactName: `${kind}-snapshot`,
       facts: { kind: "tsdb-snapshot", product, snapshot, url, dataPath: location.containerPath, takenAt, drill },
     }),
   ];
@@ -417,7 +417,7 @@ async function restoreSnapshotArtifact(ctx: RestoreContext<unknown>, artifact: A
   const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
   try {
     if (exists && ctx.rescue) await keepRescueCopy(ctx, location, artifact.volume);
-    await replaceDataDir(ctx.helperImage, ctx.project.name, location, path.join(ctx.runDir, artifact.path), artifact, facts.owner);
+    await replaceDataDir(ctx.helperImage, ctx.project.name, location, () => readArtifact(ctx.runDir, artifact), artifact.path, facts.owner);
   } finally {
     await stoppage.release();
   }
@@ -440,15 +440,15 @@ function resolveLocation(ctx: RestoreContext<unknown>, artifact: Artifact, facts
 
 async function keepRescueCopy(ctx: RestoreContext<unknown>, location: DataLocation, volume: VolumeFacts | undefined): Promise<void> {
   const rescue = ctx.rescue!;
-  const dir = await rescue.dir(ctx.serviceName);
+  const store = await rescue.store(ctx.serviceName);
   const selected: SelectedMount = {
     mount: { ...location.mount, readOnly: true },
     archiveName: volume ? archiveBaseName(volume) : location.mount.source,
     sharedWith: [],
   };
-  const [copy] = await captureMounts(ctx, ctx.project.name, [selected], dir, path.dirname(dir));
+  const [copy] = await captureMounts(ctx.helperImage, ctx.project.name, [selected], store);
   rescue.add(ctx.serviceName, copy);
-  log.info(`kept a rescue copy of ${location.mount.source} in ${path.join(path.dirname(dir), copy.path)}`);
+  log.info(`kept a rescue copy of ${location.mount.source} as ${copy.path} of the rescue run`);
 }
 
 /**
@@ -456,7 +456,7 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, location: DataLocati
  * everything the directory held (WAL, head chunks, caches, old snapshots, lock files), and gives
  * it all to the server's user. A bad archive leaves the old content in place.
  */
-export async function replaceDataDir(image: string, project: string, location: DataLocation, archive: string, expected: StoredFile & Encoding, owner: string | undefined): Promise<void> {
+export async function replaceDataDir(image: string, project: string, location: DataLocation, read: () => ReadBack, label: string, owner: string | undefined): Promise<void> {
   await withHelper(image, project, [`${location.mount.source}:/v`], async (helper, pipe) => {
     if (!pipe) throw new Error("restore through a remote engine is not supported yet: run composure on the Docker host");
     const dataDir = helperPath("/v", location.subpath);
@@ -465,7 +465,7 @@ export async function replaceDataDir(image: string, project: string, location: D
     if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${location.containerPath} on ${location.mount.source} for the restore: ${prepared.stderr.trim()}`);
     const chownTo = owner && /^\d+:\d+$/.test(owner) ? owner : prepared.stdout.trim();
     try {
-      const extraction = await extractArchive(helper, pipe, archive, staging, path.basename(archive), expected);
+      const extraction = await extractArchive(helper, pipe, read(), staging, label);
       const lines = [...swapInStagedLines(dataDir, stagingName, { ...extraction, root: undefined }), `chown -R ${chownTo} .`];
       const script = await writeScript(pipe, "swap.sh", lines);
       const swapped = await helper.run(["sh", script]);

@@ -15,8 +15,9 @@
 import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
-import { dumpToArchive, loadFromArchive } from "../../archive/exec-stream.ts";
-import { artifactFields, ChecksumError, hashFile } from "../../archive/files.ts";
+import { dumpToStore, loadFromStore } from "../../store/exec-stream.ts";
+import { checkArtifacts, readArtifact } from "../../store/read.ts";
+import type { ArtifactStore } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
 import type { MountInfo } from "../../docker/containers.ts";
@@ -24,7 +25,7 @@ import { startHelper } from "../../docker/helper.ts";
 import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
-import type { BackupContext, ProbeResult, RestoreContext, Strategy } from "../types.ts";
+import type { BackupContext, ProbeResult, RestoreContext, Strategy, ProbeContext } from "../types.ts";
 import {
   artifactBaseName,
   compareTableFacts,
@@ -152,7 +153,7 @@ async function countRows(runner: Runner, database: string, tables: string[]): Pr
 // ---------------------------------------------------------------------------------------------
 // Capture
 
-async function captureFile(runner: Runner, service: string, file: string, target: string, runDir: string, level: number): Promise<Artifact> {
+async function captureFile(runner: Runner, service: string, file: string, store: ArtifactStore, name: string): Promise<Artifact> {
   const started = performance.now();
   const uri = sqliteUri(file);
   const copy = `/tmp/composure-${randomUUID()}.sqlite`;
@@ -184,10 +185,10 @@ async function captureFile(runner: Runner, service: string, file: string, target
     const facts = await countRows(runner, copy, lines.slice(versionAt + 1));
     const owner = await runner.run(["stat", "-c", "%u %g %a", file], 30_000).catch(() => undefined);
     const [uid, gid, mode] = owner?.exitCode === 0 ? owner.stdout.trim().split(" ") : [];
-    const written = await dumpToArchive(runner.id, ["cat", copy], target, level, { label: `${service}: ${file}` });
+    const stored = await dumpToStore(store, name, runner.id, ["cat", copy], { label: `${service}: ${file}` });
     log.info(`${service}: ${file}: ${facts.tables} tables, ${formatCount(facts.rows)} rows copied in ${formatSeconds((performance.now() - started) / 1000)} (sqlite3 in ${runner.where})`);
     return {
-      ...artifactFields(runDir, written),
+      ...stored,
       facts: { kind: "sqlite", database: file, journalMode, sqliteVersion: version, ...(uid ? { owner: { uid: Number(uid), gid: Number(gid), mode } } : {}), ...facts },
     };
   } finally {
@@ -195,7 +196,7 @@ async function captureFile(runner: Runner, service: string, file: string, target
   }
 }
 
-async function captureFiles(runner: Runner, service: string, files: string[], dir: string, runDir: string, level: number): Promise<Artifact[]> {
+async function captureFiles(runner: Runner, service: string, files: string[], store: ArtifactStore): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
   const used = new Set<string>();
   for (const file of files) {
@@ -203,7 +204,7 @@ async function captureFiles(runner: Runner, service: string, files: string[], di
     if (used.has(base)) base = artifactBaseName(file.replace(/^\/+/, "").replace(/\//g, "_"));
     while (used.has(base)) base = `${base}_`;
     used.add(base);
-    artifacts.push(await captureFile(runner, service, file, path.join(dir, `${base}.sqlite.zst`), runDir, level));
+    artifacts.push(await captureFile(runner, service, file, store, `${base}.sqlite`));
   }
   return artifacts;
 }
@@ -224,13 +225,6 @@ function asStepError(phase: string, service: ServiceInfo | string, error: unknow
 
 // ---------------------------------------------------------------------------------------------
 // Restore
-
-async function checkArchive(file: string, artifact: Artifact): Promise<void> {
-  const actual = await hashFile(file);
-  if (actual.bytes !== artifact.bytes || actual.sha256 !== artifact.sha256) {
-    throw new ChecksumError(`${file} does not match the manifest (size or sha256): nothing was changed`);
-  }
-}
 
 /** Writes stdin next to the file, keeps owner and mode, drops the stale -wal/-shm/-journal, swaps it in. */
 const replaceScript = `set -e
@@ -267,10 +261,10 @@ async function keepRescueCopies(ctx: RestoreContext<unknown>, service: ServiceIn
     throw new Error(`cannot keep a rescue copy of the files about to be replaced: ${(error as Error).message} (or restore with NO_RESCUE=1)`);
   }
   try {
-    const dir = await ctx.rescue!.dir(ctx.serviceName);
+    const store = await ctx.rescue!.store(ctx.serviceName);
     for (const target of targets) {
       try {
-        const [artifact] = await captureFiles(runner, ctx.serviceName, [target.file], dir, path.dirname(dir), ctx.config.compression.level);
+        const [artifact] = await captureFiles(runner, ctx.serviceName, [target.file], store);
         ctx.rescue!.add(ctx.serviceName, artifact, "sqlite");
       } catch (error) {
         if (!/does not exist/.test((error as Error).message)) throw error;
@@ -303,7 +297,7 @@ export const sqliteStrategy: Strategy<SqliteOptions> = {
       let runner: Runner | undefined;
       try {
         runner = await openRunner(ctx.service, ctx.project, ctx.options);
-        return await captureFiles(runner, ctx.service.name, ctx.options.paths, ctx.serviceDir, ctx.runDir, ctx.config.compression.level);
+        return await captureFiles(runner, ctx.service.name, ctx.options.paths, ctx.store);
       } catch (error) {
         throw asStepError("capture", ctx.service, error);
       } finally {
@@ -326,7 +320,7 @@ export const sqliteStrategy: Strategy<SqliteOptions> = {
           return `would replace ${file} (in ${mount.type} ${mount.source}) with ${artifact.path} (${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows): stop ${stopping}, remove its -wal and -shm, start again${ctx.rescue ? "; rescue copy first" : ""}`;
         });
       }
-      for (const { artifact } of targets) await checkArchive(path.join(ctx.runDir, artifact.path), artifact);
+      await checkArtifacts(ctx.runDir, targets.map(({ artifact }) => artifact));
       if (ctx.rescue) await keepRescueCopies(ctx, service, options, targets);
       const binds = [...new Map(targets.map(({ mount }) => [mount.destination, `${mount.source}:${mount.destination}`])).values()];
       const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
@@ -337,7 +331,7 @@ export const sqliteStrategy: Strategy<SqliteOptions> = {
           for (const { artifact, file, mount } of targets) {
             const owner = artifact.facts?.owner as { uid?: number; gid?: number; mode?: string } | undefined;
             const ownerArgs = owner?.uid !== undefined && /^[0-7]{3,4}$/.test(owner.mode ?? "") ? [String(owner.uid), String(owner.gid), owner.mode!] : ["", "", ""];
-            await loadFromArchive(helper.id, ["sh", "-c", replaceScript, "sh", file, ...ownerArgs, mount.destination === file ? "inplace" : "staged"], path.join(ctx.runDir, artifact.path), artifact, { label: `${ctx.serviceName}: ${file}` });
+            await loadFromStore(readArtifact(ctx.runDir, artifact), helper.id, ["sh", "-c", replaceScript, "sh", file, ...ownerArgs, mount.destination === file ? "inplace" : "staged"], { label: `${ctx.serviceName}: ${file}` });
             const facts = artifact.facts as Partial<TableFacts>;
             done.push(`replaced ${file} with ${artifact.path} (${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows)`);
           }
@@ -359,7 +353,7 @@ export const sqliteStrategy: Strategy<SqliteOptions> = {
   },
 };
 
-async function probeSqlite(ctx: BackupContext<SqliteOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
+async function probeSqlite(ctx: ProbeContext<SqliteOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
   const expected = (recorded ?? []).filter((artifact) => artifact.facts?.kind === "sqlite");
   const files = recorded ? expected.map((artifact) => artifact.facts!.database as string) : ctx.options.paths;
   const runner = await openRunner(ctx.service, ctx.project, ctx.options);

@@ -4,7 +4,7 @@
 import path from "node:path";
 import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
-import type { SelectedMount } from "../../compose/mounts.ts";
+import { selectMounts, type SelectedMount } from "../../compose/mounts.ts";
 import { runningUsersOfVolume, type ContainerInfo } from "../../docker/containers.ts";
 import { helperLabel, openHelper, withHelper, type HelperSession } from "../../docker/helper.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
@@ -18,6 +18,7 @@ import type { VolumeFacts } from "../shared/service-data.ts";
 import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "../shared/tree-facts.ts";
 import { captureMounts, mountBinds, mountDir } from "../shared/mount-capture.ts";
 import { besideFolder, extractInto, swapBinds } from "./swap.ts";
+import { readArtifact } from "../../store/read.ts";
 import type { StopJournal } from "../../lifecycle/journal.ts";
 
 /** Containers outside the project are never stopped by composure: say so when they use a volume. */
@@ -73,12 +74,12 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   async openSession(ctx) {
     await warnAboutForeignWriters(ctx);
     const hot = ctx.settings.stop === false;
-    if (hot || ctx.mounts.length === 0) return hotSession(() => captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, hot));
+    if (hot || ctx.mounts.length === 0) return hotSession(() => captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, hot));
     const services = [ctx.service.name, ...writersOf(ctx, ctx.mounts.map((selected) => selected.mount.source))];
     // The helper starts while the service stops; the release removes it while the service starts.
     const { stoppage, session: helper, release } = await stopWithHelper(ctx, containersToStop(ctx.project, [...new Set(services)]), mountBinds(ctx.mounts));
     return {
-      capture: () => captureMounts(ctx, ctx.project.name, ctx.mounts, ctx.serviceDir, ctx.runDir, false, helper),
+      capture: () => captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, false, helper),
       release,
       stopped: stoppage.stopped.map((container) => container.name),
       downtimeSeconds: stoppage.downtimeSeconds,
@@ -99,8 +100,10 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
     const differences: string[] = [];
     const notes: string[] = [];
     if (!recorded) {
-      await withHelper(ctx.helperImage, ctx.project.name, mountBinds(ctx.mounts), async (helper) => {
-        for (const [index, selected] of ctx.mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, mountDir(index));
+      // Without a run to compare with: the facts of what the service's settings back up.
+      const { selected: mounts } = selectMounts(ctx.project, ctx.service, ctx.settings, () => true);
+      await withHelper(ctx.helperImage, ctx.project.name, mountBinds(mounts), async (helper) => {
+        for (const [index, selected] of mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, mountDir(index));
       });
       return { ok: true, differences: [], facts: { volumes } };
     }
@@ -155,7 +158,7 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
   try {
     await failpoint("restore:stop");
     if (exists && ctx.rescue) await keepRescueCopy(ctx, { ...facts, name: target.name, kind: target.kind });
-    swapped = await extractInto(session, target.name, beside, path.join(ctx.runDir, artifact.path), artifact, ctx.journal);
+    swapped = await extractInto(session, target.name, beside, () => readArtifact(ctx.runDir, artifact), artifact.path, ctx.journal);
   } finally {
     await release();
   }
@@ -165,13 +168,13 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
 
 async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: VolumeFacts): Promise<void> {
   const rescue = ctx.rescue!;
-  const dir = await rescue.dir(ctx.serviceName);
+  const store = await rescue.store(ctx.serviceName);
   const selected: SelectedMount = {
     mount: { type: facts.kind, source: facts.name, destination: "", readOnly: true },
     archiveName: facts.composeName ?? facts.name,
     sharedWith: facts.sharedWith ?? [],
   };
-  const [artifact] = await captureMounts(ctx, ctx.project.name, [selected], dir, path.dirname(dir));
+  const [artifact] = await captureMounts(ctx.helperImage, ctx.project.name, [selected], store);
   rescue.add(ctx.serviceName, artifact);
-  log.info(`kept a rescue copy of ${facts.name} in ${path.join(path.dirname(dir), artifact.path)}`);
+  log.info(`kept a rescue copy of ${facts.name} as ${artifact.path} of the rescue run`);
 }

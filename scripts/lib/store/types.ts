@@ -1,0 +1,36 @@
+// The seam between what a strategy captures and how it is kept. A strategy hands a store
+// *sources*: a directory tree as a helper container sees it (a volume, a snapshot folder), or a
+// named byte stream (a database dump). The store persists them and says what went into the
+// manifest; reading back gives the same bytes (a tar stream of the tree, the stream itself).
+// Engines: `archive` (store/archive.ts, one compressed file per source).
+import type { Readable } from "node:stream";
+import type { Artifact } from "../catalog/manifest.ts";
+import type { Helper } from "../docker/helper.ts";
+import type { PipeDir } from "../docker/pipe-dir.ts";
+
+/** A directory of a helper container (with the FIFO folder of its session, when the engine is local). */
+export interface TreeSource {
+  helper: Helper;
+  pipe: PipeDir | undefined;
+  dir: string;
+  /** Names relative to dir (default everything in it). */
+  entries?: string[];
+  /** Store what symlinks point to instead of the links (VictoriaMetrics snapshots). */
+  dereference?: boolean;
+}
+
+/** The manifest fields the store fills in; the strategy adds `volume` and `facts`. */
+export type StoredArtifact = Pick<Artifact, "path" | "bytes" | "sha256" | "compression" | "encryption">;
+
+/** Where one service's sources of one run go. */
+export interface ArtifactStore {
+  /** Stores the tree as artifact `name` (unique in the service, no suffix: the engine adds its own). */
+  putTree(name: string, source: TreeSource, label: string): Promise<StoredArtifact>;
+  /** Stores what the stream yields as artifact `name`; `label` names it in progress lines. */
+  putStream(name: string, stream: Readable, label?: string): Promise<StoredArtifact>;
+  /** Drops an artifact this store wrote that will not be used (its source turned out bad). */
+  discard(stored: StoredArtifact): Promise<void>;
+}
+
+/** An artifact's content read back: consume `stream`, then await `done` (it rejects on a checksum or decoding error). */
+export type { Decoded as ReadBack } from "../archive/files.ts";
