@@ -104,8 +104,26 @@ if ! [ -d node_modules ] || ! [ node_modules -nt package-lock.json ] || ! [ node
   touch node_modules
 fi
 
-# --- fixture images the command needs (test/images/build.sh: cached by recipe hash, about 0.2 s each when cached)
-if [ $# -gt 0 ] && [ "${COMPOSURE_SETUP_IMAGES:-1}" != 0 ]; then
-  bash test/images/build.sh "$@"
+# --- restic for the repository engine, when asked for ("restic" among the arguments): the pinned
+# version built from the Go module proxy (Debian's is too old), cached by version where
+# scripts/lib/store/restic.ts looks for it. RESTIC=<binary> uses the operator's own instead.
+images=()
+for name in "$@"; do [ "$name" = restic ] && want_restic=true || images+=("$name"); done
+if [ "${want_restic:-false}" = true ] && [ -z "${RESTIC:-}" ]; then
+  restic_version=$(sed -n 's/^export const pinnedResticVersion = "\(.*\)";/\1/p' scripts/lib/store/restic.ts)
+  restic_dir="${XDG_CACHE_HOME:-$HOME/.cache}/composure/tools/restic-$restic_version"
+  if ! [ -x "$restic_dir/restic" ]; then
+    command -v go >/dev/null 2>&1 || fail "restic $restic_version is built with Go, and go is not installed: install Go 1.22 or newer (apt-get install golang-go), or point RESTIC= at a restic $restic_version binary"
+    step "building restic $restic_version (Go module proxy, once per version)"
+    mkdir -p "$restic_dir.partial"
+    CGO_ENABLED=0 GOBIN="$restic_dir.partial" GOFLAGS=-trimpath go install "github.com/restic/restic/cmd/restic@v$restic_version"
+    rm -rf "$restic_dir" && mv "$restic_dir.partial" "$restic_dir"
+  fi
+  restic_note=", restic $restic_version"
 fi
-printf 'setup: ready (packages, Docker engine %s, node_modules%s)\n' "$engine_version" "${1:+, images: $*}"
+
+# --- fixture images the command needs (test/images/build.sh: cached by recipe hash, about 0.2 s each when cached)
+if [ ${#images[@]} -gt 0 ] && [ "${COMPOSURE_SETUP_IMAGES:-1}" != 0 ]; then
+  bash test/images/build.sh "${images[@]}"
+fi
+printf 'setup: ready (packages, Docker engine %s, node_modules%s%s)\n' "$engine_version" "${restic_note:-}" "${images[*]:+, images: ${images[*]}}"

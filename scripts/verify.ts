@@ -17,7 +17,7 @@ await main(async () => {
   for (const project of projectsToUse(config)) {
     let findings: VerifyFinding[] | undefined;
     try {
-      findings = await verifyRuns(config.destination, project, selector);
+      findings = await verifyRuns(config, project, selector, deep);
     } finally {
       // recorded in the node_exporter textfile even when verify could not run at all
       const ok = findings !== undefined && findings.every((finding) => finding.ok);

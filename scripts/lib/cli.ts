@@ -5,7 +5,7 @@ import path from "node:path";
 import { configureArchives } from "./archive/files.ts";
 import { removeAbandonedPipeDirs } from "./docker/pipe-dir.ts";
 import { loadConfig } from "./config/load.ts";
-import type { Config } from "./config/schema.ts";
+import { storageEngines, type Config, type StorageEngine } from "./config/schema.ts";
 import { checkEngine } from "./docker/engine.ts";
 import { defaultHelperImage, ensureHelperImage } from "./docker/helper-image.ts";
 import { removeAbandonedDrills } from "./docker/scratch-stack.ts";
@@ -67,6 +67,11 @@ export function loadSettings(): Config {
     const seconds = Number(process.env.LOCK_TIMEOUT);
     if (!Number.isInteger(seconds) || seconds < 0) throw new ConfigError([`LOCK_TIMEOUT must be a whole number of seconds, got "${process.env.LOCK_TIMEOUT}"`]);
     config.lock.timeout_seconds = seconds;
+  }
+  const storage = process.env.STORAGE;
+  if (storage) {
+    if (!(storageEngines as readonly string[]).includes(storage)) throw new ConfigError([`STORAGE must be ${storageEngines.join(" or ")}, got "${storage}"`]);
+    config.storage = { default: storage as StorageEngine }; // this command's engine for every service without its own
   }
   configureArchives({
     compression: config.compression.algorithm,

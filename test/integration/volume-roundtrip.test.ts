@@ -1,16 +1,14 @@
 // Acceptance of the foundation: a real Compose project, awkward data, backup -> remove the
 // volumes -> restore -> identical trees and running services; restore over live data with a
-// rescue copy; a capture failure still leaves the stopped service running.
+// rescue copy; a capture failure still leaves the stopped service running. Once per storage
+// engine: archive files and the restic repository (STORAGE=).
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { resticBinary } from "../../scripts/lib/store/restic.ts";
 import { besideData, eventually, busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir } from "../support/composure.ts";
 
-const project = busyboxProject("cmpt-round", { app: ["files:/files", "shared:/shared", "./excluded:/excluded"], cache: ["state:/state", "shared:/shared"] });
-const destination = tempDir("roundtrip-dest");
-const env = { PROJECT: project.name, DESTINATION: destination };
-const volumes = ["files", "state", "shared"].map((name) => project.volume(name));
 
 // Awkward content: many small files, one large file, symlinks (one dangling), a hardlink pair,
 // uid 999 with mode 0600, an empty directory, names with spaces, newlines and non-ASCII.
@@ -29,7 +27,12 @@ cd /state; echo state > state.txt; mkdir -p sub; echo 1 > sub/one; chown -R 999:
 cd /shared; echo shared > shared.txt
 `;
 
-describe("volume strategy round trip", { timeout: 600_000 }, () => {
+for (const engine of ["archive", "repository"] as const) describe(`volume strategy round trip (${engine} engine)`, { timeout: 600_000 }, () => {
+  const project = busyboxProject(`cmpt-round-${engine.slice(0, 4)}`, { app: ["files:/files", "shared:/shared", "./excluded:/excluded"], cache: ["state:/state", "shared:/shared"] });
+  const destination = tempDir("roundtrip-dest");
+  const env = { PROJECT: project.name, DESTINATION: destination, STORAGE: engine };
+  const volumes = ["files", "state", "shared"].map((name) => project.volume(name));
+
   before(async () => {
     await requireDocker();
     await project.up();
@@ -46,10 +49,17 @@ describe("volume strategy round trip", { timeout: 600_000 }, () => {
     const runs = JSON.parse((await composure("list", env, ["--json"])).stdout);
     assert.equal(runs.length, 1);
     const manifest = JSON.parse(readFileSync(path.join(destination, project.name, runs[0].run, "manifest.json"), "utf8"));
-    const archived = manifest.services.flatMap((service: { artifacts: { path: string }[] }) => service.artifacts.map((artifact) => artifact.path)).sort();
-    assert.deepEqual(archived, ["app/files.tar.zst", "app/shared.tar.zst", "cache/state.tar.zst"], "one archive per volume, the shared one once, no bind mount");
+    const artifacts = manifest.services.flatMap((service: { artifacts: { path: string; repository?: { snapshot: string } }[] }) => service.artifacts);
+    const archived = artifacts.map((artifact: { path: string }) => artifact.path).sort();
     const runDir = path.join(destination, project.name, runs[0].run);
-    assert.equal(statSync(path.join(runDir, "app", "files.tar.zst")).mode & 0o777, 0o600, "archives are 0600");
+    if (engine === "archive") {
+      assert.deepEqual(archived, ["app/files.tar.zst", "app/shared.tar.zst", "cache/state.tar.zst"], "one archive per volume, the shared one once, no bind mount");
+      assert.equal(statSync(path.join(runDir, "app", "files.tar.zst")).mode & 0o777, 0o600, "archives are 0600");
+    } else {
+      assert.deepEqual(archived, ["app/files", "app/shared", "cache/state"], "one snapshot per volume, the shared one once, no bind mount");
+      assert.ok(artifacts.every((artifact: { repository?: { snapshot: string } }) => /^[0-9a-f]{64}$/.test(artifact.repository?.snapshot ?? "")), "each names its restic snapshot");
+      assert.equal(statSync(path.join(destination, ".repository-password")).mode & 0o777, 0o600, "the password file is 0600");
+    }
     assert.equal(statSync(runDir).mode & 0o777, 0o700, "run folders are 0700");
 
     await project.down();
@@ -118,16 +128,30 @@ describe("volume strategy round trip", { timeout: 600_000 }, () => {
   });
 
   test("a service stopped for capture is running again when the capture fails", async () => {
-    const brokenImage = "composure-test/broken-tar:latest";
-    const context = tempDir("broken-tar");
-    writeFileSync(path.join(context, "Dockerfile"), `FROM ${busyboxImage}\nRUN rm /bin/tar && printf '#!/bin/sh\\necho injected tar failure >&2\\nexit 3\\n' > /bin/tar && chmod +x /bin/tar\n`);
-    await docker("build", "-q", "-t", brokenImage, context);
-    const failed = await composure("backup", { ...env, SERVICE: "cache", COMPOSURE_HELPER_IMAGE: brokenImage });
+    const failed = await composure("backup", { ...env, SERVICE: "cache", ...(engine === "archive" ? { COMPOSURE_HELPER_IMAGE: await brokenTarImage() } : { RESTIC: brokenBackupRestic() }) });
     assert.equal(failed.code, 1);
-    assert.match(failed.stderr, /injected tar failure/);
+    assert.match(failed.stderr, engine === "archive" ? /injected tar failure/ : /injected restic failure/);
     assert.ok(await project.running("cache"), "cache runs again after the failed capture");
     const runs = JSON.parse((await composure("list", env, ["--json"])).stdout);
     assert.equal(runs[0].outcome, "failed");
     assert.ok(!existsSync(path.join(destination, project.name, runs[0].run, "cache", "state.tar.zst")));
+    const record = JSON.parse(readFileSync(path.join(destination, project.name, runs[0].run, "manifest.json"), "utf8")).services[0];
+    assert.deepEqual([record.name, record.status, record.artifacts], ["cache", "failed", []]);
   });
 });
+
+/** A helper image whose tar fails. */
+async function brokenTarImage(): Promise<string> {
+  const image = "composure-test/broken-tar:latest";
+  const context = tempDir("broken-tar");
+  writeFileSync(path.join(context, "Dockerfile"), `FROM ${busyboxImage}\nRUN rm /bin/tar && printf '#!/bin/sh\\necho injected tar failure >&2\\nexit 3\\n' > /bin/tar && chmod +x /bin/tar\n`);
+  await docker("build", "-q", "-t", image, context);
+  return image;
+}
+
+/** A RESTIC= whose backups fail (in the helper too: it is a sh script); everything else runs the real restic on the host. */
+function brokenBackupRestic(): string {
+  const script = path.join(tempDir("broken-restic"), "restic");
+  writeFileSync(script, `#!/bin/sh\nif [ "$1" = backup ]; then echo injected restic failure >&2; exit 1; fi\nexec ${JSON.stringify(resticBinary())} "$@"\n`, { mode: 0o755 });
+  return script;
+}

@@ -49,18 +49,37 @@ const volumeFacts = z.object({
   destination: z.string().optional(),
 });
 
-export const artifactSchema = z.object({
-  /** Relative to the run directory. */
-  path: safeName,
-  bytes: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  compression: z.enum(["zstd", "gzip"]),
-  /** "age": the stored bytes are an age file (decrypt with the identity, then decompress). */
-  encryption: z.enum(["none", "age"]).optional(),
-  volume: volumeFacts.optional(),
-  /** What the archive held when it was written: for verify and restore drills. */
-  facts: artifactFacts.optional(),
+/** Where an artifact of the repository engine is: a restic snapshot of the project's repository. */
+const repositoryEntry = z.object({
+  snapshot: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The source's path in the snapshot: a directory as the helper saw it, or the stream's file. */
+  source: z.string().min(1),
+  kind: z.enum(["tree", "stream"]),
+  files: z.number().int().nonnegative(),
+  /** Bytes this artifact added to the repository (after deduplication and compression). */
+  addedBytes: z.number().int().nonnegative(),
 });
+
+export const artifactSchema = z
+  .object({
+    /** Archive engine: the file, relative to the run directory. Repository engine: <service>/<name>, a name only. */
+    path: safeName,
+    /** Archive engine: the file's size. Repository engine: the source's size. */
+    bytes: z.number().int().nonnegative(),
+    /** Archive engine only (restic checks its own content by hash). */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    compression: z.enum(["zstd", "gzip"]).optional(),
+    /** "age": the stored bytes are an age file (decrypt with the identity, then decompress). */
+    encryption: z.enum(["none", "age"]).optional(),
+    /** Repository engine only. */
+    repository: repositoryEntry.optional(),
+    volume: volumeFacts.optional(),
+    /** What the archive held when it was written: for verify and restore drills. */
+    facts: artifactFacts.optional(),
+  })
+  .refine((artifact) => artifact.repository !== undefined || (artifact.sha256 !== undefined && artifact.compression !== undefined), {
+    message: "an archive artifact needs sha256 and compression (a repository artifact needs repository)",
+  });
 
 export const serviceRecordSchema = z.object({
   name: safeName,

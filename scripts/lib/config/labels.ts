@@ -41,6 +41,7 @@ const labelReaders: Record<string, { path: string[]; read: Reader }> = {
   "composure.stop": { path: ["stop"], read: readBoolean },
   "composure.exclude": { path: ["exclude"], read: readBoolean },
   "composure.tier": { path: ["tier"], read: readString },
+  "composure.storage": { path: ["storage"], read: readString },
   "composure.volumes": { path: ["volumes"], read: readList },
   "composure.bind_mounts": { path: ["bind_mounts"], read: readBoolean },
   "composure.exec.pre": { path: ["exec", "pre"], read: readArgv },

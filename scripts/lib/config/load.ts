@@ -47,6 +47,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, strategyKinds: readonly strin
   // A relative destination is relative to the config file, not to wherever make was started.
   config.destination = path.resolve(path.dirname(file), config.destination);
   config.metrics.textfile_dir = path.resolve(path.dirname(file), config.metrics.textfile_dir);
+  for (const key of ["path", "password_file"] as const) {
+    const value = config.repository[key];
+    if (value) config.repository[key] = path.resolve(path.dirname(file), value);
+  }
   return { config, file };
 }
 

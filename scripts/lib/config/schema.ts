@@ -5,6 +5,10 @@ import { z } from "zod";
 import { retentionPolicySchema } from "../catalog/retention.ts";
 
 export const tiers = ["critical", "medium", "low"] as const;
+/** How a service's artifacts are kept: `archive` files (one per source) or a deduplicating restic `repository`. */
+export const storageEngines = ["archive", "repository"] as const;
+export type StorageEngine = (typeof storageEngines)[number];
+const storageEngine = z.enum(storageEngines);
 export type Tier = (typeof tiers)[number];
 
 const argv = z.array(z.string().min(1)).min(1, "give the command as an argv array, e.g. [\"sh\", \"-c\", \"...\"]");
@@ -23,6 +27,7 @@ export const serviceSettingsSchema = z
     stop: z.boolean().optional(),
     exclude: z.boolean().optional(),
     tier: z.enum(tiers).optional(),
+    storage: storageEngine.optional(),
     volumes: z.array(z.string().min(1)).optional(),
     bind_mounts: z.boolean().optional(),
     exec: execHooksSchema.optional(),
@@ -108,6 +113,22 @@ const remoteSchema = z
   })
   .strict();
 
+/** The restic repository of the `repository` engine; paths relative to the config file. */
+const repositorySchema = z
+  .object({
+    /** Default: <destination>/<project>/.repository, one per project. A path given here is shared by every project. */
+    path: z.string().min(1).optional(),
+    /** Default: <destination>/.repository-password, made (0600) on first use. */
+    password_file: z.string().min(1).optional(),
+    /** Share of the repository's data `make verify DEEP=1` reads back (restic check --read-data-subset). */
+    verify_read_share: z.string().regex(/^(100|[1-9]?[0-9](\.[0-9]+)?)%$/, 'expected a share such as "5%"').default("5%"),
+  })
+  .strict()
+  .default({});
+
+/** The engine per tier, when services of a tier do not choose one themselves. */
+const storageByTier = z.object({ default: storageEngine.default("archive"), critical: storageEngine.optional(), medium: storageEngine.optional(), low: storageEngine.optional() }).strict();
+
 const locationsSchema = z.object({ local: retentionPolicySchema.optional(), remote: retentionPolicySchema.optional() }).strict();
 
 /** Grandfather-father-son policies per location; a tier may override them (a run is kept if any tier in it keeps it). */
@@ -139,6 +160,12 @@ export const configSchema = z
       .default({})
       .transform((compression) => ({ ...compression, level: compression.level ?? defaultCompressionLevel[compression.algorithm] })),
     encryption: encryptionSchema.optional(),
+    /** archive (default), repository, or per tier: { default: archive, critical: repository }. */
+    storage: z
+      .union([storageEngine, storageByTier])
+      .default("archive")
+      .transform((storage) => (typeof storage === "string" ? { default: storage } : storage)),
+    repository: repositorySchema,
     remote: remoteSchema.optional(),
     retention: retentionSchema.default({}),
     lock: z
@@ -154,6 +181,11 @@ export const configSchema = z
   .strict();
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The engine that keeps a service's artifacts: its own setting, else its tier's, else the default. */
+export function storageEngineOf(config: Config, settings: ServiceSettings): StorageEngine {
+  return settings.storage ?? config.storage[settings.tier ?? "medium"] ?? config.storage.default;
+}
 
 /** All keys the schema accepts at each level, for did-you-mean suggestions. */
 export const knownKeys: Record<string, readonly string[]> = {

@@ -25,8 +25,19 @@ export interface HelperSpec {
   networkMode?: string;
 }
 
+/**
+ * Binds every helper of this process gets besides its own: the repository engine's restic, its
+ * repository and cache, set once a command knows it uses them (a process-wide setting, like the
+ * archive codec, not per-run state).
+ */
+const everyHelper = new Set<string>();
+
+export function mountInEveryHelper(binds: string[]): void {
+  for (const bind of binds) everyHelper.add(bind);
+}
+
 /** No log (no second copy of a backup on the host's disk) and no network unless asked for. */
-const hostConfig = (spec: HelperSpec) => ({ Binds: spec.binds, LogConfig: { Type: "none", Config: {} }, NetworkMode: spec.networkMode ?? "none" });
+const hostConfig = (spec: HelperSpec) => ({ Binds: [...spec.binds, ...everyHelper], LogConfig: { Type: "none", Config: {} }, NetworkMode: spec.networkMode ?? "none" });
 
 /**
  * Starts a one-off helper that runs `script` (sh -c) on its own and removes itself when done,

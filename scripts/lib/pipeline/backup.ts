@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { writeManifest, type Artifact, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
 import { createRunDir, projectDir } from "../catalog/runs.ts";
-import type { Config } from "../config/schema.ts";
+import { storageEngineOf, type Config } from "../config/schema.ts";
 import { execCapture } from "../docker/containers.ts";
 import { describeEngineError } from "../docker/engine.ts";
 import { removeLeftoverHelpers } from "../docker/helper.ts";
@@ -14,7 +14,7 @@ import { messageOf } from "../errors.ts";
 import { formatBytes, log } from "../log.ts";
 import { getStrategy, journalRecovery } from "../strategies/registry.ts";
 import { createRunScope, SessionOpenError, type BackupContext, type CaptureSession, type RunScope } from "../strategies/types.ts";
-import { archiveStore } from "../store/archive.ts";
+import { runStores, type RunStores } from "../store/run-stores.ts";
 import { CleanupStack } from "./cleanup.ts";
 import { failpoint } from "../lifecycle/failpoint.ts";
 import { remoteFrom, uploadRun } from "./offsite.ts";
@@ -44,8 +44,9 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     const records: ServiceRecord[] = [];
     // What the strategies share across the services of this run (a cluster's capturer): dropped with the run.
     const scope = createRunScope();
+    const stores = runStores(config, project, runDir);
     for (const planned of plan.services.filter((entry) => !entry.excluded)) {
-      records.push(await backupService(config, plan, planned, { runDir, helperImage, journal, cleanup, scope }));
+      records.push(await backupService(config, plan, planned, { runDir, helperImage, journal, cleanup, scope, stores }));
     }
     const failed = records.filter((record) => record.status === "failed").length;
     const manifest: Manifest = {
@@ -87,6 +88,7 @@ async function uploadIfConfigured(config: Config, runDir: string, manifest: Mani
 
 interface RunState {
   runDir: string;
+  stores: RunStores;
   helperImage: string;
   journal: StopJournal;
   cleanup: CleanupStack;
@@ -98,25 +100,25 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
   const { service, settings } = planned;
   const strategy = getStrategy(planned.strategy);
   const serviceDir = path.join(state.runDir, service.name);
-  const ctx: BackupContext<unknown> = {
-    config,
-    project: plan.project,
-    service,
-    settings,
-    options: strategy.options.parse(settings.options ?? {}),
-    helperImage: state.helperImage,
-    journal: state.journal,
-    scope: state.scope,
-    runDir: state.runDir,
-    serviceDir,
-    store: archiveStore({ runDir: state.runDir, dir: serviceDir, level: config.compression.level }),
-    mounts: planned.mounts,
-  };
   const record: ServiceRecord = { name: service.name, strategy: strategy.kind, tier: settings.tier ?? "medium", status: "ok", image: service.image, stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
   let session: CaptureSession | undefined;
   let facts: Record<string, unknown> | undefined;
   try {
     await mkdir(serviceDir, { mode: 0o700 });
+    const ctx: BackupContext<unknown> = {
+      config,
+      project: plan.project,
+      service,
+      settings,
+      options: strategy.options.parse(settings.options ?? {}),
+      helperImage: state.helperImage,
+      journal: state.journal,
+      scope: state.scope,
+      runDir: state.runDir,
+      serviceDir,
+      store: await state.stores.open(service.name, serviceDir, storageEngineOf(config, settings)),
+      mounts: planned.mounts,
+    };
     await runHook(planned, "pre");
     await failpoint("backup:prepare");
     const opening = strategy.openSession(ctx);

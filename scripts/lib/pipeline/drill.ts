@@ -18,6 +18,8 @@ import { createScratchStack, type ScratchStack } from "../docker/scratch-stack.t
 import { UsageError, messageOf } from "../errors.ts";
 import { formatSeconds, log } from "../log.ts";
 import { getStrategy } from "../strategies/registry.ts";
+import { openRunReader, type ArtifactReader } from "../store/read.ts";
+import { repositoryOf } from "../store/restic.ts";
 import { createRunScope, type ProbeContext, type RestoreContext, type RunScope, type Strategy } from "../strategies/types.ts";
 import { CleanupStack } from "./cleanup.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
@@ -63,7 +65,8 @@ export async function runDrill(config: Config, helperImage: string, project: str
     await cleanup.pushWhenReady("remove the drill's containers, volumes and network", starting.then((stack) => stack.remove));
     const stack = await starting;
     log.info(`drill of run ${manifest.runId}: scratch project ${stack.project} (internal network, no published ports)`);
-    const drill = { config, helperImage, sourceProject: project, scratchProject: stack.project, runDir: dir, journal: new StopJournal(journalDir), scope: createRunScope() };
+    const reader = await openRunReader(dir, copied.flatMap((record) => record.artifacts), repositoryOf(config, project));
+    const drill = { config, helperImage, sourceProject: project, scratchProject: stack.project, runDir: dir, journal: new StopJournal(journalDir), scope: createRunScope(), reader };
     for (const record of copied) results.push(await drillService(drill, record));
     return { run: manifest.runId, scratchProject: stack.project, results, seconds: (performance.now() - started) / 1000 };
   } finally {
@@ -98,6 +101,7 @@ interface Drill {
   journal: StopJournal;
   /** What the strategies share across this drill's services (a cluster restored once). */
   scope: RunScope;
+  reader: ArtifactReader;
 }
 
 function failed(record: ServiceRecord, message: string, differences: string[] = []): DrillResult {
@@ -146,6 +150,7 @@ async function restoreContext(drill: Drill, record: ServiceRecord): Promise<Rest
     record,
     runDir: drill.runDir,
     dryRun: false,
+    reader: drill.reader,
   };
 }
 

@@ -1,7 +1,12 @@
 // make prune: grandfather-father-son retention, decided by the pure decideRetention per tier
 // and location; a run is kept when any tier present in it keeps it. Local and remote are pruned
 // separately, each by its own policy: deleting a local run never touches its off-site copy.
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import path from "node:path";
+import { log } from "../log.ts";
+import { forgetAndPrune, projectSnapshots } from "../store/repository.ts";
+import { repositoryOf, type Repository } from "../store/restic.ts";
 import { readManifest, type Manifest } from "../catalog/manifest.ts";
 import { decideRetention, type RetentionDecision, type RetentionPolicy, type RunFacts } from "../catalog/retention.ts";
 import { listRunDirs } from "../catalog/runs.ts";
@@ -58,7 +63,24 @@ export async function pruneLocal(config: Config, project: string, dryRun: boolea
   if (!dryRun) {
     for (const decision of decisions.filter((entry) => !entry.keep)) await rm(runs.find((run) => run.id === decision.id)!.dir, { recursive: true, force: true });
   }
+  const kept = runs.filter((run) => run.manifest && decisions.find((decision) => decision.id === run.id)?.keep).map((run) => run.manifest!);
+  await dropUnreferencedSnapshots(repositoryOf(config, project), kept, dryRun);
   return decisions;
+}
+
+/**
+ * The repository engine's side of a prune: every snapshot of the project that no kept complete
+ * manifest refers to (those of deleted runs, and those a killed run left) is forgotten, then
+ * `restic prune` frees their data. The project lock keeps any backup from running meanwhile.
+ */
+async function dropUnreferencedSnapshots(repository: Repository, kept: Manifest[], dryRun: boolean): Promise<void> {
+  if (!existsSync(path.join(repository.path, "config"))) return;
+  const referenced = new Set(kept.flatMap((manifest) => manifest.services.flatMap((service) => service.artifacts.flatMap((artifact) => (artifact.repository ? [artifact.repository.snapshot] : [])))));
+  const garbage = [...(await projectSnapshots(repository)).keys()].filter((id) => !referenced.has(id));
+  if (garbage.length === 0) return;
+  if (dryRun) return void log.info(`repository ${repository.path}: would forget ${garbage.length} snapshot(s) no kept run refers to, then prune`);
+  await forgetAndPrune(repository, garbage);
+  log.info(`repository ${repository.path}: forgot ${garbage.length} snapshot(s) no kept run refers to, and pruned their data`);
 }
 
 export async function pruneRemote(config: Config, remote: Remote, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {

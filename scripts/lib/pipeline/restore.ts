@@ -18,6 +18,8 @@ import { log } from "../log.ts";
 import { detectStrategy, getStrategy, journalRecovery, strategyKinds } from "../strategies/registry.ts";
 import { createRunScope, type RescueSink, type RestoreContext } from "../strategies/types.ts";
 import { archiveStore } from "../store/archive.ts";
+import { openRunReader } from "../store/read.ts";
+import { repositoryOf } from "../store/restic.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
 import { failureOf, summaryLines, type ServiceResult } from "./restore-report.ts";
@@ -79,6 +81,7 @@ async function planRestore(config: Config, helperImage: string, request: Restore
   // What the strategies share across the services of this restore, preview and real restore alike
   // (a cluster restored once, a look at it the preview took): dropped when the command ends.
   const scope = createRunScope();
+  const reader = await openRunReader(dir, chosen.flatMap((record) => record.artifacts), repositoryOf(config, request.project));
   const contextFor: RestorePlan["contextFor"] = (record, dryRun, rescue) => ({
     config,
     project,
@@ -95,6 +98,7 @@ async function planRestore(config: Config, helperImage: string, request: Restore
     rescue,
     dryRun,
     conflict: request.conflict,
+    reader,
   });
   return { manifest, target, project, records, journal, contextFor };
 }

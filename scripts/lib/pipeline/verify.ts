@@ -1,5 +1,7 @@
-// make verify: the manifest is present and well-formed, and every artifact has its recorded size
-// and sha256, decompresses and lists to the end as a safe tar archive. One read per artifact.
+// make verify: the manifest is present and well-formed, and every archive artifact has its
+// recorded size and sha256, decompresses and lists to the end as a safe tar archive (one read per
+// artifact). Runs with repository artifacts: `restic check` of the repository once (DEEP=1 also
+// reads back a share of its data), and every referenced snapshot is there with its recorded size.
 import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
@@ -10,6 +12,10 @@ import { createTarInspector } from "../archive/tar-inspector.ts";
 import { readManifest, type Artifact } from "../catalog/manifest.ts";
 import { isRescueRun, listRunDirs, projectDir, type RunEntry } from "../catalog/runs.ts";
 import { UsageError, messageOf } from "../errors.ts";
+import type { Config } from "../config/schema.ts";
+import { requireRepository } from "../store/read.ts";
+import { checkRepository, projectSnapshots } from "../store/repository.ts";
+import { repositoryOf } from "../store/restic.ts";
 
 export interface VerifyFinding {
   run: string;
@@ -20,12 +26,46 @@ export interface VerifyFinding {
   message: string;
 }
 
-export async function verifyRuns(destination: string, project: string, selector: string): Promise<VerifyFinding[]> {
-  const runs = await listRunDirs(destination, project);
-  const chosen = chooseRuns(runs, selector, project, destination);
+export async function verifyRuns(config: Config, project: string, selector: string, deep = false): Promise<VerifyFinding[]> {
+  const runs = await listRunDirs(config.destination, project);
+  const chosen = chooseRuns(runs, selector, project, config.destination);
+  const repository = repositoryChecks(config, project, deep);
   const findings: VerifyFinding[] = [];
-  for (const run of chosen) findings.push(...(await verifyRun(run, project)));
-  return findings;
+  for (const run of chosen) findings.push(...(await verifyRun(run, project, repository)));
+  return [...(await repository.findings()), ...findings];
+}
+
+/**
+ * The repository, checked once and only when a run refers to it: `restic check` (with DEEP=1,
+ * --read-data-subset of the configured share) and the list of this project's snapshots.
+ */
+function repositoryChecks(config: Config, project: string, deep: boolean) {
+  const repository = repositoryOf(config, project);
+  let checked: Promise<{ snapshots: Map<string, { bytes: number }>; finding: VerifyFinding }> | undefined;
+  const check = () =>
+    (checked ??= (async () => {
+      const share = deep ? config.repository.verify_read_share : undefined;
+      const where = { run: "repository" };
+      try {
+        await requireRepository(repository);
+        await checkRepository(repository, share);
+        return { snapshots: await projectSnapshots(repository), finding: { ...where, ok: true, message: `restic check of ${repository.path} passed${share ? ` (read back ${share} of the data)` : ""}` } };
+      } catch (error) {
+        return { snapshots: new Map(), finding: { ...where, ok: false, message: messageOf(error) } };
+      }
+    })());
+  return {
+    /** Undefined when the artifact's snapshot is there with its recorded size, else what is wrong. */
+    async problemOf(artifact: Artifact): Promise<string | undefined> {
+      const { snapshots, finding } = await check();
+      if (!finding.ok) return `the repository cannot be checked: ${finding.message}`;
+      const snapshot = snapshots.get(artifact.repository!.snapshot);
+      if (!snapshot) return `missing: snapshot ${artifact.repository!.snapshot.slice(0, 8)} is not in the repository ${repository.path}`;
+      if (snapshot.bytes !== artifact.bytes) return `wrong size: the snapshot holds ${snapshot.bytes} bytes, the manifest says ${artifact.bytes}`;
+      return undefined;
+    },
+    findings: async (): Promise<VerifyFinding[]> => (checked ? [(await checked).finding] : []),
+  };
 }
 
 function chooseRuns(runs: RunEntry[], selector: string, project: string, destination: string): RunEntry[] {
@@ -40,7 +80,7 @@ function chooseRuns(runs: RunEntry[], selector: string, project: string, destina
   return [run];
 }
 
-async function verifyRun(run: RunEntry, project: string): Promise<VerifyFinding[]> {
+async function verifyRun(run: RunEntry, project: string, repository: ReturnType<typeof repositoryChecks>): Promise<VerifyFinding[]> {
   let manifest;
   try {
     manifest = await readManifest(run.dir, project);
@@ -50,7 +90,7 @@ async function verifyRun(run: RunEntry, project: string): Promise<VerifyFinding[
   const findings: VerifyFinding[] = [];
   for (const service of manifest.services) {
     for (const artifact of service.artifacts) {
-      const problem = await checkArtifact(run.dir, artifact);
+      const problem = artifact.repository ? await repository.problemOf(artifact) : await checkArtifact(run.dir, artifact);
       findings.push({ run: run.id, artifact: artifact.path, service: service.name, ok: !problem, message: problem ?? "ok" });
     }
   }

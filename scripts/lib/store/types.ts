@@ -7,6 +7,7 @@ import type { Readable } from "node:stream";
 import type { Artifact } from "../catalog/manifest.ts";
 import type { Helper } from "../docker/helper.ts";
 import type { PipeDir } from "../docker/pipe-dir.ts";
+import type { Extraction } from "../archive/tar-transfer.ts";
 
 /** A directory of a helper container (with the FIFO folder of its session, when the engine is local). */
 export interface TreeSource {
@@ -20,7 +21,7 @@ export interface TreeSource {
 }
 
 /** The manifest fields the store fills in; the strategy adds `volume` and `facts`. */
-export type StoredArtifact = Pick<Artifact, "path" | "bytes" | "sha256" | "compression" | "encryption">;
+export type StoredArtifact = Pick<Artifact, "path" | "bytes" | "sha256" | "compression" | "encryption" | "repository">;
 
 /** Where one service's sources of one run go. */
 export interface ArtifactStore {
@@ -31,6 +32,9 @@ export interface ArtifactStore {
   /** Drops an artifact this store wrote that will not be used (its source turned out bad). */
   discard(stored: StoredArtifact): Promise<void>;
 }
+
+/** Writes a tree artifact into `dir` of the helper (every entry checked first). */
+export type ExtractTree = (helper: Helper, pipe: PipeDir | undefined, dir: string) => Promise<Extraction>;
 
 /** An artifact's content read back: consume `stream`, then await `done` (it rejects on a checksum or decoding error). */
 export type { Decoded as ReadBack } from "../archive/files.ts";

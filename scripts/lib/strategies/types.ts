@@ -15,6 +15,7 @@ import type { Artifact, ServiceRecord } from "../catalog/manifest.ts";
 import type { SelectedMount } from "../compose/mounts.ts";
 import type { StopJournal } from "../lifecycle/journal.ts";
 import type { ArtifactStore } from "../store/types.ts";
+import type { ArtifactReader } from "../store/read.ts";
 
 /** An undo step: start what was stopped, delete what was made. */
 export type Release = () => Promise<void>;
@@ -89,6 +90,8 @@ export interface RestoreContext<Options> extends BaseContext<Options> {
   dryRun: boolean;
   /** What to do with data that exists already, per restore (CONFLICT=); strategies that offer choices validate it. */
   conflict?: string;
+  /** The run's artifacts read back, whichever engine stored them. */
+  reader: ArtifactReader;
 }
 
 export interface ProbeResult {

@@ -23,7 +23,6 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { extractArchive } from "../../archive/tar-transfer.ts";
-import { readArtifact, readArtifactText } from "../../store/read.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import type { MountInfo } from "../../docker/containers.ts";
@@ -143,7 +142,7 @@ export async function restoreCluster(ctx: RestoreContext<unknown>, artifacts: Ar
   log.info(`${ctx.serviceName}: loading with ${loadPath.kind}: ${loadPath.reason}`);
 
   const started = performance.now();
-  const schemaText = await readArtifactText(ctx.runDir, schemaArtifact);
+  const schemaText = await ctx.reader.readText(schemaArtifact);
   const lines: string[] = [`loaded with ${loadPath.kind}: ${loadPath.reason}`];
   const timed = async <T>(label: string, work: () => Promise<T>): Promise<T> => {
     const begun = performance.now();
@@ -223,7 +222,7 @@ async function stageNode(ctx: RestoreContext<unknown>, plan: NodePlan, loadPath:
     if (prepared.exitCode !== 0) throw new Error(`${describeNode(plan.node)}: cannot prepare ${plan.staging}: ${prepared.stderr.trim()}`);
     const owner = prepared.stdout.trim().split("\n").at(-1)!;
     const started = performance.now();
-    await extractArchive(helper, pipe, readArtifact(ctx.runDir, plan.artifact), inHelper, `${plan.node.key}: stage ${plan.artifact.path}`);
+    await ctx.reader.extract(plan.artifact, helper, pipe, inHelper, `${plan.node.key}: stage ${plan.artifact.path}`);
     if (loadPath.kind === "sstableloader") await layOutForLoader(helper, plan);
     const staged = [path.posix.dirname(inHelper), path.posix.dirname(path.posix.dirname(inHelper))];
     const owned = await helper.run(["sh", "-c", 'owner=$1; shift; chown -R "$owner" -- "$1" && shift && chown "$owner" -- "$@"', "sh", owner, inHelper, ...staged]);

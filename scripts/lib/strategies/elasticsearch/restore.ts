@@ -5,7 +5,6 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { extractArchive } from "../../archive/tar-transfer.ts";
-import { readArtifact } from "../../store/read.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
@@ -204,7 +203,7 @@ async function restoreArtifact(ctx: RestoreContext<unknown>, options: Elasticsea
     const made = await helper.run(["sh", "-c", 'set -e; rm -rf "$1"/composure-restore-*; owner=$(stat -c %u:%g "$1"); mkdir -m 755 "$2"; chown "$owner" "$2"', "sh", base, unpacked]);
     if (made.exitCode !== 0) throw new Error(`cannot create ${location} on the volume ${place.displayName}: ${made.stderr.trim()}`);
     try {
-      await extractArchive(helper, pipe, readArtifact(ctx.runDir, artifact), unpacked, `${ctx.serviceName}: unpack ${artifact.path}`);
+      await ctx.reader.extract(artifact, helper, pipe, unpacked, `${ctx.serviceName}: unpack ${artifact.path}`);
       // Same owner as the directory composure works in: the nodes' user must read everything.
       await helper.run(["sh", "-c", 'chown -R "$(stat -c %u:%g "$1")" "$2"', "sh", base, unpacked]);
       await registerRepository(view.client, temporary, location, true);

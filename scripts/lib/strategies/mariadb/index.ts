@@ -18,7 +18,6 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import type { z } from "zod";
 import { dumpToStore, loadFromStore } from "../../store/exec-stream.ts";
-import { checkArtifacts, readArtifact, readArtifactText } from "../../store/read.ts";
 import type { ArtifactStore, StoredArtifact } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
@@ -213,7 +212,7 @@ async function captureAll(conn: Connection, server: Server, databases: string[],
 // Restore
 
 async function restoreAccounts(ctx: RestoreContext<unknown>, conn: Connection, artifact: Artifact): Promise<string> {
-  const text = await readArtifactText(ctx.runDir, artifact);
+  const text = await ctx.reader.readText(artifact);
   const result = await runTool(conn.container, clientArgs(conn), { env: conn.env, stdin: Buffer.from(text), timeoutMs: 600_000 });
   if (result.exitCode !== 0) throw new Error(`restoring accounts from ${artifact.path} failed: ${result.stderr.trim() || `${conn.client} exited with ${result.exitCode}`}`);
   return `restored ${artifact.facts?.accounts ?? "the"} accounts and their grants from ${artifact.path} (missing ones created)`;
@@ -226,7 +225,7 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, a
   const sessions = await sql(conn, `SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ${quoteString(database)} AND ID <> CONNECTION_ID()`);
   for (const [id] of sessions) await sql(conn, `KILL CONNECTION ${Number(id)}`).catch(() => undefined);
   await sql(conn, `DROP DATABASE IF EXISTS ${quoteName(database)}`, 600_000);
-  await loadFromStore(readArtifact(ctx.runDir, artifact), conn.container.id, [...clientArgs(conn), "--max-allowed-packet=1073741824"], { env: conn.env, label: `${conn.service}: load ${database}` });
+  await loadFromStore(ctx.reader.read(artifact), conn.container.id, [...clientArgs(conn), "--max-allowed-packet=1073741824"], { env: conn.env, label: `${conn.service}: load ${database}` });
   const seconds = (performance.now() - started) / 1000;
   const live = await liveFacts(conn, database);
   const differences = compareTableFacts(database, artifact.facts as Partial<TableFacts>, live);
@@ -278,7 +277,7 @@ export const mariadbStrategy: Strategy<MariadbOptions> = {
           return `would restore database ${database} from ${artifact.path}: ${replaces} load ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows`;
         });
       }
-      await checkArtifacts(ctx.runDir, ordered);
+      await ctx.reader.check(ordered);
       if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, store, withAccounts) => captureAll(conn, server, databases, store, withAccounts));
       const done: string[] = [];
       for (const artifact of ordered) done.push(kindOf(artifact) === "users" ? await restoreAccounts(ctx, conn, artifact) : await restoreDatabase(ctx, conn, artifact));

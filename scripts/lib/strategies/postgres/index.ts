@@ -19,7 +19,6 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { z } from "zod";
 import { dumpToStore, loadFromStore } from "../../store/exec-stream.ts";
-import { checkArtifacts, readArtifact, readArtifactText } from "../../store/read.ts";
 import type { ArtifactStore, StoredArtifact } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
@@ -329,7 +328,7 @@ export function idempotentGlobals(sql: string, existingTablespaces: string[]): s
 
 async function restoreGlobals(ctx: RestoreContext<unknown>, conn: Connection, server: Server, artifact: Artifact): Promise<string> {
   const tablespaces = JSON.parse(await psql(conn, server.maintenance, "SELECT coalesce(json_agg(spcname), '[]') FROM pg_tablespace")) as string[];
-  const sql = idempotentGlobals(await readArtifactText(ctx.runDir, artifact), tablespaces);
+  const sql = idempotentGlobals(await ctx.reader.readText(artifact), tablespaces);
   const result = await runTool(conn.container, ["psql", "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-U", conn.user, "-d", conninfo(server.maintenance)], { env: conn.env, stdin: Buffer.from(sql), timeoutMs: 600_000 });
   if (result.exitCode !== 0) throw new Error(`restoring roles from ${artifact.path} failed: ${result.stderr.trim() || `psql exited with ${result.exitCode}`}`);
   return `restored roles and tablespaces from ${artifact.path} (existing roles kept, with the backup's attributes)`;
@@ -349,11 +348,11 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, s
   if (server.versionNum < 130000) await psql(conn, via, `DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
   const restoreArgv = ["pg_restore", "-w", "-U", conn.user, "--create", "-d", conninfo(via)];
   if (jobs <= 1) {
-    await loadFromStore(readArtifact(ctx.runDir, artifact), conn.container.id, restoreArgv, { env: conn.env, label: `${conn.service}: pg_restore ${database}` });
+    await loadFromStore(ctx.reader.read(artifact), conn.container.id, restoreArgv, { env: conn.env, label: `${conn.service}: pg_restore ${database}` });
   } else {
     const temporary = `/tmp/composure-restore-${randomUUID()}.pgdump`;
     try {
-      await loadFromStore(readArtifact(ctx.runDir, artifact), conn.container.id, ["sh", "-c", 'umask 077 && cat > "$1"', "sh", temporary], { label: `${conn.service}: copy ${database} into the container` });
+      await loadFromStore(ctx.reader.read(artifact), conn.container.id, ["sh", "-c", 'umask 077 && cat > "$1"', "sh", temporary], { label: `${conn.service}: copy ${database} into the container` });
       const result = await runTool(conn.container, [...restoreArgv, "-j", String(jobs), temporary], { env: conn.env, timeoutMs: 0 });
       if (result.exitCode !== 0) throw new Error(`pg_restore exited with ${result.exitCode}: ${result.stderr.trim() || "no message"}`);
     } finally {
@@ -410,7 +409,7 @@ export const postgresStrategy: Strategy<PostgresOptions> = {
           return `would restore database ${database} from ${artifact.path}: ${replaces} create it and pg_restore ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows${options.jobs > 1 ? ` with ${options.jobs} jobs` : ""}`;
         });
       }
-      await checkArtifacts(ctx.runDir, ordered);
+      await ctx.reader.check(ordered);
       if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, store, withGlobals) => captureAll(conn, server, databases, store, withGlobals));
       const done: string[] = [];
       for (const artifact of ordered) {

@@ -13,8 +13,7 @@ import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
 import { extractArchive, shellQuote, writeScript } from "../../archive/tar-transfer.ts";
-import { readArtifact } from "../../store/read.ts";
-import type { ReadBack } from "../../store/types.ts";
+import type { ExtractTree } from "../../store/types.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
@@ -317,7 +316,7 @@ async function restoreArtifact(ctx: RestoreContext<RedisOptions>, artifact: Arti
   const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
   try {
     if (exists && ctx.rescue) await keepRescueCopy(ctx, location, artifact);
-    await replaceRedisFiles(ctx.helperImage, ctx.project.name, location, () => readArtifact(ctx.runDir, artifact), artifact.path, facts.dbfilename, config);
+    await replaceRedisFiles(ctx.helperImage, ctx.project.name, location, (helper, pipe, dir) => ctx.reader.extract(artifact, helper, pipe, dir, artifact.path), facts.dbfilename, config);
   } finally {
     await stoppage.release();
   }
@@ -392,7 +391,7 @@ export function redisSwapLines(archived: string, config: PersistenceConfig): str
   return lines;
 }
 
-async function replaceRedisFiles(image: string, project: string, location: DataLocation, read: () => ReadBack, label: string, archived: string, config: PersistenceConfig): Promise<void> {
+async function replaceRedisFiles(image: string, project: string, location: DataLocation, extract: ExtractTree, archived: string, config: PersistenceConfig): Promise<void> {
   await withHelper(image, project, [`${location.mount.source}:/v`], async (helper, pipe) => {
     if (!pipe) throw new Error("restore through a remote engine is not supported yet: run composure on the Docker host");
     const dir = helperPath("/v", location.subpath);
@@ -400,7 +399,7 @@ async function replaceRedisFiles(image: string, project: string, location: DataL
     const prepared = await helper.run(["sh", "-c", `mkdir -p ${shellQuote(dir)} && rm -rf ${shellQuote(staging)} && mkdir -m 700 ${shellQuote(staging)}`]);
     if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${location.containerPath} on ${location.mount.source} for the restore: ${prepared.stderr.trim()}`);
     try {
-      await extractArchive(helper, pipe, read(), staging, label);
+      await extract(helper, pipe, staging);
       const script = await writeScript(pipe, "swap.sh", [`cd ${shellQuote(dir)}`, ...redisSwapLines(archived, config)]);
       const swapped = await helper.run(["sh", script]);
       if (swapped.exitCode !== 0) throw new Error(`cannot put the restored RDB into ${location.containerPath}: ${swapped.stderr.trim()}`);

@@ -10,8 +10,7 @@ import type { Artifact } from "../../catalog/manifest.ts";
 import { projectDir } from "../../catalog/runs.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
 import { extractArchive, shellQuote, swapInStagedLines, writeScript } from "../../archive/tar-transfer.ts";
-import type { ReadBack } from "../../store/types.ts";
-import { readArtifact } from "../../store/read.ts";
+import type { ExtractTree } from "../../store/types.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
@@ -417,7 +416,7 @@ async function restoreSnapshotArtifact(ctx: RestoreContext<unknown>, artifact: A
   const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
   try {
     if (exists && ctx.rescue) await keepRescueCopy(ctx, location, artifact.volume);
-    await replaceDataDir(ctx.helperImage, ctx.project.name, location, () => readArtifact(ctx.runDir, artifact), artifact.path, facts.owner);
+    await replaceDataDir(ctx.helperImage, ctx.project.name, location, (helper, pipe, dir) => ctx.reader.extract(artifact, helper, pipe, dir, artifact.path), facts.owner);
   } finally {
     await stoppage.release();
   }
@@ -456,7 +455,7 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, location: DataLocati
  * everything the directory held (WAL, head chunks, caches, old snapshots, lock files), and gives
  * it all to the server's user. A bad archive leaves the old content in place.
  */
-export async function replaceDataDir(image: string, project: string, location: DataLocation, read: () => ReadBack, label: string, owner: string | undefined): Promise<void> {
+export async function replaceDataDir(image: string, project: string, location: DataLocation, extract: ExtractTree, owner: string | undefined): Promise<void> {
   await withHelper(image, project, [`${location.mount.source}:/v`], async (helper, pipe) => {
     if (!pipe) throw new Error("restore through a remote engine is not supported yet: run composure on the Docker host");
     const dataDir = helperPath("/v", location.subpath);
@@ -465,7 +464,7 @@ export async function replaceDataDir(image: string, project: string, location: D
     if (prepared.exitCode !== 0) throw new Error(`cannot prepare ${location.containerPath} on ${location.mount.source} for the restore: ${prepared.stderr.trim()}`);
     const chownTo = owner && /^\d+:\d+$/.test(owner) ? owner : prepared.stdout.trim();
     try {
-      const extraction = await extractArchive(helper, pipe, read(), staging, label);
+      const extraction = await extract(helper, pipe, staging);
       const lines = [...swapInStagedLines(dataDir, stagingName, { ...extraction, root: undefined }), `chown -R ${chownTo} .`];
       const script = await writeScript(pipe, "swap.sh", lines);
       const swapped = await helper.run(["sh", script]);

@@ -16,7 +16,6 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
 import { dumpToStore, loadFromStore } from "../../store/exec-stream.ts";
-import { checkArtifacts, readArtifact } from "../../store/read.ts";
 import type { ArtifactStore } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
@@ -320,7 +319,7 @@ export const sqliteStrategy: Strategy<SqliteOptions> = {
           return `would replace ${file} (in ${mount.type} ${mount.source}) with ${artifact.path} (${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows): stop ${stopping}, remove its -wal and -shm, start again${ctx.rescue ? "; rescue copy first" : ""}`;
         });
       }
-      await checkArtifacts(ctx.runDir, targets.map(({ artifact }) => artifact));
+      await ctx.reader.check(targets.map(({ artifact }) => artifact));
       if (ctx.rescue) await keepRescueCopies(ctx, service, options, targets);
       const binds = [...new Map(targets.map(({ mount }) => [mount.destination, `${mount.source}:${mount.destination}`])).values()];
       const stoppage = await stopContainers(toStop, ctx.journal, ctx.config.stop_timeout_seconds);
@@ -331,7 +330,7 @@ export const sqliteStrategy: Strategy<SqliteOptions> = {
           for (const { artifact, file, mount } of targets) {
             const owner = artifact.facts?.owner as { uid?: number; gid?: number; mode?: string } | undefined;
             const ownerArgs = owner?.uid !== undefined && /^[0-7]{3,4}$/.test(owner.mode ?? "") ? [String(owner.uid), String(owner.gid), owner.mode!] : ["", "", ""];
-            await loadFromStore(readArtifact(ctx.runDir, artifact), helper.id, ["sh", "-c", replaceScript, "sh", file, ...ownerArgs, mount.destination === file ? "inplace" : "staged"], { label: `${ctx.serviceName}: ${file}` });
+            await loadFromStore(ctx.reader.read(artifact), helper.id, ["sh", "-c", replaceScript, "sh", file, ...ownerArgs, mount.destination === file ? "inplace" : "staged"], { label: `${ctx.serviceName}: ${file}` });
             const facts = artifact.facts as Partial<TableFacts>;
             done.push(`replaced ${file} with ${artifact.path} (${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows)`);
           }

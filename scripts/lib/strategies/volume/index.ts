@@ -18,7 +18,6 @@ import type { VolumeFacts } from "../shared/service-data.ts";
 import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "../shared/tree-facts.ts";
 import { captureMounts, mountBinds, mountDir } from "../shared/mount-capture.ts";
 import { besideFolder, extractInto, swapBinds } from "./swap.ts";
-import { readArtifact } from "../../store/read.ts";
 import type { StopJournal } from "../../lifecycle/journal.ts";
 
 /** Containers outside the project are never stopped by composure: say so when they use a volume. */
@@ -158,7 +157,7 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
   try {
     await failpoint("restore:stop");
     if (exists && ctx.rescue) await keepRescueCopy(ctx, { ...facts, name: target.name, kind: target.kind });
-    swapped = await extractInto(session, target.name, beside, () => readArtifact(ctx.runDir, artifact), artifact.path, ctx.journal);
+    swapped = await extractInto(session, target.name, beside, (helper, pipe, dir) => ctx.reader.extract(artifact, helper, pipe, dir, artifact.path), ctx.journal);
   } finally {
     await release();
   }

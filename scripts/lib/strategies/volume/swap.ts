@@ -8,7 +8,7 @@
 // Inside (binds, volumes with driver options, volumes other running containers use): the staging
 // folder is inside the volume; the old content is deleted and the staged entries moved in.
 import path from "node:path";
-import type { Decoded } from "../../archive/files.ts";
+import type { ExtractTree } from "../../store/types.ts";
 import { extractArchive, restoredMetadataLines, shellQuote, swapInStagedLines, writeScript, type Extraction } from "../../archive/tar-transfer.ts";
 import type { PipeDir } from "../../docker/pipe-dir.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
@@ -40,11 +40,11 @@ export async function besideFolder(volume: { name: string; kind: "volume" | "bin
 export const swapBinds = (volume: string, beside: string | undefined) => (beside ? [`${beside}:/volroot`] : [`${volume}:/volume`]);
 
 /**
- * Extracts the tree `read()` opens (an artifact read back, named `label`) into a staging folder
+ * Extracts a tree artifact (`extract` writes it into a folder of the helper) into a staging folder
  * and swaps it in for the content of `volume`, with a helper that has swapBinds(volume, beside).
  * Returns what is left to do once the service runs.
  */
-export async function extractInto(session: { helper: Helper; pipe: PipeDir | undefined }, volume: string, beside: string | undefined, read: () => Decoded, label: string, journal?: StopJournal): Promise<{ afterRestart(image: string, project: string): Promise<void> }> {
+export async function extractInto(session: { helper: Helper; pipe: PipeDir | undefined }, volume: string, beside: string | undefined, extract: ExtractTree, journal?: StopJournal): Promise<{ afterRestart(image: string, project: string): Promise<void> }> {
   const { helper, pipe } = session;
   const entry: Staging = beside ? { volume, rootMtime: "", beside, old: `composure-old-${Date.now()}-${process.pid}` } : { volume, rootMtime: await rootMtimeOf(helper, volume) };
   await journal?.addStaging(entry);
@@ -53,7 +53,7 @@ export async function extractInto(session: { helper: Helper; pipe: PipeDir | und
     await check(helper, ["sh", "-c", `rm -rf ${staging} && mkdir -m 700 ${staging}`], `cannot prepare ${volume} for the restore`);
     try {
       await failpoint("restore:extract");
-      const extraction = await extractArchive(helper, pipe, read(), staging, label);
+      const extraction = await extract(helper, pipe, staging);
       await failpoint("restore:swap");
       const lines = beside ? besideSwapLines(extraction, entry.old!) : swapInStagedLines("/volume", insideStaging, extraction);
       await check(helper, ["sh", await writeScript(pipe!, "swap.sh", lines)], `cannot swap the restored files into ${volume}`);

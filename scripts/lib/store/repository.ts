@@ -1,0 +1,161 @@
+// The repository engine: every source becomes a restic snapshot of the project's repository.
+// Trees are read by restic inside the helper that already mounts them, at the same path from run
+// to run, tagged with the source's name, so that the previous snapshot of that source is its
+// parent and unchanged files (same size, mtime, inode) are not read again. Streams (dumps) go
+// through restic on the host (--stdin) under a stable file name, so unchanged chunks are stored once.
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { PassThrough, type Readable } from "node:stream";
+import type { Artifact } from "../catalog/manifest.ts";
+import type { Helper } from "../docker/helper.ts";
+import type { Extraction } from "../archive/tar-transfer.ts";
+import type { TarEntry } from "../archive/tar-inspector.ts";
+import { formatBytes, log, startProgress } from "../log.ts";
+import { lastMessage, restic, resticError, resticInHelper, resticProcess, type Repository } from "./restic.ts";
+import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./types.ts";
+
+interface BackupSummary {
+  snapshot_id: string;
+  total_files_processed: number;
+  total_bytes_processed: number;
+  data_added_packed: number;
+}
+
+/** Snapshot tags cannot hold commas (restic's tag list separator). */
+const sourceTag = (service: string, name: string) => `composure-source=${service}/${name}`.replace(/,/g, "_");
+
+export interface RepositoryTarget {
+  repository: Repository;
+  service: string;
+  /** Sources the repository cannot take as they are (trees to dereference) go here instead. */
+  fallback: ArtifactStore;
+}
+
+export function repositoryStore(target: RepositoryTarget): ArtifactStore {
+  const { repository, service } = target;
+  const tags = (name: string) => ["--host", repository.project, "--tag", sourceTag(service, name), "--group-by", "host,tags"];
+  const artifactOf = (name: string, kind: "tree" | "stream", source: string, summary: BackupSummary): StoredArtifact => ({
+    path: `${service}/${name}`,
+    bytes: summary.total_bytes_processed,
+    repository: { snapshot: summary.snapshot_id, source, kind, files: summary.total_files_processed, addedBytes: summary.data_added_packed },
+  });
+  return {
+    async putTree(name: string, source: TreeSource, label: string): Promise<StoredArtifact> {
+      if (source.dereference) {
+        log.info(`${label}: restic keeps symlinks as links, and this source must be stored with what they point to: kept in an archive file`);
+        return target.fallback.putTree(name, source, label);
+      }
+      const paths = source.entries ? source.entries.map((entry) => path.posix.join(source.dir, entry)) : [source.dir];
+      const started = performance.now();
+      const stdout = await resticInHelper(repository, source.helper, ["backup", "--json", "--quiet", ...tags(name), "--", ...paths]);
+      const summary = lastMessage<BackupSummary>(stdout, "summary");
+      const seconds = (performance.now() - started) / 1000;
+      log.info(`${label}: ${summary.total_files_processed} files, ${formatBytes(summary.total_bytes_processed)} -> ${formatBytes(summary.data_added_packed)} added to the repository in ${seconds.toFixed(1)} s`);
+      return artifactOf(name, "tree", source.dir, summary);
+    },
+
+    async putStream(name: string, stream: Readable, label?: string): Promise<StoredArtifact> {
+      const progress = label ? startProgress(label) : undefined;
+      if (progress) stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
+      const file = `${service}/${name}`;
+      const stdout = await restic(repository, ["backup", "--json", "--quiet", "--stdin", "--stdin-filename", file, ...tags(name)], stream);
+      const summary = lastMessage<BackupSummary>(stdout, "summary");
+      progress?.done(`${formatBytes(summary.data_added_packed)} added to the repository`);
+      return artifactOf(name, "stream", `/${file}`, summary);
+    },
+
+    async discard(stored: StoredArtifact): Promise<void> {
+      if (stored.repository) await restic(repository, ["forget", stored.repository.snapshot]);
+      else await target.fallback.discard(stored);
+    },
+  };
+}
+
+/** A stream artifact's bytes, from `restic dump`. */
+export function readFromRepository(repository: Repository, artifact: Artifact, ready: Promise<void>): ReadBack {
+  const entry = artifact.repository!;
+  const stream = new PassThrough({ highWaterMark: 1 << 20 });
+  const done = ready.then(async () => {
+    const dump = resticProcess(repository, ["dump", entry.snapshot, entry.source]).nothrow();
+    (dump.stdout as Readable).pipe(stream);
+    const result = await dump;
+    if (result.exitCode !== 0) throw resticError(repository, "dump", result.exitCode ?? -1, result.stderr);
+  });
+  done.catch((error: Error) => stream.destroy(error));
+  return { stream, done };
+}
+
+interface LsNode {
+  message_type?: string;
+  struct_type?: string;
+  name: string;
+  type: string;
+  path: string;
+  uid: number;
+  gid: number;
+  mode: number;
+  mtime: string;
+}
+
+/** Go's os.FileMode bits for setuid, setgid and sticky, as the POSIX bits. */
+function posixMode(mode: number): number {
+  const go = { setuid: 2 ** 23, setgid: 2 ** 22, sticky: 2 ** 20 };
+  return (mode & 0o777) | (Math.floor(mode / go.setuid) % 2 ? 0o4000 : 0) | (Math.floor(mode / go.setgid) % 2 ? 0o2000 : 0) | (Math.floor(mode / go.sticky) % 2 ? 0o1000 : 0);
+}
+
+/**
+ * Checks every entry of a tree snapshot before anything is written, as the archive engine's tar
+ * inspector does (a name that is no plain name, a device file: refused), and returns the
+ * source directory's own node (its owner, mode and mtime go onto the restored root).
+ */
+async function checkTree(repository: Repository, entry: NonNullable<Artifact["repository"]>): Promise<LsNode | undefined> {
+  const listing = resticProcess(repository, ["ls", "--json", entry.snapshot]).nothrow();
+  let root: LsNode | undefined;
+  let problem: string | undefined;
+  for await (const line of createInterface({ input: listing.stdout as Readable })) {
+    if (!line.startsWith("{") || problem) continue;
+    const node = JSON.parse(line) as LsNode;
+    if (node.struct_type !== "node") continue;
+    if (node.path === entry.source) root = node;
+    if (node.name === "" || node.name === "." || node.name === ".." || node.name.includes("/")) problem = `an entry named ${JSON.stringify(node.name)} at ${node.path}`;
+    else if (node.type === "dev" || node.type === "chardev") problem = `the device file ${node.path} (device files are not restored)`;
+  }
+  const result = await listing;
+  if (result.exitCode !== 0) throw resticError(repository, "ls", result.exitCode ?? -1, result.stderr);
+  if (problem) throw new Error(`snapshot ${entry.snapshot.slice(0, 8)} holds ${problem}: refused, nothing was changed`);
+  return root;
+}
+
+/** Restores a tree snapshot into `dir` of a helper that has the repository's helper binds. */
+export async function extractFromRepository(repository: Repository, artifact: Artifact, helper: Helper, dir: string, label: string): Promise<Extraction> {
+  const entry = artifact.repository!;
+  const root = await checkTree(repository, entry);
+  const started = performance.now();
+  const stdout = await resticInHelper(repository, helper, ["restore", "--json", "--quiet", "--no-lock", `${entry.snapshot}:${entry.source}`, "--target", dir]);
+  const summary = lastMessage<{ files_restored?: number; total_files: number; total_bytes: number }>(stdout, "summary");
+  log.info(`${label}: ${summary.total_files} files, ${formatBytes(summary.total_bytes)} restored from the repository in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const rootEntry: TarEntry | undefined = root && { name: ".", type: "directory", size: 0, mode: posixMode(root.mode), uid: root.uid, gid: root.gid, mtime: Math.floor(Date.parse(root.mtime) / 1000), linkName: "" };
+  return {
+    summary: { entries: summary.total_files, files: summary.total_files, directories: 0, symlinks: 0, hardlinks: 0, dataBytes: summary.total_bytes, archiveBytes: 0 },
+    timestamps: [], // restic restores directory and symlink times itself
+    root: rootEntry,
+  };
+}
+
+/** The snapshots of this project in the repository: id -> total bytes recorded at backup time. */
+export async function projectSnapshots(repository: Repository): Promise<Map<string, { bytes: number; time: string }>> {
+  const stdout = await restic(repository, ["snapshots", "--json", "--no-lock", "--host", repository.project]);
+  const snapshots = JSON.parse(stdout || "[]") as { id: string; time: string; summary?: { total_bytes_processed?: number } }[];
+  return new Map(snapshots.map((snapshot) => [snapshot.id, { bytes: snapshot.summary?.total_bytes_processed ?? -1, time: snapshot.time }]));
+}
+
+/** `restic check`; with `readShare` ("5%"), also reads back that share of the data and checks it. */
+export async function checkRepository(repository: Repository, readShare?: string): Promise<void> {
+  await restic(repository, ["check", ...(readShare ? [`--read-data-subset=${readShare}`] : [])]);
+}
+
+/** Forgets the snapshots, then lets restic prune the data only they used (under restic's exclusive lock). */
+export async function forgetAndPrune(repository: Repository, snapshots: string[]): Promise<void> {
+  for (let at = 0; at < snapshots.length; at += 100) await restic(repository, ["forget", "--quiet", ...snapshots.slice(at, at + 100)]);
+  await restic(repository, ["prune", "--quiet"]);
+}

@@ -1,0 +1,139 @@
+// restic, the repository engine's program: where it is, whether it is new enough, the project's
+// repository (made with its password file on first use), and running it on the host (zx) or in a
+// helper container (the static binary, the repository and the cache bind-mounted). The password
+// only ever travels as a file path (RESTIC_PASSWORD_FILE): never in argv, logs or manifests.
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { $, type ProcessPromise } from "zx";
+import type { Config } from "../config/schema.ts";
+import type { Helper } from "../docker/helper.ts";
+import { log } from "../log.ts";
+
+/** The version `scripts/setup.sh` installs; 0.17 is the oldest with what composure uses (snapshot:subfolder restores). */
+export const pinnedResticVersion = "0.18.1";
+const minimumVersion = [0, 17, 0];
+
+/** Where scripts/setup.sh caches the pinned build (by version). */
+export function pinnedResticPath(env: NodeJS.ProcessEnv = process.env): string {
+  const cache = env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), ".cache");
+  return path.join(cache, "composure", "tools", `restic-${pinnedResticVersion}`, "restic");
+}
+
+/** RESTIC= names the user's own binary; else the pinned build; else restic on the PATH. An absolute path: helpers mount it. */
+export function resticBinary(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.RESTIC) return path.resolve(env.RESTIC);
+  const pinned = pinnedResticPath(env);
+  if (existsSync(pinned)) return pinned;
+  const onPath = (env.PATH ?? "").split(":").map((dir) => path.join(dir, "restic")).find((candidate) => path.isAbsolute(candidate) && existsSync(candidate));
+  return onPath ?? "restic";
+}
+
+export interface Repository {
+  /** Host path of the repository. */
+  path: string;
+  passwordFile: string;
+  cacheDir: string;
+  binary: string;
+  /** Snapshots of this project carry it as their host: prune forgets only its own. */
+  project: string;
+}
+
+export function repositoryOf(config: Config, project: string, env: NodeJS.ProcessEnv = process.env): Repository {
+  return {
+    path: config.repository.path ?? path.join(config.destination, project, ".repository"),
+    passwordFile: config.repository.password_file ?? path.join(config.destination, ".repository-password"),
+    cacheDir: path.join(config.destination, ".restic-cache"),
+    binary: resticBinary(env),
+    project,
+  };
+}
+
+/** The repository ready for use: restic new enough, the password file and the repository made when missing. */
+export async function openRepository(repository: Repository): Promise<Repository> {
+  await checkVersion(repository.binary);
+  await mkdir(repository.cacheDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(repository.passwordFile)) {
+    await mkdir(path.dirname(repository.passwordFile), { recursive: true, mode: 0o700 });
+    await writeFile(repository.passwordFile, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600, flag: "wx" });
+    log.warn(`made the repository password file ${repository.passwordFile}: keep a copy of it somewhere else (a password manager or vault). Without it no backup in the repository can be restored, and composure cannot make it again`);
+  }
+  if (!existsSync(path.join(repository.path, "config"))) {
+    await mkdir(path.dirname(repository.path), { recursive: true, mode: 0o700 });
+    await restic(repository, ["init"]);
+    log.info(`made the restic repository ${repository.path}`);
+  } else {
+    await restic(repository, ["cat", "config", "--no-lock"]); // the password opens it: fail before any service is stopped
+  }
+  return repository;
+}
+
+export async function checkVersion(binary: string): Promise<void> {
+  const found = await $({ quiet: true, nothrow: true })`${binary} version`.catch((error: Error) => ({ exitCode: -1, stdout: "", stderr: error.message }));
+  const version = /restic (\d+)\.(\d+)\.(\d+)/.exec(found.stdout);
+  const install = `run "sudo bash scripts/setup.sh" (it builds restic ${pinnedResticVersion}, cached by version), or point RESTIC= at a restic ${pinnedResticVersion} binary`;
+  if (found.exitCode !== 0 || !version) throw new Error(`the repository engine needs restic, and ${binary} does not run (${found.stderr.trim() || `exit ${found.exitCode}`}): ${install}`);
+  const numbers = version.slice(1).map(Number);
+  const older = numbers.findIndex((part, index) => part !== minimumVersion[index]);
+  if (older !== -1 && numbers[older] < minimumVersion[older]) throw new Error(`${binary} is restic ${numbers.join(".")}; the repository engine needs ${minimumVersion.join(".")} or newer: ${install}`);
+}
+
+const hostEnv = (repository: Repository) => ({ ...process.env, RESTIC_REPOSITORY: repository.path, RESTIC_PASSWORD_FILE: repository.passwordFile, RESTIC_CACHE_DIR: repository.cacheDir, RESTIC_PROGRESS_FPS: "0.2" });
+
+/** restic on the host; resolves to its stdout. `input`: what it reads on stdin. */
+export function resticProcess(repository: Repository, args: string[], input?: NodeJS.ReadableStream): ProcessPromise {
+  const process = $({ quiet: true, env: hostEnv(repository), ...(input ? {} : { stdio: ["ignore", "pipe", "pipe"] }) })`${repository.binary} ${args}`;
+  if (input) input.pipe(process.stdin);
+  return process;
+}
+
+export async function restic(repository: Repository, args: string[], input?: NodeJS.ReadableStream): Promise<string> {
+  const result = await resticProcess(repository, args, input).nothrow();
+  if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode ?? -1, result.stderr);
+  return result.stdout;
+}
+
+// In a helper container: the binary, the repository, the cache and the password file at fixed paths.
+const inHelper = { binary: "/composure/restic", repository: "/composure/repo", cache: "/composure/cache", password: "/composure/password" };
+
+/** What every helper needs to run restic against the repository. */
+export function helperBinds(repository: Repository): string[] {
+  return [`${repository.binary}:${inHelper.binary}:ro`, `${repository.path}:${inHelper.repository}`, `${repository.cacheDir}:${inHelper.cache}`, `${repository.passwordFile}:${inHelper.password}:ro`];
+}
+
+/** restic in a helper that has helperBinds(repository); resolves to its stdout. */
+export async function resticInHelper(repository: Repository, helper: Helper, args: string[]): Promise<string> {
+  const env = [`RESTIC_REPOSITORY=${inHelper.repository}`, `RESTIC_PASSWORD_FILE=${inHelper.password}`, `RESTIC_CACHE_DIR=${inHelper.cache}`];
+  const result = await helper.run([inHelper.binary, ...args], { env });
+  if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode, result.stderr);
+  return result.stdout;
+}
+
+/** restic's exit codes, told as what to do. */
+export function resticError(repository: Repository, command: string, exitCode: number, stderr: string): Error {
+  const detail = stderr.trim().split("\n").slice(-3).join("; ");
+  switch (exitCode) {
+    case 12:
+      return new Error(`the repository ${repository.path} does not open with the password in ${repository.passwordFile}: put back the password file you kept a copy of (restic ${command}: wrong password)`);
+    case 10:
+      return new Error(`there is no restic repository at ${repository.path} (restic ${command}): restore it from the off-site copy (make restore FROM=remote), or check repository.path in composure.yml`);
+    case 11:
+      return new Error(`the repository ${repository.path} is locked by another process (restic ${command}): ${detail}. A lock of a process that is gone is removed by the next composure command`);
+    case 3:
+      return new Error(`restic ${command} could not read every file of the source: ${detail}`);
+    default:
+      return new Error(`restic ${command} failed (exit ${exitCode}): ${detail || "no message"}`);
+  }
+}
+
+/** The last JSON message of restic's --json output of the given type. */
+export function lastMessage<T>(stdout: string, type: string): T {
+  const lines = stdout.split("\n").filter((line) => line.startsWith("{"));
+  for (const line of lines.reverse()) {
+    const message = JSON.parse(line) as { message_type?: string };
+    if (message.message_type === type) return message as T;
+  }
+  throw new Error(`restic printed no ${type} message: ${stdout.slice(-300)}`);
+}
