@@ -25,7 +25,7 @@ await main(async () => {
     }
     for (const finding of findings) {
       const where = `${project}/${finding.run}${finding.artifact ? `/${finding.artifact}` : ""}`;
-      if (finding.ok) log.info(`ok      ${where}`);
+      if (finding.ok) log.info(`ok      ${where}${finding.artifact ? "" : `: ${finding.message}`}`);
       else log.error(`FAILED  ${where}: ${finding.message}`);
     }
     problems += findings.filter((finding) => !finding.ok).length;

@@ -1,5 +1,6 @@
 // Which process this is, in a form other processes can check later: a lock holder, a helper's or
 // a drill's owner, a pipe folder's creator. Gone means: same host, and the pid is dead or reused.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 
@@ -23,6 +24,22 @@ export function processIsGone(owner: { host: string; pid: number; startTicks: st
   if (!parsed || parsed.host !== os.hostname()) return false; // cannot tell from here: wait for it
   return startTicksOf(parsed.pid) !== parsed.startTicks;
 }
+
+/**
+ * This process as a host name (a helper container's): what restic writes into its locks there,
+ * so that a later command can tell the lock of a killed run from one of a live run.
+ */
+export function processHostname(): string {
+  return `composure-${hostTag()}-${process.pid}-${startTicksOf(process.pid)}`;
+}
+
+/** True when `hostname` is a processHostname() of this host whose process is gone. */
+export function hostnameProcessIsGone(hostname: string): boolean {
+  const match = /^composure-([0-9a-f]{8})-(\d+)-(\d+)$/.exec(hostname);
+  return match !== null && match[1] === hostTag() && startTicksOf(Number(match[2])) !== match[3];
+}
+
+const hostTag = () => createHash("sha256").update(os.hostname()).digest("hex").slice(0, 8);
 
 function parseIdentity(identity: string): { host: string; pid: number; startTicks: string } | undefined {
   const [host, pid, startTicks] = identity.split("|");

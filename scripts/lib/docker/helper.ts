@@ -6,6 +6,7 @@ import { type Writable } from "node:stream";
 import { createPipeDir, type PipeDir } from "./pipe-dir.ts";
 import { execCapture, execStreaming, type ExecOptions } from "./containers.ts";
 import { getEngine, isLocalEngine, retryWhileEngineUnavailable } from "./engine.ts";
+import { processHostname } from "../process-identity.ts";
 
 export const helperLabel = "composure.helper";
 
@@ -67,6 +68,8 @@ export async function startHelper(spec: HelperSpec): Promise<Helper> {
     Image: spec.image,
     Entrypoint: ["sleep"],
     Cmd: ["2147483647"],
+    // Names this process: restic records it in its locks, and a later command clears the locks of killed runs.
+    Hostname: processHostname(),
     Labels: { [helperLabel]: spec.project },
     HostConfig: hostConfig(spec),
   });

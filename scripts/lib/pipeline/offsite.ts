@@ -14,6 +14,7 @@ import { RemoteError, UsageError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { RcloneRemote } from "../remote/rclone.ts";
 import type { Remote } from "../remote/types.ts";
+import { repositoryOf, type Repository } from "../store/restic.ts";
 
 export function remoteFrom(config: Config): Remote | undefined {
   if (!config.remote) return undefined;
@@ -32,6 +33,7 @@ export async function uploadRun(config: Config, remote: Remote, runDir: string, 
   const base = `${manifest.project}/${manifest.runId}`;
   try {
     log.info(`uploading run ${manifest.runId} to ${remote.description}`);
+    if (usesRepository(manifest)) await uploadRepository(remote, repositoryOf(config, manifest.project));
     await remote.upload(runDir, base, { exclude: [manifestFile, uploadStateFile, "*.partial", "*.tmp"] });
     await checkRemoteCopy(config, remote, base, manifest);
     await remote.upload(path.join(runDir, manifestFile), `${base}/${manifestFile}`);
@@ -43,9 +45,39 @@ export async function uploadRun(config: Config, remote: Remote, runDir: string, 
   }
 }
 
+const usesRepository = (manifest: Manifest) => manifest.services.some((service) => service.artifacts.some((artifact) => artifact.repository));
+
+/** The project's repository on the remote, beside its runs. */
+const remoteRepository = (project: string) => `${project}/.repository`;
+
+/**
+ * The repository goes up without deleting anything, in the order that keeps the remote copy
+ * usable at every moment: pack files (immutable) first, then the indexes that name them, then the
+ * snapshots, then keys and config. The run's manifest, which names the snapshots, comes after all.
+ */
+async function uploadRepository(remote: Remote, repository: Repository): Promise<void> {
+  const base = remoteRepository(repository.project);
+  for (const part of ["data", "index", "snapshots", "keys"]) {
+    if (existsSync(path.join(repository.path, part))) await remote.upload(path.join(repository.path, part), `${base}/${part}`);
+  }
+  await remote.upload(path.join(repository.path, "config"), `${base}/config`);
+}
+
+/** Brings the project's repository from the remote (nothing deleted locally, locks left out). */
+async function downloadRepository(remote: Remote, repository: Repository): Promise<void> {
+  log.info(`downloading the repository of project ${repository.project} from ${remote.description} to ${repository.path}`);
+  await mkdir(repository.path, { recursive: true, mode: 0o700 });
+  await remote.downloadDir(remoteRepository(repository.project), repository.path, { exclude: ["locks/**"] });
+}
+
 async function checkRemoteCopy(config: Config, remote: Remote, base: string, manifest: Manifest): Promise<void> {
   const entries = new Map((await remote.list(base)).map((entry) => [entry.path, entry]));
+  const snapshots = usesRepository(manifest) ? new Set((await remote.list(`${remoteRepository(manifest.project)}/snapshots`)).map((entry) => entry.path)) : new Set<string>();
   for (const artifact of manifest.services.flatMap((service) => service.artifacts)) {
+    if (artifact.repository) {
+      if (!snapshots.has(artifact.repository.snapshot)) throw new RemoteError(`the snapshot of ${artifact.path} is missing from the repository on ${remote.description} after the upload`);
+      continue;
+    }
     const entry = entries.get(artifact.path);
     if (!entry) throw new RemoteError(`${artifact.path} is missing on ${remote.description} after the upload`);
     if (entry.bytes !== artifact.bytes) throw new RemoteError(`${artifact.path} has ${entry.bytes} bytes on ${remote.description}, ${artifact.bytes} locally`);
@@ -81,6 +113,7 @@ export async function fetchRemoteRun(config: Config, remote: Remote, project: st
   if (!runId) throw new UsageError(`${selector === "latest" ? "no complete run" : `no complete run ${selector}`} of project ${project} on ${remote.description}`);
   const runDir = path.join(projectDir(config.destination, project), runId);
   if (!existsSync(path.join(runDir, manifestFile))) {
+    if (usesRepository(await readRemoteManifest(remote, project, runId))) await downloadRepository(remote, repositoryOf(config, project));
     log.info(`downloading run ${runId} from ${remote.description}`);
     await mkdir(runDir, { recursive: true, mode: 0o700 });
     await remote.downloadDir(`${project}/${runId}`, runDir, { exclude: [manifestFile] });

@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import path from "node:path";
 import { log } from "../log.ts";
 import { forgetAndPrune, projectSnapshots } from "../store/repository.ts";
-import { repositoryOf, type Repository } from "../store/restic.ts";
+import { remoteRepositoryOf, repositoryOf, type Repository } from "../store/restic.ts";
 import { readManifest, type Manifest } from "../catalog/manifest.ts";
 import { decideRetention, type RetentionDecision, type RetentionPolicy, type RunFacts } from "../catalog/retention.ts";
 import { listRunDirs } from "../catalog/runs.ts";
@@ -74,7 +74,7 @@ export async function pruneLocal(config: Config, project: string, dryRun: boolea
  * `restic prune` frees their data. The project lock keeps any backup from running meanwhile.
  */
 async function dropUnreferencedSnapshots(repository: Repository, kept: Manifest[], dryRun: boolean): Promise<void> {
-  if (!existsSync(path.join(repository.path, "config"))) return;
+  if (!repository.path.startsWith("rclone:") && !existsSync(path.join(repository.path, "config"))) return;
   const referenced = new Set(kept.flatMap((manifest) => manifest.services.flatMap((service) => service.artifacts.flatMap((artifact) => (artifact.repository ? [artifact.repository.snapshot] : [])))));
   const garbage = [...(await projectSnapshots(repository)).keys()].filter((id) => !referenced.has(id));
   if (garbage.length === 0) return;
@@ -90,5 +90,7 @@ export async function pruneRemote(config: Config, remote: Remote, project: strin
   if (!dryRun) {
     for (const decision of decisions.filter((entry) => !entry.keep)) await remote.removeDir(`${project}/${decision.id}`);
   }
+  const kept = runs.filter((run) => decisions.find((decision) => decision.id === run.id)?.keep).map((run) => run.manifest);
+  if ((await remote.list(`${project}/.repository/keys`)).length > 0) await dropUnreferencedSnapshots(remoteRepositoryOf(config, project), kept, dryRun);
   return decisions;
 }

@@ -8,7 +8,7 @@ import type { Artifact } from "../catalog/manifest.ts";
 import type { Helper } from "../docker/helper.ts";
 import type { PipeDir } from "../docker/pipe-dir.ts";
 import { extractFromRepository, projectSnapshots, readFromRepository } from "./repository.ts";
-import { checkVersion, helperBinds, type Repository } from "./restic.ts";
+import { checkVersion, helperBinds, restic, type Repository } from "./restic.ts";
 import { mountInEveryHelper } from "../docker/helper.ts";
 import type { ReadBack } from "./types.ts";
 
@@ -91,4 +91,5 @@ export async function requireRepository(repository: Repository): Promise<void> {
   if (!existsSync(path.join(repository.path, "config"))) {
     throw new Error(`the run's artifacts are in the restic repository ${repository.path}, which does not exist here: fetch it with the run (make restore FROM=remote), or set repository.path in composure.yml`);
   }
+  await restic(repository, ["cat", "config", "--no-lock"]); // the password opens it: fail before anything is stopped
 }

@@ -11,7 +11,7 @@ import type { Helper } from "../docker/helper.ts";
 import type { Extraction } from "../archive/tar-transfer.ts";
 import type { TarEntry } from "../archive/tar-inspector.ts";
 import { formatBytes, log, startProgress } from "../log.ts";
-import { lastMessage, restic, resticError, resticInHelper, resticProcess, type Repository } from "./restic.ts";
+import { clearStaleLocks, lastMessage, restic, resticError, resticInHelper, resticProcess, type Repository } from "./restic.ts";
 import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./types.ts";
 
 interface BackupSummary {
@@ -156,6 +156,7 @@ export async function checkRepository(repository: Repository, readShare?: string
 
 /** Forgets the snapshots, then lets restic prune the data only they used (under restic's exclusive lock). */
 export async function forgetAndPrune(repository: Repository, snapshots: string[]): Promise<void> {
+  await clearStaleLocks(repository);
   for (let at = 0; at < snapshots.length; at += 100) await restic(repository, ["forget", "--quiet", ...snapshots.slice(at, at + 100)]);
   await restic(repository, ["prune", "--quiet"]);
 }

@@ -4,13 +4,14 @@
 // only ever travels as a file path (RESTIC_PASSWORD_FILE): never in argv, logs or manifests.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { $, type ProcessPromise } from "zx";
 import type { Config } from "../config/schema.ts";
 import type { Helper } from "../docker/helper.ts";
 import { log } from "../log.ts";
+import { hostnameProcessIsGone } from "../process-identity.ts";
 
 /** The version `scripts/setup.sh` installs; 0.17 is the oldest with what composure uses (snapshot:subfolder restores). */
 export const pinnedResticVersion = "0.18.1";
@@ -32,8 +33,10 @@ export function resticBinary(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export interface Repository {
-  /** Host path of the repository. */
+  /** Host path of the repository, or restic's rclone:<remote>:<path> for the off-site copy. */
   path: string;
+  /** The rclone config file an rclone: repository needs (remote.config_file). */
+  rcloneConfig?: string;
   passwordFile: string;
   cacheDir: string;
   binary: string;
@@ -66,8 +69,25 @@ export async function openRepository(repository: Repository): Promise<Repository
     log.info(`made the restic repository ${repository.path}`);
   } else {
     await restic(repository, ["cat", "config", "--no-lock"]); // the password opens it: fail before any service is stopped
+    await clearStaleLocks(repository);
   }
   return repository;
+}
+
+/**
+ * Removes the locks of composure runs that are gone (killed with SIGKILL, say): those taken in a
+ * helper container name the composure process in their host name; those taken on this host
+ * name restic's own pid, and `restic unlock` removes them when that process is gone.
+ */
+export async function clearStaleLocks(repository: Repository): Promise<void> {
+  const ids = (await restic(repository, ["list", "locks", "--no-lock"])).split("\n").filter(Boolean);
+  for (const id of ids) {
+    const lock = JSON.parse(await restic(repository, ["cat", "lock", id, "--no-lock"]).catch(() => "{}")) as { hostname?: string; pid?: number };
+    if (!lock.hostname || !hostnameProcessIsGone(lock.hostname) || repository.path.startsWith("rclone:")) continue;
+    await rm(path.join(repository.path, "locks", id), { force: true });
+    log.info(`removed the repository lock of a composure run that is gone (${lock.hostname}, restic pid ${lock.pid})`);
+  }
+  await restic(repository, ["unlock"]);
 }
 
 export async function checkVersion(binary: string): Promise<void> {
@@ -80,7 +100,7 @@ export async function checkVersion(binary: string): Promise<void> {
   if (older !== -1 && numbers[older] < minimumVersion[older]) throw new Error(`${binary} is restic ${numbers.join(".")}; the repository engine needs ${minimumVersion.join(".")} or newer: ${install}`);
 }
 
-const hostEnv = (repository: Repository) => ({ ...process.env, RESTIC_REPOSITORY: repository.path, RESTIC_PASSWORD_FILE: repository.passwordFile, RESTIC_CACHE_DIR: repository.cacheDir, RESTIC_PROGRESS_FPS: "0.2" });
+const hostEnv = (repository: Repository) => ({ ...process.env, ...(repository.rcloneConfig ? { RCLONE_CONFIG: repository.rcloneConfig } : {}), RESTIC_REPOSITORY: repository.path, RESTIC_PASSWORD_FILE: repository.passwordFile, RESTIC_CACHE_DIR: repository.cacheDir, RESTIC_PROGRESS_FPS: "0.2" });
 
 /** restic on the host; resolves to its stdout. `input`: what it reads on stdin. */
 export function resticProcess(repository: Repository, args: string[], input?: NodeJS.ReadableStream): ProcessPromise {
@@ -136,4 +156,11 @@ export function lastMessage<T>(stdout: string, type: string): T {
     if (message.message_type === type) return message as T;
   }
   throw new Error(`restic printed no ${type} message: ${stdout.slice(-300)}`);
+}
+
+/** The off-site copy of the project's repository, as restic reaches it through rclone (`make prune FROM=remote`). */
+export function remoteRepositoryOf(config: Config, project: string): Repository {
+  const target = config.remote!.target.replace(/\/+$/, "");
+  // A local path is rclone's local backend: rclone:/path works; a remote name keeps its colon.
+  return { ...repositoryOf(config, project), path: `rclone:${target}/${project}/.repository`, rcloneConfig: config.remote!.config_file };
 }
