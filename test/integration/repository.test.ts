@@ -5,6 +5,7 @@
 // a run killed during a repository backup; prune forgetting the snapshots of deleted runs.
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { resticBinary } from "../../scripts/lib/store/restic.ts";
@@ -84,6 +85,10 @@ describe("repository engine", { timeout: 900_000 }, () => {
     await inVolumes([`${volumes[0]}:/files`], "dd if=/dev/urandom of=/files/small/f5000 bs=1k count=200 2>/dev/null");
     const third = await backup();
     assert.ok(added(third) < 200 * 1024 + 1024 ** 2, `after changing one file of 10,000 (200 KiB) the run adds ${added(third)} bytes`);
+    const metrics = readFileSync(path.join(os.tmpdir(), "composure-test-metrics", `composure-${project.name}.prom`), "utf8");
+    assert.match(metrics, new RegExp(`composure_last_added_bytes\\{project="${project.name}",service="app",tier="medium"\\} ${added(third)}\\n`));
+    const size = Number(new RegExp(`composure_repository_bytes\\{project="${project.name}"\\} (\\d+)`).exec(metrics)?.[1]);
+    assert.ok(size >= firstAdded, `the repository's size is exported (${size})`);
   });
 
   test("list, verify (restic check and every snapshot) and a restore drill work on the mixed run", async () => {

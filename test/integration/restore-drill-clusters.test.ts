@@ -71,4 +71,15 @@ describe("restore drills of a Cassandra node and an OpenSearch node", { timeout:
     assert.equal((await docker("ps", "-aq", "--filter", `label=composure.drill.source=${project.name}`)).trim(), "");
     assert.equal((await docker("volume", "ls", "-q", "--filter", `label=composure.drill.source=${project.name}`)).trim(), "");
   });
+
+  test("on the repository engine (STORAGE=repository) both copies restore from restic snapshots and answer with the recorded counts", async () => {
+    const repositoryEnv = { ...env, DESTINATION: tempDir("drill-clusters-repository"), STORAGE: "repository" };
+    const backup = await composure("backup", repositoryEnv);
+    assert.equal(backup.code, 0, backup.stderr);
+    assert.match(backup.stderr, /added to the repository/);
+    const drill = await composure("verify", { ...repositoryEnv, DEEP: "1" }, ["--json"]);
+    assert.equal(drill.code, 0, drill.stderr);
+    const results = JSON.parse(drill.stdout).drill.results as { service: string; strategy: string; ok: boolean; message: string }[];
+    assert.deepEqual(results.map((result) => `${result.service}:${result.strategy}:${result.ok}`).sort(), ["cass:cassandra:true", "search:elasticsearch:true"], JSON.stringify(results));
+  });
 });

@@ -138,6 +138,20 @@ describe("restore drills over every single-node strategy", { timeout: 1_200_000 
     assert.match(metrics, /composure_last_restore_drill_duration_seconds\{[^}]*service="db"[^}]*\} [\d.]+/);
   });
 
+  test("on the repository engine (STORAGE=repository) a drill passes for every service: each strategy's sources round-trip through restic", async () => {
+    const repositoryEnv = { ...env, DESTINATION: tempDir("drill-repository-dest"), STORAGE: "repository" };
+    const backup = await composure("backup", repositoryEnv);
+    assert.equal(backup.code, 0, backup.stderr);
+    const drill = await composure("verify", { ...repositoryEnv, DEEP: "1" }, ["--json"]);
+    assert.equal(drill.code, 0, drill.stderr);
+    const { findings, drill: report } = JSON.parse(drill.stdout);
+    assert.ok(findings.some((finding: { run: string; ok: boolean }) => finding.run === "repository" && finding.ok), "restic check of the repository passed");
+    const stored = findings.filter((finding: { artifact?: string }) => finding.artifact).length;
+    assert.ok(stored >= services.length, `every service's artifacts were verified (${stored})`);
+    for (const result of report.results) assert.ok(result.ok, `${result.service}: ${result.message}`);
+    assert.deepEqual(report.results.map((result: { service: string }) => result.service).sort(), [...services].sort());
+  });
+
   test("an archive altered to drop data and re-sealed with matching checksums fails the drill, naming the service and the fact", async () => {
     const runDir = path.join(destination, project.name, runId);
     const manifestFile = path.join(runDir, "manifest.json");

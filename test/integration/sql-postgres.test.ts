@@ -248,4 +248,37 @@ describe("postgres strategy", { timeout: 360_000 }, () => {
     assert.equal(damaged.ok, false);
     assert.match(JSON.stringify(damaged.differences), /ledger: table public.tags has 9000 rows, recorded 10000/);
   });
+
+  test("repository engine: a second backup after changing 1% of the rows adds at most 20% of the first dumps' bytes; the restore is exact", async () => {
+    const repositoryEnv = { ...env, SERVICE: "db", DESTINATION: tempDir("sql-postgres-repository"), STORAGE: "repository" };
+    const repositoryRuns = backupsOf(path.join(repositoryEnv.DESTINATION, project.name), "plain");
+    await psql("postgres", "CREATE DATABASE bulk");
+    await psql("bulk", "CREATE TABLE events (id int PRIMARY KEY, body text NOT NULL); INSERT INTO events SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 400000) g");
+    tables.bulk = ["events"];
+    try {
+      const dumps = (run: string) => repositoryRuns.manifestOf(run).services[0].artifacts.filter((artifact: { facts?: { kind?: string } }) => artifact.facts?.kind === "database");
+      const first = await composure("backup", repositoryEnv);
+      assert.equal(first.code, 0, first.stderr);
+      const firstBytes = dumps(repositoryRuns.runIds().at(-1)!).reduce((sum: number, artifact: { bytes: number }) => sum + artifact.bytes, 0);
+      // 1% of every table's rows, in one stretch of ids (as an application updates its recent rows)
+      await psql("shop", "UPDATE account_a SET total = total + 5 WHERE id <= 500; UPDATE account_b SET total = total + 5 WHERE id <= 500; UPDATE orders SET note = 'changed' WHERE id <= 600");
+      await psql("ledger", "UPDATE entries SET body = 'changed' WHERE id <= 600; UPDATE tags SET name = 'changed' WHERE id <= 100");
+      await psql("bulk", "UPDATE events SET body = 'changed' WHERE id <= 4000");
+      const changed = await checksums();
+      const second = await composure("backup", repositoryEnv);
+      assert.equal(second.code, 0, second.stderr);
+      const secondRun = repositoryRuns.runIds().at(-1)!;
+      const added = dumps(secondRun).reduce((sum: number, artifact: { repository: { addedBytes: number } }) => sum + artifact.repository.addedBytes, 0);
+      console.log(`# repository engine: first dumps ${firstBytes} bytes, the second backup (1% of rows changed) added ${added} bytes (${((added / firstBytes) * 100).toFixed(1)}%)`);
+      assert.ok(added <= firstBytes * 0.2, `the second backup added ${added} bytes, more than 20% of ${firstBytes}`);
+      await psql("shop", "DROP TABLE orders");
+      await psql("bulk", "DELETE FROM events WHERE id % 7 = 0");
+      const restore = await composure("restore", { ...repositoryEnv, RUN: secondRun, FORCE: "1", NO_RESCUE: "1" });
+      assert.equal(restore.code, 0, restore.stderr);
+      assert.deepEqual(await checksums(), changed);
+    } finally {
+      delete tables.bulk;
+      await psql("postgres", "DROP DATABASE IF EXISTS bulk WITH (FORCE)");
+    }
+  });
 });

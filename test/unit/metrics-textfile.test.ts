@@ -78,6 +78,8 @@ describe("metrics textfile", () => {
     assert.equal(valueOf(samples, "composure_last_run_duration_seconds", db), 0.2);
     assert.equal(valueOf(samples, "composure_last_downtime_seconds", db), 0);
     assert.equal(valueOf(samples, "composure_last_archive_bytes", db), 2000);
+    assert.equal(valueOf(samples, "composure_last_added_bytes", db), 2000, "an archive adds its whole size");
+    assert.equal(valueOf(samples, "composure_repository_bytes", { project: "shop" }), undefined, "no repository, no series");
     assert.equal(valueOf(samples, "composure_backups", { ...db, location: "local" }), 2);
     assert.equal(valueOf(samples, "composure_last_success_timestamp_seconds", web), at("2026-11-01T02:00:10Z"));
     assert.equal(valueOf(samples, "composure_last_run_success", web), 0);
@@ -164,7 +166,7 @@ describe("metrics textfile", () => {
   test("a dedicated registry: nothing lands in prom-client's global one, and promtool accepts the file", async () => {
     const registry = buildRegistry({
       project: "shop",
-      services: [{ service: "db", tier: "critical", localBackups: 1, lastRun: { at: 1, ok: true, durationSeconds: 1, downtimeSeconds: 1 }, lastSuccess: { at: 1, bytes: 1 } }],
+      services: [{ service: "db", tier: "critical", localBackups: 1, lastRun: { at: 1, ok: true, durationSeconds: 1, downtimeSeconds: 1 }, lastSuccess: { at: 1, bytes: 1, addedBytes: 1 } }],
       uploads: {},
       invocations: { backup: { ok: true, at: "2026-11-01T00:00:00Z" } },
     });

@@ -68,8 +68,9 @@ export async function startHelper(spec: HelperSpec): Promise<Helper> {
     Image: spec.image,
     Entrypoint: ["sleep"],
     Cmd: ["2147483647"],
-    // Names this process: restic records it in its locks, and a later command clears the locks of killed runs.
-    Hostname: processHostname(),
+    // Names this process: restic records it in its locks, and a later command clears the locks of
+    // killed runs. (A helper in another container's network has that container's host name.)
+    ...(spec.networkMode?.startsWith("container:") ? {} : { Hostname: processHostname() }),
     Labels: { [helperLabel]: spec.project },
     HostConfig: hostConfig(spec),
   });

@@ -15,7 +15,9 @@ export const metricDefinitions = {
   composure_last_run_success: { help: "1 when the newest run that tried the service backed it up, 0 when it failed.", labels: serviceLabels },
   composure_last_run_duration_seconds: { help: "Wall time of the service's part of its newest run (hooks, prepare, capture, release).", labels: serviceLabels },
   composure_last_downtime_seconds: { help: "How long the service's containers were stopped in its newest run (0 for hot backups).", labels: serviceLabels },
-  composure_last_archive_bytes: { help: "Compressed bytes of the service's artifacts in its newest good backup.", labels: serviceLabels },
+  composure_last_archive_bytes: { help: "Bytes of the service's artifacts in its newest good backup: archive files as stored (compressed), repository snapshots as read (the source's size).", labels: serviceLabels },
+  composure_last_added_bytes: { help: "Bytes the service's newest good backup added to storage: an archive file's size, or what a repository snapshot added after deduplication and compression.", labels: serviceLabels },
+  composure_repository_bytes: { help: "Size on disk of the project's restic repository (the repository storage engine). Absent when the project has none.", labels: ["project"] as const },
   composure_backups: { help: "Number of complete runs holding a good backup of the service, per location (local for now).", labels: [...serviceLabels, "location"] as const },
   composure_last_verify_success: { help: "1 when the last make verify found every artifact of the service intact, 0 otherwise.", labels: serviceLabels },
   composure_last_verify_timestamp_seconds: { help: "When make verify last checked the service's artifacts (Unix seconds).", labels: serviceLabels },
@@ -35,7 +37,7 @@ export interface ServiceState {
   service: string;
   tier: Tier;
   lastRun?: { at: number; ok: boolean; durationSeconds: number; downtimeSeconds: number };
-  lastSuccess?: { at: number; bytes: number };
+  lastSuccess?: { at: number; bytes: number; addedBytes: number };
   localBackups: number;
   verify?: CheckResult;
   restoreDrill?: CheckResult;
@@ -46,6 +48,8 @@ export interface ProjectState {
   services: ServiceState[];
   uploads: Record<string, CheckResult>;
   invocations: Record<string, CheckResult>;
+  /** Size on disk of the project's repository, when it has one. */
+  repositoryBytes?: number;
 }
 
 const seconds = (iso: string) => Date.parse(iso) / 1000;
@@ -62,6 +66,7 @@ export function buildRegistry(state: ProjectState): Registry {
     if (entry.lastSuccess) {
       gauges.composure_last_success_timestamp_seconds.set(labels, entry.lastSuccess.at);
       gauges.composure_last_archive_bytes.set(labels, entry.lastSuccess.bytes);
+      gauges.composure_last_added_bytes.set(labels, entry.lastSuccess.addedBytes);
     }
     if (entry.lastRun) {
       gauges.composure_last_run_timestamp_seconds.set(labels, entry.lastRun.at);
@@ -80,6 +85,7 @@ export function buildRegistry(state: ProjectState): Registry {
       if (entry.restoreDrill.seconds !== undefined) gauges.composure_last_restore_drill_duration_seconds.set(labels, entry.restoreDrill.seconds);
     }
   }
+  if (state.repositoryBytes !== undefined) gauges.composure_repository_bytes.set({ project }, state.repositoryBytes);
   for (const [location, upload] of Object.entries(state.uploads)) {
     gauges.composure_last_upload_success.set({ project, location }, bit(upload.ok));
     gauges.composure_last_upload_timestamp_seconds.set({ project, location }, seconds(upload.at));

@@ -2,7 +2,8 @@
 // on disk (the newest manifests and their upload.json) and the project's status file at the end
 // of every backup, verify and sync invocation, success or not, and by `make metrics`. Written to a temporary name that
 // node_exporter ignores (it reads *.prom only), then renamed over the old file.
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { readManifest, type Manifest } from "../catalog/manifest.ts";
 import { readUploadState, type UploadState } from "../catalog/upload-state.ts";
@@ -10,6 +11,7 @@ import { isRescueRun, listRunDirs } from "../catalog/runs.ts";
 import type { Config, Tier } from "../config/schema.ts";
 import { messageOf } from "../errors.ts";
 import { log } from "../log.ts";
+import { repositoryOf } from "../store/restic.ts";
 import { buildRegistry, renderRegistry, type ProjectState, type ServiceState } from "./registry.ts";
 import { readStatus, updateStatus, type CheckKind, type CheckResult, type ProjectStatus } from "./status.ts";
 
@@ -76,7 +78,11 @@ export function deriveProjectState(project: string, runs: CatalogRun[], status: 
       entry.lastRun ??= { at, ok, durationSeconds: record.durationSeconds, downtimeSeconds: record.downtimeSeconds };
       if (!ok) continue;
       entry.localBackups += 1;
-      entry.lastSuccess ??= { at, bytes: record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0) };
+      entry.lastSuccess ??= {
+        at,
+        bytes: record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
+        addedBytes: record.artifacts.reduce((sum, artifact) => sum + (artifact.repository ? artifact.repository.addedBytes : artifact.bytes), 0),
+      };
     }
   }
   for (const entry of services.values()) {
@@ -94,7 +100,8 @@ export function deriveProjectState(project: string, runs: CatalogRun[], status: 
 /** Rebuilds the project's textfile from disk; returns its path. */
 export async function writeProjectMetrics(config: Config, project: string): Promise<string> {
   const [runs, status] = await Promise.all([readCatalog(config.destination, project), readStatus(config.destination, project)]);
-  const text = await renderRegistry(buildRegistry(deriveProjectState(project, runs, status, config)));
+  const state = { ...deriveProjectState(project, runs, status, config), repositoryBytes: await diskUsage(repositoryOf(config, project).path) };
+  const text = await renderRegistry(buildRegistry(state));
   const directory = config.metrics.textfile_dir;
   await mkdir(directory, { recursive: true });
   const target = textfilePath(directory, project);
@@ -153,4 +160,14 @@ export function checksFromFindings(findings: readonly { service?: string; run: s
     results[finding.service] = { ok: (previous?.ok ?? true) && finding.ok, at, run: previous?.run ?? finding.run };
   }
   return results;
+}
+
+/** Bytes of the files under `dir` (undefined when it does not exist): a repository is a few thousand pack files, not millions. */
+async function diskUsage(dir: string): Promise<number | undefined> {
+  if (!existsSync(dir)) return undefined;
+  let bytes = 0;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) bytes += (await stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return bytes;
 }
