@@ -1,16 +1,18 @@
 // make bench: one run on generated, deterministic data, printing one table of absolute times and
 // the ratios the issue targets (PASS/MISS), and writing everything to bench/results.json.
 //   BENCH_SIZE=1            GB of the mixed volume; the other datasets scale with it
-//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers scaling cassandra opensearch (peers implies volume)
+//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers repository scaling cassandra opensearch (peers implies volume)
 //   BENCH_SCALING=0         skip the scaling series (0.25, 0.5, 1, 2 x BENCH_SIZE)
 //   BENCH_DROP_CACHES=1     drop the page cache before each timed read (root; empties the whole machine's cache)
 //   BENCH_INSTALL=0         never apt-get install a missing peer (restic)
 //   BENCH_OFFEN_VERSION=    the offen/docker-volume-backup release to go install (BENCH_OFFEN_BIN= a built binary)
 // Parts: the mixed volume (raw read, classic recipe, composure backup/restore, stop-mode
 // downtime) and the peers on it (restic, offen/docker-volume-backup); 100,000 small files; a
-// PostgreSQL database (postgres strategy vs pg_dumpall | gzip); the scaling series; a Cassandra
-// table and an OpenSearch index (500 MB per GB of BENCH_SIZE; their strategies against a raw read
-// of the engine's data directory, figures only).
+// PostgreSQL database (postgres strategy vs pg_dumpall | gzip); the repository engine on a mixed
+// volume of its own (first, unchanged and 1%-changed backups and a restore, against the archive
+// engine and restic alone); the scaling series; a Cassandra table and an OpenSearch index (500 MB
+// per GB of BENCH_SIZE; their strategies against a raw read of the engine's data directory,
+// figures only).
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -21,6 +23,7 @@ import { generateMixed, generateSmallFiles } from "./datasets.ts";
 import { measureOffen, measureRestic, type PeerFigures } from "./peers.ts";
 import { measureOpenSearch } from "./opensearch.ts";
 import { measurePostgres, waitForPostgres } from "./postgres.ts";
+import { measureRepository, resticMissing } from "./repository.ts";
 import { checkTargets, formatTable, type Results } from "./report.ts";
 import { measureScaling } from "./scaling.ts";
 import { BenchStack, removeHelpers, volumesOf, type ServiceSpec } from "./stack.ts";
@@ -42,6 +45,7 @@ const services: Record<Exclude<Section, "peers">, ServiceSpec> = {
   volume: { name: "app", volume: "data", kind: "busybox" },
   smallfiles: { name: "files", volume: "smallfiles", kind: "busybox" },
   postgres: { name: "db", volume: "pgdata", kind: "postgres" },
+  repository: { name: "repo", volume: "repodata", kind: "busybox" },
   scaling: { name: "scale", volume: "scale", kind: "busybox" },
   cassandra: { name: "cass", volume: "cassdata", kind: "cassandra" },
   opensearch: { name: "search", volume: "searchdata", kind: "opensearch" },
@@ -142,6 +146,11 @@ async function main(): Promise<void> {
   });
   await part("postgres", async () => {
     results.postgres = await measurePostgres(stack, composure, services.postgres.name, services.postgres.volume, sizeGb, work, timeoutMs);
+  });
+  await part("repository", async () => {
+    const missing = await resticMissing();
+    if (missing) return void (results.not_measured.repository = missing);
+    results.repository = await measureRepository(stack, composure, services.repository.name, services.repository.volume, sizeGb, work, timeoutMs);
   });
   await part("scaling", async () => {
     results.scaling = await measureScaling(stack, composure, services.scaling.name, services.scaling.volume, sizeGb, work, limitMs(sizeGb * 2));

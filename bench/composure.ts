@@ -7,8 +7,8 @@ import path from "node:path";
 import { busyboxImage, dropCaches, measure, root, round } from "./common.ts";
 import { projectName } from "./stack.ts";
 
-/** Variables the Makefile exports (often empty) that would change what a script does. */
-const composureVariables = ["PROJECT", "SERVICE", "RUN", "VOLUME", "DRY_RUN", "FORCE", "NO_RESCUE", "CONFLICT", "CONFIG", "DESTINATION", "LOCK_TIMEOUT", "FROM", "TIER", "METRICS_DIR", "CRON", "CRON_FILE", "CRON_LOG", "AGE_IDENTITY_FILE", "COMPOSURE_FAILPOINT"];
+/** Variables the Makefile exports (often empty), and STORAGE, that would change what a script does: set per command here. */
+const composureVariables = ["STORAGE", "PROJECT", "SERVICE", "RUN", "VOLUME", "DRY_RUN", "FORCE", "NO_RESCUE", "CONFLICT", "CONFIG", "DESTINATION", "LOCK_TIMEOUT", "FROM", "TIER", "METRICS_DIR", "CRON", "CRON_FILE", "CRON_LOG", "AGE_IDENTITY_FILE", "COMPOSURE_FAILPOINT"];
 
 export interface ComposureRun {
   seconds: number;
@@ -25,8 +25,10 @@ export interface ComposureRun {
 export interface BackupRun extends ComposureRun {
   runId: string;
   runDir: string;
-  /** Sum of the service's artifact sizes from the manifest. */
+  /** Sum of the service's artifact sizes from the manifest (repository artifacts: the source's size). */
   storedBytes: number;
+  /** Sum of what the service's artifacts added to the repository; undefined unless every one is a restic snapshot. */
+  addedBytes?: number;
   /** services[].downtimeSeconds of the manifest (0 for hot strategies). */
   downtimeSeconds: number;
   /** services[].durationSeconds: the service's own capture, without process start and discovery. */
@@ -63,16 +65,17 @@ export class Composure {
     return { seconds: result.seconds, peakRssMb: round(stats.peakRssMb, 1), cpuSeconds: round(stats.cpuSeconds), treePeakRssMb: result.peakRssMb, treeCpuSeconds: result.cpuSeconds };
   }
 
-  async backup(service: string, destination: string): Promise<BackupRun> {
+  /** `env`: more for this command, e.g. STORAGE=repository. */
+  async backup(service: string, destination: string, env: Record<string, string> = {}): Promise<BackupRun> {
     const before = new Set(runIds(destination));
     await dropCaches();
-    const measured = await this.script("backup", destination, { SERVICE: service });
+    const measured = await this.script("backup", destination, { ...env, SERVICE: service });
     const runId = runIds(destination).find((id) => !before.has(id));
     if (!runId) throw new Error(`composure backup of ${service} left no complete run in ${destination}`);
     const runDir = path.join(destination, projectName, runId);
     const manifest = JSON.parse(readFileSync(path.join(runDir, "manifest.json"), "utf8")) as {
       outcome: string;
-      services: { name: string; strategy: string; status: string; error?: string; downtimeSeconds: number; durationSeconds: number; artifacts: { bytes: number }[] }[];
+      services: { name: string; strategy: string; status: string; error?: string; downtimeSeconds: number; durationSeconds: number; artifacts: { bytes: number; repository?: { addedBytes: number } }[] }[];
     };
     const record = manifest.services.find((entry) => entry.name === service);
     if (!record || record.status !== "ok") throw new Error(`composure backup of ${service}: ${record?.error ?? `service missing from the manifest (outcome ${manifest.outcome})`}`);
@@ -81,6 +84,7 @@ export class Composure {
       runId,
       runDir,
       storedBytes: record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
+      addedBytes: record.artifacts.every((artifact) => artifact.repository) ? record.artifacts.reduce((sum, artifact) => sum + artifact.repository!.addedBytes, 0) : undefined,
       downtimeSeconds: record.downtimeSeconds,
       serviceSeconds: record.durationSeconds,
       strategy: record.strategy,

@@ -4,6 +4,7 @@ import type { CassandraFigures } from "./cassandra.ts";
 import type { EngineFigures } from "./common.ts";
 import type { PeerFigures } from "./peers.ts";
 import type { PostgresFigures } from "./postgres.ts";
+import type { RepositoryFigures } from "./repository.ts";
 import type { ScalingFigures } from "./scaling.ts";
 import type { VolumeFigures } from "./volume.ts";
 
@@ -13,6 +14,7 @@ export interface Results {
   smallfiles?: VolumeFigures & { file_count: number };
   postgres?: PostgresFigures;
   peers?: PeerFigures[];
+  repository?: RepositoryFigures;
   scaling?: ScalingFigures;
   /** Reported without targets (the issue asks only for the figures). */
   cassandra?: CassandraFigures;
@@ -32,7 +34,7 @@ export interface Target {
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
 const x = (value: number) => `${fixed(value, 1)}x`;
 const s = (value: number) => `${fixed(value)} s`;
-const size = (bytes: number) => (bytes >= 1024 ** 3 ? `${fixed(bytes / 1024 ** 3)} GB` : `${fixed(bytes / 1024 ** 2, 1)} MB`);
+const size = (bytes: number) => (bytes >= 1024 ** 3 ? `${fixed(bytes / 1024 ** 3)} GB` : bytes >= 1024 ** 2 ? `${fixed(bytes / 1024 ** 2, 1)} MB` : bytes >= 1024 ? `${fixed(bytes / 1024, 1)} KB` : `${bytes} B`);
 const verdict = (ok: boolean): Verdict => (ok ? "PASS" : "MISS");
 
 /** The issue's targets, each with what was measured and PASS/MISS (n/a when it could not be measured). */
@@ -65,6 +67,7 @@ export function checkTargets(results: Results): Target[] {
     });
   }
   if (smallfiles) volumeTargets("small files", smallfiles);
+  if (results.repository) repositoryTargets(results.repository, targets);
   if (postgres) {
     targets.push({ dataset: "postgres", target: "dump+compress >= 2x faster than pg_dumpall | gzip", measured: `${s(postgres.dump_compress_s)} vs ${s(postgres.pg_dumpall_gzip_s)} (${x(postgres.dump_vs_pg_dumpall)})`, result: verdict(postgres.dump_vs_pg_dumpall >= 2) });
   }
@@ -78,6 +81,21 @@ export function checkTargets(results: Results): Target[] {
   return targets;
 }
 
+function repositoryTargets(figures: RepositoryFigures, targets: Target[]): void {
+  const name = "repository";
+  const { second_s, restic_second_s, first_s, archive_first_s, peak_rss_mb } = figures;
+  targets.push({ dataset: name, target: "unchanged 2nd backup <= restic's 2nd + 0.8 s", measured: `${s(second_s)} vs restic ${s(restic_second_s)} (${second_s < restic_second_s ? "-" : "+"}${s(Math.abs(second_s - restic_second_s))})`, result: verdict(second_s <= restic_second_s + 0.8) });
+  targets.push({ dataset: name, target: "unchanged 2nd backup adds < 1% of the 1st", measured: `${size(figures.second_added_bytes)} of ${size(figures.first_bytes)} (${((figures.second_added_bytes / figures.first_bytes) * 100).toPrecision(2)}%)`, result: verdict(figures.second_added_bytes < 0.01 * figures.first_bytes) });
+  targets.push({ dataset: name, target: "unchanged 2nd backup: stop-mode downtime <= 1.5 s", measured: s(figures.second_downtime_s), result: verdict(figures.second_downtime_s <= 1.5) });
+  targets.push({ dataset: name, target: "1st backup <= 1.3x the archive engine's", measured: `${s(first_s)} vs ${s(archive_first_s)} (${x(first_s / archive_first_s)})`, result: verdict(first_s <= 1.3 * archive_first_s) });
+  targets.push({ dataset: name, target: "restore <= 2.5x raw read", measured: `${x(figures.restore_s / figures.raw_read_s)}${figures.restore_identical ? "" : "; RESTORED TREE DIFFERS"}`, result: verdict(figures.restore_s <= 2.5 * figures.raw_read_s && figures.restore_identical) });
+  targets.push(
+    peak_rss_mb === undefined
+      ? { dataset: name, target: "peak RSS (node + restic) <= 300 MB", measured: `not measured: no restic process of the helper seen in /proc (node ${fixed(figures.composure_peak_rss_mb, 1)} MB)`, result: "n/a" }
+      : { dataset: name, target: "peak RSS (node + restic) <= 300 MB", measured: `${fixed(peak_rss_mb, 1)} MB (node ${fixed(figures.composure_peak_rss_mb, 1)} + restic ${fixed(figures.restic_peak_rss_mb!, 1)})`, result: verdict(peak_rss_mb <= 300) },
+  );
+}
+
 type Row = [dataset: string, what: string, value: string, note: string, result: string];
 
 /** How the table names an engine's dataset and its strategy's steps. */
@@ -87,6 +105,23 @@ interface EngineWords {
   records: "rows" | "documents";
   backup: string;
   restore: string;
+}
+
+function repositoryRows(figures: RepositoryFigures): Row[] {
+  const name = "repository";
+  const added = (bytes: number) => `${size(bytes)} added to the repository`;
+  return [
+    [name, "data", size(figures.bytes), `${figures.files.toLocaleString("en-US")} files (the mixed volume's mix)`, ""],
+    [name, "raw read (busybox tar | cat)", s(figures.raw_read_s), "the limit: every byte read once", ""],
+    [name, "composure, archive engine: 1st backup", s(figures.archive_first_s), `stored ${size(figures.archive_first_bytes)}`, ""],
+    [name, "composure, repository engine: 1st backup", s(figures.first_s), `${added(figures.first_bytes)}; ${x(figures.first_s / figures.archive_first_s)} the archive engine; downtime ${s(figures.first_downtime_s)}`, ""],
+    [name, "  2nd backup, nothing changed", s(figures.second_s), `${added(figures.second_added_bytes)}; downtime ${s(figures.second_downtime_s)}`, ""],
+    [name, "  3rd backup, 1% of the files rewritten", s(figures.third_s), `${figures.changed_files} files, ${size(figures.changed_bytes)} rewritten; ${added(figures.third_added_bytes)}`, ""],
+    [name, "  restore of the 3rd into the emptied volume", s(figures.restore_s), `${x(figures.restore_s / figures.raw_read_s)} raw read; ${figures.restore_identical ? "same tree back" : "RESTORED TREE DIFFERS"}`, ""],
+    [name, "  peak RSS of the 3 backups", figures.peak_rss_mb === undefined ? "-" : `${fixed(figures.peak_rss_mb, 1)} MB`, `node ${fixed(figures.composure_peak_rss_mb, 1)} MB + restic in the helper ${figures.restic_peak_rss_mb ?? "?"} MB (VmHWM sampled every 0.1 s)`, ""],
+    [name, `restic ${figures.restic_version} alone: 1st backup`, s(figures.restic_first_s), `${added(figures.restic_first_added_bytes)}; peak RSS ${figures.restic_first_peak_rss_mb ?? "?"} MB`, ""],
+    [name, "  2nd backup, nothing changed", s(figures.restic_second_s), added(figures.restic_second_added_bytes), ""],
+  ];
 }
 
 /** One table: every absolute figure, then every target with its verdict. */
@@ -112,6 +147,7 @@ export function formatTable(results: Results, targets: Target[]): string {
     rows.push(["mixed", `${peer.tool} ${peer.version ?? ""}`.trim(), s(peer.backup_s), `first backup; stored ${size(peer.stored_bytes ?? 0)}${restore}; peak RSS ${peer.backup_peak_rss_mb ?? "?"} MB, CPU ${peer.backup_cpu_s ?? "?"} s${peer.not_measured ? `; ${peer.not_measured}` : ""}`, ""]);
   }
   if (smallfiles) volumeRows("small files", smallfiles);
+  if (results.repository) rows.push(...repositoryRows(results.repository));
   if (postgres) {
     rows.push(["postgres", "database", size(postgres.database_bytes), `${postgres.rows.toLocaleString("en-US")} orders; data directory ${size(postgres.volume_bytes)}; PostgreSQL ${postgres.server_version}`, ""]);
     rows.push(["postgres", "raw read of the database files", s(postgres.raw_read_s), "the limit: base/ and global/ read once", ""]);

@@ -258,6 +258,31 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
     assert.equal(await helpersLeft(), "");
   });
 
+  test("repository engine: a second backup after 5% more rows adds at most 15% of the first; the restore brings back every row", async () => {
+    const repositoryEnv = { ...env, DESTINATION: tempDir("cassandra-repository"), STORAGE: "repository" };
+    const repositoryRuns = backupsOf(path.join(repositoryEnv.DESTINATION, project.name), "plain");
+    const addedBy = (run: string) =>
+      repositoryRuns.manifestOf(run).services.flatMap((record: { artifacts: { repository?: { addedBytes: number } }[] }) => record.artifacts).reduce((sum: number, artifact: { repository?: { addedBytes: number } }) => sum + (artifact.repository?.addedBytes ?? 0), 0);
+    const first = await composure("backup", repositoryEnv);
+    assert.equal(first.code, 0, first.stderr);
+    const firstAdded = addedBy(repositoryRuns.runIds().at(-1)!);
+    // 2,800 more journal rows: 5% of the 55,500 loaded
+    await sh("docker", ["exec", "-i", node1, "python3", "-"], 'with open("/tmp/more.csv", "w") as f:\n    for day in range(150, 178):\n        for seq in range(100): f.write("%d,%d,%d,entry %d of day %d\\n" % (day, seq, 1700000000000 + day * 86400000 + seq, seq, day))\n');
+    await sh("docker", ["exec", "-i", node1, "sh", "-c", "cqlsh --request-timeout=120 > /tmp/more.log 2>&1; true"], "CONSISTENCY ALL;\nCOPY ledger.journal (day, seq, at, body) FROM '/tmp/more.csv' WITH MAXATTEMPTS = 20;\n");
+    const grown = await checksums();
+    assert.match(grown["ledger.journal"], /^17800 /, "the new rows are in");
+    const second = await composure("backup", repositoryEnv);
+    assert.equal(second.code, 0, second.stderr);
+    const secondRun = repositoryRuns.runIds().at(-1)!;
+    const secondAdded = addedBy(secondRun);
+    console.log(`# repository engine, 2-node ring: first backup added ${firstAdded} bytes, the second (5% more rows) ${secondAdded} (${((secondAdded / firstAdded) * 100).toFixed(1)}%)`);
+    assert.ok(secondAdded <= firstAdded * 0.15, `the second backup added ${secondAdded} bytes, more than 15% of ${firstAdded}`);
+    await cql(node1, "TRUNCATE ledger.journal;\nDROP TABLE shop.items;\n");
+    const restore = await composure("restore", { ...repositoryEnv, RUN: secondRun, FORCE: "1", NO_RESCUE: "1" });
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.deepEqual(await checksums(), grown, "every row back, the new ones too");
+  });
+
   test("a keyspace filter that matches nothing, or a node without nodetool, fails clearly and leaves nothing behind", async () => {
     const config = path.join(tempDir("cassandra-config"), "composure.yml");
     writeFileSync(config, "services:\n  cassandra1:\n    options: { keyspaces: [nosuch*] }\n  files:\n    strategy: cassandra\n");

@@ -7,8 +7,8 @@ import { extractArchive, type Extraction } from "../archive/tar-transfer.ts";
 import type { Artifact } from "../catalog/manifest.ts";
 import type { Helper } from "../docker/helper.ts";
 import type { PipeDir } from "../docker/pipe-dir.ts";
-import { extractFromRepository, projectSnapshots, readFromRepository } from "./repository.ts";
-import { checkVersion, helperBinds, restic, type Repository } from "./restic.ts";
+import { checkTree, extractFromRepository, projectSnapshots, readFromRepository, type TreeRoot } from "./repository.ts";
+import { checkPassword, checkVersion, helperBinds, type Repository } from "./restic.ts";
 import { mountInEveryHelper } from "../docker/helper.ts";
 import type { ReadBack } from "./types.ts";
 
@@ -22,6 +22,11 @@ export interface ArtifactReader {
   extract(artifact: Artifact, helper: Helper, pipe: PipeDir | undefined, dir: string, label: string): Promise<Extraction>;
   /** Fails unless every artifact is stored as the manifest says: run before anything is changed. */
   check(artifacts: Artifact[]): Promise<void>;
+  /**
+   * What can be checked of a tree artifact without reading it all (a repository snapshot's
+   * entries; an archive is checked while it is read): call before stopping anything.
+   */
+  inspect(artifact: Artifact): Promise<void>;
 }
 
 /**
@@ -40,6 +45,12 @@ export async function openRunReader(runDir: string, artifacts: Artifact[], repos
 function artifactReader(runDir: string, repository: Repository): ArtifactReader {
   let ready: Promise<void> | undefined;
   const repositoryReady = () => (ready ??= requireRepository(repository));
+  const inspected = new Map<string, Promise<TreeRoot | undefined>>();
+  const inspectTree = (artifact: Artifact) => {
+    const snapshot = artifact.repository!.snapshot;
+    if (!inspected.has(snapshot)) inspected.set(snapshot, repositoryReady().then(() => checkTree(repository, artifact.repository!)));
+    return inspected.get(snapshot)!;
+  };
   const reader: ArtifactReader = {
     read(artifact) {
       if (!artifact.repository) return readDecompressed(path.join(runDir, artifact.path), archived(artifact), archived(artifact));
@@ -55,8 +66,10 @@ function artifactReader(runDir: string, repository: Repository): ArtifactReader 
     },
     async extract(artifact, helper, pipe, dir, label) {
       if (!artifact.repository) return extractArchive(helper, pipe, reader.read(artifact), dir, label);
-      await repositoryReady();
-      return extractFromRepository(repository, artifact, helper, dir, label);
+      return extractFromRepository(repository, artifact, await inspectTree(artifact), helper, dir, label);
+    },
+    async inspect(artifact) {
+      if (artifact.repository?.kind === "tree") await inspectTree(artifact);
     },
     async check(artifacts) {
       for (const artifact of artifacts.filter((candidate) => !candidate.repository)) {
@@ -91,5 +104,5 @@ export async function requireRepository(repository: Repository): Promise<void> {
   if (!existsSync(path.join(repository.path, "config"))) {
     throw new Error(`the run's artifacts are in the restic repository ${repository.path}, which does not exist here: fetch it with the run (make restore FROM=remote), or set repository.path in composure.yml`);
   }
-  await restic(repository, ["cat", "config", "--no-lock"]); // the password opens it: fail before anything is stopped
+  await checkPassword(repository); // fail before anything is stopped
 }

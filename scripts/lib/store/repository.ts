@@ -85,16 +85,20 @@ export function readFromRepository(repository: Repository, artifact: Artifact, r
   return { stream, done };
 }
 
-interface LsNode {
+/** A tree snapshot's source directory as restic recorded it: what goes onto the restored root. */
+export interface TreeRoot {
+  uid: number;
+  gid: number;
+  mode: number;
+  mtime: string;
+}
+
+interface LsNode extends TreeRoot {
   message_type?: string;
   struct_type?: string;
   name: string;
   type: string;
   path: string;
-  uid: number;
-  gid: number;
-  mode: number;
-  mtime: string;
 }
 
 /** Go's os.FileMode bits for setuid, setgid and sticky, as the POSIX bits. */
@@ -108,7 +112,7 @@ function posixMode(mode: number): number {
  * inspector does (a name that is no plain name, a device file: refused), and returns the
  * source directory's own node (its owner, mode and mtime go onto the restored root).
  */
-async function checkTree(repository: Repository, entry: NonNullable<Artifact["repository"]>): Promise<LsNode | undefined> {
+export async function checkTree(repository: Repository, entry: NonNullable<Artifact["repository"]>): Promise<TreeRoot | undefined> {
   const listing = resticProcess(repository, ["ls", "--json", entry.snapshot]).nothrow();
   let root: LsNode | undefined;
   let problem: string | undefined;
@@ -127,13 +131,12 @@ async function checkTree(repository: Repository, entry: NonNullable<Artifact["re
 }
 
 /** Restores a tree snapshot into `dir` of a helper that has the repository's helper binds. */
-export async function extractFromRepository(repository: Repository, artifact: Artifact, helper: Helper, dir: string, label: string): Promise<Extraction> {
+export async function extractFromRepository(repository: Repository, artifact: Artifact, root: TreeRoot | undefined, helper: Helper, dir: string, label: string): Promise<Extraction> {
   const entry = artifact.repository!;
-  const root = await checkTree(repository, entry);
   const started = performance.now();
   const stdout = await resticInHelper(repository, helper, ["restore", "--json", "--quiet", "--no-lock", `${entry.snapshot}:${entry.source}`, "--target", dir]);
   const summary = lastMessage<{ files_restored?: number; total_files: number; total_bytes: number }>(stdout, "summary");
-  log.info(`${label}: ${summary.total_files} files, ${formatBytes(summary.total_bytes)} restored from the repository in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  log.info(`${label}: ${summary.total_files} entries, ${formatBytes(summary.total_bytes)} restored from the repository in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const rootEntry: TarEntry | undefined = root && { name: ".", type: "directory", size: 0, mode: posixMode(root.mode), uid: root.uid, gid: root.gid, mtime: Math.floor(Date.parse(root.mtime) / 1000), linkName: "" };
   return {
     summary: { entries: summary.total_files, files: summary.total_files, directories: 0, symlinks: 0, hardlinks: 0, dataBytes: summary.total_bytes, archiveBytes: 0 },

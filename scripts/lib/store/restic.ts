@@ -2,9 +2,9 @@
 // repository (made with its password file on first use), and running it on the host (zx) or in a
 // helper container (the static binary, the repository and the cache bind-mounted). The password
 // only ever travels as a file path (RESTIC_PASSWORD_FILE): never in argv, logs or manifests.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { $, type ProcessPromise } from "zx";
@@ -68,10 +68,25 @@ export async function openRepository(repository: Repository): Promise<Repository
     await restic(repository, ["init"]);
     log.info(`made the restic repository ${repository.path}`);
   } else {
-    await restic(repository, ["cat", "config", "--no-lock"]); // the password opens it: fail before any service is stopped
+    await checkPassword(repository);
     await clearStaleLocks(repository);
   }
   return repository;
+}
+
+/**
+ * Fails when the password file does not open the repository, before any service is stopped.
+ * Opening costs restic's key derivation (about half a second), so a password file that opened
+ * this repository before (its sha256 noted in the cache folder) is not tried again.
+ */
+export async function checkPassword(repository: Repository): Promise<void> {
+  const digest = createHash("sha256").update(repository.path).update("\0").update(await readFile(repository.passwordFile)).digest("hex");
+  const note = path.join(repository.cacheDir, "composure-opened");
+  const known = existsSync(note) ? (await readFile(note, "utf8")).split("\n") : [];
+  if (known.includes(digest)) return;
+  await restic(repository, ["cat", "config", "--no-lock"]);
+  await mkdir(repository.cacheDir, { recursive: true, mode: 0o700 });
+  await writeFile(note, [...known.slice(-20), digest].join("\n"), { mode: 0o600 });
 }
 
 /**
@@ -80,10 +95,13 @@ export async function openRepository(repository: Repository): Promise<Repository
  * name restic's own pid, and `restic unlock` removes them when that process is gone.
  */
 export async function clearStaleLocks(repository: Repository): Promise<void> {
+  const local = !repository.path.startsWith("rclone:");
+  if (local && (await readdir(path.join(repository.path, "locks")).catch(() => [])).length === 0) return; // nothing to open the repository for
   const ids = (await restic(repository, ["list", "locks", "--no-lock"])).split("\n").filter(Boolean);
+  if (ids.length === 0) return;
   for (const id of ids) {
     const lock = JSON.parse(await restic(repository, ["cat", "lock", id, "--no-lock"]).catch(() => "{}")) as { hostname?: string; pid?: number };
-    if (!lock.hostname || !hostnameProcessIsGone(lock.hostname) || repository.path.startsWith("rclone:")) continue;
+    if (!lock.hostname || !hostnameProcessIsGone(lock.hostname) || !local) continue;
     await rm(path.join(repository.path, "locks", id), { force: true });
     log.info(`removed the repository lock of a composure run that is gone (${lock.hostname}, restic pid ${lock.pid})`);
   }

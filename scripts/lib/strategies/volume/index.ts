@@ -147,6 +147,7 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
   if (ctx.dryRun) {
     return `would restore ${what}: ${exists ? "replace its content" : "create it"}; stop ${toStop.map((c) => c.name).join(", ") || "nothing"}; ${exists && ctx.rescue ? "keep a rescue copy first" : "no rescue copy"}`;
   }
+  await ctx.reader.inspect(artifact); // what can be checked without the service down
   if (!exists) {
     log.info(`creating volume ${target.name} (it does not exist on this host)`);
     await createVolume({ name: target.name, driver: target.name === facts.name ? (facts.driver ?? "local") : "local", labels: target.labels, options: {} });
