@@ -22,7 +22,6 @@
 // Materialized views are not loaded (rebuild them by recreating the view).
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { extractArchive } from "../../archive/tar-transfer.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import type { MountInfo } from "../../docker/containers.ts";
@@ -34,7 +33,6 @@ import { formatCount } from "../shared/in-container.ts";
 import { jsonRows, planSchema, tableKey } from "./cql.ts";
 import { cqlsh, describeNode, discoverCluster, nodetool, onEveryNode, requireRunning, ringAddressesOf, sstableloader, type CassandraNode, type Cluster } from "./nodes.ts";
 import { captureSnapshot, countRows, qualifiedName, stagingDirName, takeSnapshot, type ClusterFacts, type NodeFacts } from "./snapshot.ts";
-
 
 const isSchemaArtifact = (artifact: Artifact) => artifact.facts?.engine === "cassandra" && artifact.facts?.kind === "schema";
 

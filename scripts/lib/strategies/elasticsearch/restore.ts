@@ -4,7 +4,6 @@
 // registration and the unpacked directory are removed, whatever happened.
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { extractArchive } from "../../archive/tar-transfer.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";

@@ -14,7 +14,6 @@
 // Credentials: root with MARIADB_ROOT_PASSWORD / MYSQL_ROOT_PASSWORD (or *_FILE, read inside the
 // container), or the options; the password travels as MYSQL_PWD in the exec's environment,
 // never in argv, logs or the manifest.
-import path from "node:path";
 import { Readable } from "node:stream";
 import type { z } from "zod";
 import { dumpToStore, loadFromStore } from "../../store/exec-stream.ts";
@@ -22,34 +21,27 @@ import type { ArtifactStore, StoredArtifact } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import { formatSeconds, log } from "../../log.ts";
-import type { BackupContext, ProbeResult, RestoreContext, Strategy, ProbeContext } from "../types.ts";
+import type { RestoreContext } from "../types.ts";
 import {
-  accountsFirst,
   asStepError,
-  chooseDatabases,
   compareTableFacts,
-  dumpKindOf,
   dumpOptions,
   environmentOf,
   firstAvailable,
   formatCount,
   imagePath,
-  keepRescueDumps,
   maxCountedTables,
-  optionsOrDefaults,
-  probeDatabases,
   readPasswordEnv,
   readSecret,
   runTool,
   runningContainer,
-  serviceToRestoreInto,
   tableFacts,
   uniqueArtifactBaseName,
   type DumpConnection,
   type DumpEngine,
   type TableFacts,
 } from "../shared/in-container.ts";
-import { hotSession } from "../shared/session.ts";
+import { dumpStrategy } from "../shared/dump-family.ts";
 
 /** databases: default every database but the system schemas; user: default root. */
 export const mariadbOptions = dumpOptions.strict();
@@ -84,8 +76,6 @@ const engine: DumpEngine = {
   accountsLabel: "the accounts",
   toolsHint: "the mariadb strategy runs the mariadb (or mysql) client and mariadb-dump (or mysqldump) inside the service's container: use an image with them, or composure.strategy=volume",
 };
-
-const kindOf = (artifact: Artifact) => dumpKindOf(engine, artifact);
 
 async function connect(service: ServiceInfo, options: MariadbOptions): Promise<Connection> {
   const container = runningContainer(service);
@@ -240,60 +230,20 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, a
 
 // ---------------------------------------------------------------------------------------------
 
-export const mariadbStrategy: Strategy<MariadbOptions> = {
-  kind: "mariadb",
+export const mariadbStrategy = dumpStrategy<MariadbOptions, Connection, Server>({
+  engine,
   options: mariadbOptions,
-
-  detect(service) {
-    return isMariadbImage(service.image);
+  detect: (service) => isMariadbImage(service.image),
+  open,
+  listDatabases: (conn) => listDatabases(conn),
+  capture: captureAll,
+  dropping: "ending its sessions",
+  describeAccounts: (artifact) => `would restore ${artifact.facts?.accounts ?? ""} accounts and grants from ${artifact.path} (create missing accounts, apply the grants)`,
+  describeDatabase(artifact, replaces) {
+    const facts = artifact.facts as Partial<TableFacts>;
+    return `would restore database ${artifact.facts!.database} from ${artifact.path}: ${replaces} load ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows`;
   },
-
-  async openSession(ctx) {
-    // Hot: nothing stops. Fail early and clearly when the server cannot be dumped.
-    const { conn, server } = await open("prepare", ctx.service, ctx.options);
-    return hotSession(async () => {
-      try {
-        const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn), ctx.options.databases);
-        return await captureAll(conn, server, databases, ctx.store, true);
-      } catch (error) {
-        throw asStepError(engine, "capture", ctx.service.name, error);
-      }
-    });
-  },
-
-  async restore(ctx, artifacts) {
-    const options = optionsOrDefaults(mariadbOptions, ctx.options);
-    const service = serviceToRestoreInto(ctx);
-    const ordered = accountsFirst(engine, artifacts);
-    const { conn, server } = await open("restore", service, options);
-    try {
-      const existing = await listDatabases(conn);
-      if (ctx.dryRun) {
-        return ordered.map((artifact) => {
-          if (kindOf(artifact) === "users") return `would restore ${artifact.facts?.accounts ?? ""} accounts and grants from ${artifact.path} (create missing accounts, apply the grants)`;
-          const database = artifact.facts!.database as string;
-          const facts = artifact.facts as Partial<TableFacts>;
-          const replaces = existing.includes(database) ? `drop database ${database} (ending its sessions)${ctx.rescue ? " after keeping a rescue dump of it" : ""}, then` : `database ${database} does not exist:`;
-          return `would restore database ${database} from ${artifact.path}: ${replaces} load ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows`;
-        });
-      }
-      await ctx.reader.check(ordered);
-      if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, store, withAccounts) => captureAll(conn, server, databases, store, withAccounts));
-      const done: string[] = [];
-      for (const artifact of ordered) done.push(kindOf(artifact) === "users" ? await restoreAccounts(ctx, conn, artifact) : await restoreDatabase(ctx, conn, artifact));
-      return done;
-    } catch (error) {
-      throw asStepError(engine, "restore", ctx.serviceName, error);
-    }
-  },
-
-  async probe(ctx, recorded) {
-    return probeMariadb(ctx, recorded);
-  },
-};
-
-async function probeMariadb(ctx: ProbeContext<MariadbOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
-  const { conn, server } = await open("probe", ctx.service, optionsOrDefaults(mariadbOptions, ctx.options));
-  const existing = await listDatabases(conn);
-  return probeDatabases(engine, { service: ctx.service.name, serverVersion: server.version, existing, wanted: ctx.options.databases, liveFacts: (database) => liveFacts(conn, database) }, recorded);
-}
+  restoreAccounts: (ctx, conn, _server, artifact) => restoreAccounts(ctx, conn, artifact),
+  restoreDatabase: (ctx, conn, _server, artifact) => restoreDatabase(ctx, conn, artifact),
+  liveFacts,
+});

@@ -15,7 +15,6 @@
 // Credentials: POSTGRES_USER / POSTGRES_PASSWORD (or *_FILE) of the container, or the options;
 // the password travels as PGPASSWORD in the exec's environment, never in argv, logs or manifest.
 import { randomUUID } from "node:crypto";
-import path from "node:path";
 import { PassThrough } from "node:stream";
 import { z } from "zod";
 import { dumpToStore, loadFromStore } from "../../store/exec-stream.ts";
@@ -25,33 +24,26 @@ import type { ServiceInfo } from "../../compose/discover.ts";
 import { execStreaming, type ExecResult } from "../../docker/containers.ts";
 import { messageOf } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
-import type { BackupContext, ProbeResult, RestoreContext, Strategy, ProbeContext } from "../types.ts";
+import type { RestoreContext } from "../types.ts";
 import {
-  accountsFirst,
   asStepError,
-  chooseDatabases,
   compareTableFacts,
-  dumpKindOf,
   dumpOptions,
   environmentOf,
   formatCount,
   imagePath,
-  keepRescueDumps,
   maxCountedTables,
-  optionsOrDefaults,
-  probeDatabases,
   readPasswordEnv,
   readSecret,
   runTool,
   runningContainer,
-  serviceToRestoreInto,
   tableFacts,
   uniqueArtifactBaseName,
   type DumpConnection,
   type DumpEngine,
   type TableFacts,
 } from "../shared/in-container.ts";
-import { hotSession } from "../shared/session.ts";
+import { dumpStrategy } from "../shared/dump-family.ts";
 
 /**
  * databases: default every database that is not a template; user: default the container's
@@ -93,8 +85,6 @@ const engine: DumpEngine = {
   accountsLabel: "the roles",
   toolsHint: "the postgres strategy runs pg_isready, psql, pg_dump and pg_restore inside the service's container: use an image with the PostgreSQL client tools, or composure.strategy=volume",
 };
-
-const kindOf = (artifact: Artifact) => dumpKindOf(engine, artifact);
 
 async function connect(service: ServiceInfo, options: PostgresOptions): Promise<Connection> {
   const container = runningContainer(service);
@@ -336,7 +326,6 @@ async function restoreGlobals(ctx: RestoreContext<unknown>, conn: Connection, se
 
 async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, server: Server, artifact: Artifact, jobs: number): Promise<string> {
   const database = artifact.facts!.database as string;
-  const archive = path.join(ctx.runDir, artifact.path);
   const started = performance.now();
   const drop =
     server.versionNum >= 130000
@@ -372,62 +361,20 @@ async function restoreDatabase(ctx: RestoreContext<unknown>, conn: Connection, s
 
 // ---------------------------------------------------------------------------------------------
 
-export const postgresStrategy: Strategy<PostgresOptions> = {
-  kind: "postgres",
+export const postgresStrategy = dumpStrategy<PostgresOptions, Connection, Server>({
+  engine,
   options: postgresOptions,
-
-  detect(service) {
-    return isPostgresImage(service.image);
+  detect: (service) => isPostgresImage(service.image),
+  open: (phase, service, options) => open(phase, service, options, { prepare: "pg_dump", restore: "pg_restore", probe: "psql" }[phase]),
+  listDatabases,
+  capture: captureAll,
+  dropping: "disconnecting its sessions",
+  describeAccounts: (artifact) => `would restore roles and tablespaces from ${artifact.path} (create missing ones, give existing ones the backup's attributes)`,
+  describeDatabase(artifact, replaces, options) {
+    const facts = artifact.facts as Partial<TableFacts>;
+    return `would restore database ${artifact.facts!.database} from ${artifact.path}: ${replaces} create it and pg_restore ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows${options.jobs > 1 ? ` with ${options.jobs} jobs` : ""}`;
   },
-
-  async openSession(ctx) {
-    // Hot: nothing stops. Fail early and clearly when the server cannot be dumped.
-    const { conn, server } = await open("prepare", ctx.service, ctx.options);
-    return hotSession(async () => {
-      try {
-        const databases = chooseDatabases(engine, ctx.service.name, await listDatabases(conn, server), ctx.options.databases);
-        return await captureAll(conn, server, databases, ctx.store, true);
-      } catch (error) {
-        throw asStepError(engine, "capture", ctx.service.name, error);
-      }
-    });
-  },
-
-  async restore(ctx, artifacts) {
-    const options = optionsOrDefaults(postgresOptions, ctx.options);
-    const service = serviceToRestoreInto(ctx);
-    const ordered = accountsFirst(engine, artifacts);
-    const { conn, server } = await open("restore", service, options, "pg_restore");
-    try {
-      const existing = await listDatabases(conn, server);
-      if (ctx.dryRun) {
-        return ordered.map((artifact) => {
-          if (kindOf(artifact) === "globals") return `would restore roles and tablespaces from ${artifact.path} (create missing ones, give existing ones the backup's attributes)`;
-          const database = artifact.facts!.database as string;
-          const facts = artifact.facts as Partial<TableFacts>;
-          const replaces = existing.includes(database) ? `drop database ${database} (disconnecting its sessions)${ctx.rescue ? " after keeping a rescue dump of it" : ""}, then` : `database ${database} does not exist:`;
-          return `would restore database ${database} from ${artifact.path}: ${replaces} create it and pg_restore ${facts.tables ?? "?"} tables, ${formatCount(facts.rows ?? 0)} rows${options.jobs > 1 ? ` with ${options.jobs} jobs` : ""}`;
-        });
-      }
-      await ctx.reader.check(ordered);
-      if (ctx.rescue) await keepRescueDumps(ctx, engine, ordered, existing, (databases, store, withGlobals) => captureAll(conn, server, databases, store, withGlobals));
-      const done: string[] = [];
-      for (const artifact of ordered) {
-        done.push(kindOf(artifact) === "globals" ? await restoreGlobals(ctx, conn, server, artifact) : await restoreDatabase(ctx, conn, server, artifact, options.jobs));
-      }
-      return done;
-    } catch (error) {
-      throw asStepError(engine, "restore", ctx.serviceName, error);
-    }
-  },
-
-  async probe(ctx, recorded) {
-    return probePostgres(ctx, recorded);
-  },
-};
-
-async function probePostgres(ctx: ProbeContext<PostgresOptions>, recorded?: Artifact[]): Promise<ProbeResult> {
-  const { conn, server } = await open("probe", ctx.service, optionsOrDefaults(postgresOptions, ctx.options), "psql");
-  const existing = await listDatabases(conn, server);
-  return probeDatabases(engine, { service: ctx.service.name, serverVersion: server.version, existing, wanted: ctx.options.databases, liveFacts: (database) => liveFacts(conn, database) }, recorded);
-}
+  restoreAccounts: restoreGlobals,
+  restoreDatabase: (ctx, conn, server, artifact, options) => restoreDatabase(ctx, conn, server, artifact, options.jobs),
+  liveFacts,
+});

@@ -7,12 +7,11 @@
 // Restore stops the service, puts the RDB back and, when AOF is on, rebuilds the append-only
 // files from it (Redis 7 loads only the AOF when it is on: a base file plus a manifest; older
 // versions load an RDB-preamble appendonly.aof), starts the service and checks the key counts.
-import path from "node:path";
 import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
-import { extractArchive, shellQuote, writeScript } from "../../archive/tar-transfer.ts";
+import { shellQuote, writeScript } from "../../archive/tar-transfer.ts";
 import type { ExtractTree } from "../../store/types.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";

@@ -5,7 +5,6 @@
 // The dump strategies (postgres, mariadb) also share their base options, the choice of
 // databases, archive checks, rescue dumps and the probe against recorded table facts.
 import { createHash } from "node:crypto";
-import path from "node:path";
 import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";

@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { projectDir } from "../../catalog/runs.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
-import { extractArchive, shellQuote, swapInStagedLines, writeScript } from "../../archive/tar-transfer.ts";
+import { shellQuote, swapInStagedLines, writeScript } from "../../archive/tar-transfer.ts";
 import type { ExtractTree } from "../../store/types.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";

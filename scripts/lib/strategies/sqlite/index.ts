@@ -24,7 +24,7 @@ import { startHelper } from "../../docker/helper.ts";
 import { StepError } from "../../errors.ts";
 import { formatSeconds, log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
-import type { BackupContext, ProbeResult, RestoreContext, Strategy, ProbeContext } from "../types.ts";
+import type { ProbeResult, RestoreContext, Strategy, ProbeContext } from "../types.ts";
 import {
   artifactBaseName,
   compareTableFacts,

@@ -1,7 +1,6 @@
 // The `volume` strategy: tar the service's volumes through a read-only helper. Stop mode (the
 // default) stops the service, everything depending on it and every other writer of its volumes
 // for exactly the length of the capture; hot mode (`stop: false`) copies files as they are.
-import path from "node:path";
 import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { selectMounts, type SelectedMount } from "../../compose/mounts.ts";

@@ -9,9 +9,8 @@
 // folder is inside the volume; the old content is deleted and the staged entries moved in.
 import path from "node:path";
 import type { ExtractTree } from "../../store/types.ts";
-import { extractArchive, restoredMetadataLines, shellQuote, swapInStagedLines, writeScript, type Extraction } from "../../archive/tar-transfer.ts";
+import { restoredMetadataLines, shellQuote, swapInStagedLines, writeScript, type Extraction } from "../../archive/tar-transfer.ts";
 import type { PipeDir } from "../../docker/pipe-dir.ts";
-import type { Artifact } from "../../catalog/manifest.ts";
 import { runningUsersOfVolume } from "../../docker/containers.ts";
 import { isLocalEngine } from "../../docker/engine.ts";
 import { helperLabel, startDetached, withHelper, type Helper } from "../../docker/helper.ts";
