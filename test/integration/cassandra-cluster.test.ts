@@ -277,6 +277,10 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
     const secondAdded = addedBy(secondRun);
     console.log(`# repository engine, 2-node ring: first backup added ${firstAdded} bytes, the second (5% more rows) ${secondAdded} (${((secondAdded / firstAdded) * 100).toFixed(1)}%)`);
     assert.ok(secondAdded <= firstAdded * 0.15, `the second backup added ${secondAdded} bytes, more than 15% of ${firstAdded}`);
+    // The snapshot keeps its paths from run to run: SSTables unchanged since the first backup are not read again.
+    const unchanged = [...second.stderr.matchAll(/: snapshot composure-\S+: (\d+) files \((\d+) unchanged, not read again\)/g)].map((match) => Number(match[2]));
+    assert.equal(unchanged.length, 2, "one line per node");
+    assert.ok(unchanged.every((count) => count > 0), `unchanged SSTables were not read again: ${unchanged.join(", ")}`);
     await cql(node1, "TRUNCATE ledger.journal;\nDROP TABLE shop.items;\n");
     const restore = await composure("restore", { ...repositoryEnv, RUN: secondRun, FORCE: "1", NO_RESCUE: "1" });
     assert.equal(restore.code, 0, restore.stderr);

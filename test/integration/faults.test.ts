@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync, mkdir
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { backupsOf, besideData, busyboxProject, busyboxImage, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir, waitFor } from "../support/composure.ts";
+import { resticOf } from "../support/restic.ts";
 
 const project = busyboxProject("cmpt-faults", { db: ["data:/data"], web: ["site:/site"] });
 
@@ -113,22 +114,23 @@ describe("fault suite", { timeout: 900_000 }, () => {
     await assertEverythingRuns();
   });
 
-  test("a full destination disk: a clear error, no partial files, services running, earlier runs intact", async () => {
+  for (const engine of ["archive", "repository"] as const) test(`a full destination disk (${engine} engine): a clear error, no partial files, services running, earlier runs intact`, async () => {
     const small = tempDir("faults-full");
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", small]);
     try {
       mkdirSync(path.join(small, "d"));
-      const fullEnv = { ...env, DESTINATION: path.join(small, "d"), CONFIG: path.join(tempDir("empty"), "none.yml") };
+      const fullEnv = { ...env, DESTINATION: path.join(small, "d"), CONFIG: path.join(tempDir("empty"), "none.yml"), STORAGE: engine };
       writeFileSync(fullEnv.CONFIG, "{}\n");
       const earlier = await composure("backup", { ...fullEnv, SERVICE: "web" });
       assert.equal(earlier.code, 0, earlier.stderr);
       const full = await composure("backup", fullEnv);
       assert.equal(full.code, 1);
-      assert.match(full.stderr, /db: backup failed: .*(ENOSPC|No space left)/);
+      assert.match(full.stderr, /db: backup failed: .*(ENOSPC|no space left)/i);
       const leftovers = readdirSync(path.join(small, "d"), { recursive: true }).map(String).filter((name) => name.endsWith(".partial"));
       assert.deepEqual(leftovers, []);
       await assertEverythingRuns();
       assert.equal((await composure("verify", { ...fullEnv, RUN: "all" })).code, 0, "every sealed run on the full disk still verifies");
+      if (engine === "repository") await resticOf(fullEnv.DESTINATION, project.name).run("check"); // the repository stays usable
     } finally {
       execFileSync("umount", [small]);
     }

@@ -8,9 +8,9 @@ import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } fr
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { resticBinary } from "../../scripts/lib/store/restic.ts";
+import { resticOf } from "../support/restic.ts";
 import { RcloneServer } from "../support/remotes.ts";
-import { busyboxProject, composure, docker, inVolumes, requireDocker, sh, snapshotVolume, tempDir, waitFor } from "../support/composure.ts";
+import { busyboxProject, composure, docker, inVolumes, requireDocker, snapshotVolume, tempDir, waitFor } from "../support/composure.ts";
 
 const project = busyboxProject("cmpt-repo", { app: ["files:/files"], notes: ["notes:/notes"] }, { app: { "composure.storage": "repository" } });
 const destination = tempDir("repo-dest");
@@ -19,8 +19,7 @@ const config = path.join(tempDir("repo-config"), "composure.yml");
 writeFileSync(config, 'remote:\n  target: "reposite:offsite"\nstop_timeout_seconds: 5\n');
 const env = () => ({ PROJECT: project.name, DESTINATION: destination, CONFIG: config, ...server.clientEnv() });
 const volumes = [project.volume("files"), project.volume("notes")];
-const repository = path.join(destination, project.name, ".repository");
-const passwordFile = path.join(destination, ".repository-password");
+const { repository, passwordFile, run: restic, snapshotIds } = resticOf(destination, project.name);
 
 interface Artifact {
   path: string;
@@ -38,8 +37,6 @@ interface ServiceRecord {
 const manifestOf = (runDir: string): { runId: string; outcome: string; services: ServiceRecord[] } => JSON.parse(readFileSync(path.join(runDir, "manifest.json"), "utf8"));
 const runs = async (): Promise<{ run: string; outcome: string }[]> => JSON.parse((await composure("list", env(), ["--json"])).stdout);
 const added = (runDir: string) => manifestOf(path.join(destination, project.name, runDir)).services.find((record) => record.name === "app")!.artifacts.reduce((sum, artifact) => sum + artifact.repository!.addedBytes, 0);
-const restic = (...args: string[]) => sh("env", [`RESTIC_REPOSITORY=${repository}`, `RESTIC_PASSWORD_FILE=${passwordFile}`, `RESTIC_CACHE_DIR=${tempDir("restic-cache")}`, resticBinary(), ...args]);
-const snapshotIds = async () => (JSON.parse(await restic("snapshots", "--json", "--no-lock")) as { id: string }[]).map((snapshot) => snapshot.id).sort();
 const referencedSnapshots = () =>
   readdirSync(path.join(destination, project.name))
     .filter((name) => existsSync(path.join(destination, project.name, name, "manifest.json")))

@@ -18,6 +18,7 @@ export interface ArchiveTarget {
 
 export function archiveStore(target: ArchiveTarget): ArtifactStore {
   return {
+    incremental: false,
     async putTree(name: string, source: TreeSource, label: string): Promise<StoredArtifact> {
       const file = path.join(target.dir, `${name}.tar.zst`);
       const stored = await captureDirectory(source.helper, source.pipe, source.dir, file, target.level, label, { entries: source.entries, dereference: source.dereference });

@@ -17,6 +17,7 @@ import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./type
 interface BackupSummary {
   snapshot_id: string;
   total_files_processed: number;
+  files_unmodified: number;
   total_bytes_processed: number;
   data_added_packed: number;
 }
@@ -40,6 +41,7 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
     repository: { snapshot: summary.snapshot_id, source, kind, files: summary.total_files_processed, addedBytes: summary.data_added_packed },
   });
   return {
+    incremental: true,
     async putTree(name: string, source: TreeSource, label: string): Promise<StoredArtifact> {
       if (source.dereference) {
         log.info(`${label}: restic keeps symlinks as links, and this source must be stored with what they point to: kept in an archive file`);
@@ -47,10 +49,10 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
       }
       const paths = source.entries ? source.entries.map((entry) => path.posix.join(source.dir, entry)) : [source.dir];
       const started = performance.now();
-      const stdout = await resticInHelper(repository, source.helper, ["backup", "--json", "--quiet", ...tags(name), "--", ...paths]);
+      const stdout = await resticInHelper(repository, source.helper, ["backup", "--json", "--quiet", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), "--", ...paths]);
       const summary = lastMessage<BackupSummary>(stdout, "summary");
       const seconds = (performance.now() - started) / 1000;
-      log.info(`${label}: ${summary.total_files_processed} files, ${formatBytes(summary.total_bytes_processed)} -> ${formatBytes(summary.data_added_packed)} added to the repository in ${seconds.toFixed(1)} s`);
+      log.info(`${label}: ${summary.total_files_processed} files (${summary.files_unmodified} unchanged, not read again), ${formatBytes(summary.total_bytes_processed)} -> ${formatBytes(summary.data_added_packed)} added to the repository in ${seconds.toFixed(1)} s`);
       return artifactOf(name, "tree", source.dir, summary);
     },
 

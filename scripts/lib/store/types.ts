@@ -18,6 +18,11 @@ export interface TreeSource {
   entries?: string[];
   /** Store what symlinks point to instead of the links (VictoriaMetrics snapshots). */
   dereference?: boolean;
+  /**
+   * The files are hard links made anew each run (Cassandra snapshots): their ctime changes while
+   * their content does not, so an engine that skips unchanged files judges by size, mtime and inode.
+   */
+  relinked?: boolean;
 }
 
 /** The manifest fields the store fills in; the strategy adds `volume` and `facts`. */
@@ -25,6 +30,11 @@ export type StoredArtifact = Pick<Artifact, "path" | "bytes" | "sha256" | "compr
 
 /** Where one service's sources of one run go. */
 export interface ArtifactStore {
+  /**
+   * True when the engine reuses what the previous run of a source stored, provided the source
+   * sits at the same path: a strategy then keeps its paths from run to run (a snapshot tag, say).
+   */
+  readonly incremental: boolean;
   /** Stores the tree as artifact `name` (unique in the service, no suffix: the engine adds its own). */
   putTree(name: string, source: TreeSource, label: string): Promise<StoredArtifact>;
   /** Stores what the stream yields as artifact `name`; `label` names it in progress lines. */

@@ -144,8 +144,10 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     const run: ClusterRun = { capturer: ctx.service.name, cluster };
     ctx.scope.get(clusterRuns).set(cluster.name, run);
     const facts = { cassandraCluster: cluster.name, capturedWith: ctx.service.name, nodes: cluster.nodes.map((node) => node.key), services: cluster.services, foundBy: cluster.foundBy };
-    // The tag names the run: the same on every node, and recognisable if a killed run leaves it.
-    const tag = `composure-${path.basename(ctx.runDir)}`;
+    // The tag is the same on every node, and recognisable if a killed run leaves it. It names the
+    // run, or for an incremental store the project: the snapshot's paths then stay the same from
+    // run to run and unchanged SSTables are not read again.
+    const tag = ctx.store.incremental ? `composure-${ctx.project.name}` : `composure-${path.basename(ctx.runDir)}`;
     let snapshot: Snapshot;
     try {
       snapshot = await takeSnapshot(cluster, { keyspaces: ctx.options.keyspaces, excludeKeyspaces: ctx.options.exclude_keyspaces }, tag);

@@ -73,8 +73,16 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
     const failed = results.flatMap((result, index) => (result.status === "rejected" ? [`${messageOf(result.reason)} (clear it by hand: docker exec ${targets[index].container.name} nodetool clearsnapshot -t ${tag})`] : []));
     if (failed.length) throw new Error(`snapshot ${tag} could not be cleared: ${failed.join("; ")}`);
   };
+  const snapshotOn = (node: CassandraNode) => nodetool(node, ["snapshot", "-t", tag, ...choice.keyspaces]);
   try {
-    await onEveryNode(nodes, (node) => nodetool(node, ["snapshot", "-t", tag, ...choice.keyspaces]));
+    // A tag kept from run to run (an incremental store) may be left by a killed run: clear it and take it again.
+    await onEveryNode(nodes, (node) =>
+      snapshotOn(node).catch(async (error: unknown) => {
+        if (!/already exists/i.test(messageOf(error))) throw error;
+        await nodetool(node, ["clearsnapshot", "-t", tag], 300_000);
+        await snapshotOn(node);
+      }),
+    );
     const schema = await describeKeyspaces(first, choice.keyspaces);
     const seconds = (performance.now() - started) / 1000;
     log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
@@ -203,7 +211,7 @@ export async function captureNode(snapshot: Snapshot, node: CassandraNode, targe
       rawBytes += bytes;
     }
     const started = performance.now();
-    const stored = await target.store.putTree(node.key, { helper, pipe, dir: "/n", entries: dirs.map((dir) => dir.slice(1)) }, `${node.key}: snapshot ${snapshot.tag}`);
+    const stored = await target.store.putTree(node.key, { helper, pipe, dir: "/n", entries: dirs.map((dir) => dir.slice(1)), relinked: true }, `${node.key}: snapshot ${snapshot.tag}`);
     const seconds = (performance.now() - started) / 1000;
     log.info(`${node.key}: ${Object.keys(tables).length} tables, ${formatBytes(rawBytes)} of SSTables -> ${formatBytes(stored.bytes)} in ${formatSeconds(seconds)} (${formatBytes(rawBytes / Math.max(seconds, 0.001))}/s)`);
     const facts: NodeFacts = {
