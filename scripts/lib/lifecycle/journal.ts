@@ -1,7 +1,9 @@
-// The journal of what a run changed and must undo: containers composure stopped, and volumes
-// holding a half-extracted restore staging folder. Each entry is written before the change and
-// cleared after its undo, so a run killed half-way leaves a list the next composure command
-// (backup, restore, prune) works off: it restarts the containers and removes the staging folders.
+// The one journal of what a run changed and must undo: containers composure stopped, volumes
+// holding a half-extracted restore staging folder, and what a strategy made outside composure's
+// folders (a TSDB snapshot in the data volume, a Cassandra snapshot tag on the nodes), each
+// naming the strategy that undoes it. Each entry is written before the change and cleared after
+// its undo, so a run killed half-way leaves a list the next composure command (backup, restore)
+// works off: it removes the staging folders and the strategies' leftovers, then restarts the containers.
 import { existsSync } from "node:fs";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -24,17 +26,33 @@ export interface Staging {
   old?: string;
 }
 
+/** Something a strategy made that a killed run would leave behind; `data` is the strategy's own. */
+export interface Leftover {
+  id: string;
+  strategy: string;
+  service: string;
+  since: string;
+  data: Record<string, unknown>;
+}
+
 interface JournalFile {
   stopped: StoppedContainer[];
   staging: Staging[];
+  leftovers: Leftover[];
 }
 
 /** Removes a staging folder from a volume (needs a helper container: supplied by the caller). */
 export type StagingCleaner = (staging: Staging) => Promise<void>;
 
+/** How the entries of a killed run are undone (strategies/registry.ts knows who undoes what). */
+export interface JournalRecovery {
+  cleanStaging: StagingCleaner;
+  undoLeftover(leftover: Leftover): Promise<void>;
+}
+
 export class StopJournal {
   private readonly file: string;
-  private state: JournalFile = { stopped: [], staging: [] };
+  private state: JournalFile = { stopped: [], staging: [], leftovers: [] };
   private writing: Promise<void> = Promise.resolve();
 
   constructor(projectDir: string) {
@@ -42,22 +60,28 @@ export class StopJournal {
   }
 
   /** Undoes whatever a killed run left behind. Call while holding the project lock. */
-  async recover(cleanStaging?: StagingCleaner): Promise<string[]> {
-    if (!existsSync(this.file)) return [];
-    const leftovers = await this.read();
+  async recover(recovery: JournalRecovery): Promise<string[]> {
+    const legacy = await this.readLegacySnapshots();
+    if (!existsSync(this.file) && legacy.length === 0) return [];
+    const leftovers = existsSync(this.file) ? await this.read() : { stopped: [], staging: [], leftovers: [] };
     // Staging first: a restore killed between its two renames must put _data back before a start.
     const pending: Staging[] = [];
     for (const staging of leftovers.staging) {
-      if (!cleanStaging) {
-        pending.push(staging);
-        continue;
-      }
       try {
-        await cleanStaging(staging);
+        await recovery.cleanStaging(staging);
         log.warn(`removed the staging folder an interrupted restore left in ${staging.volume}`);
       } catch (error) {
         log.warn(`${(error as Error).message} (kept in the journal: the next composure command tries again)`);
         pending.push(staging);
+      }
+    }
+    const undone: Leftover[] = [];
+    for (const leftover of [...leftovers.leftovers, ...legacy]) {
+      try {
+        await recovery.undoLeftover(leftover);
+      } catch (error) {
+        log.warn(`${leftover.service}: ${(error as Error).message} (kept in the journal: the next composure command tries again)`);
+        undone.push(leftover);
       }
     }
     const restarted: string[] = [];
@@ -71,18 +95,41 @@ export class StopJournal {
       }
     }
     if (restarted.length) log.warn(`restarted containers an interrupted run had stopped: ${restarted.join(", ")}`);
-    this.state = { stopped: [], staging: pending };
+    this.state = { stopped: [], staging: pending, leftovers: undone };
     await this.save();
+    await rm(this.legacyFile, { force: true });
     return restarted;
+  }
+
+  /** The TSDB snapshot list of composure versions before this journal held it: read once, then removed. */
+  private get legacyFile(): string {
+    return path.join(path.dirname(this.file), ".pending-snapshots.json");
+  }
+
+  private async readLegacySnapshots(): Promise<Leftover[]> {
+    if (!existsSync(this.legacyFile)) return [];
+    const entries = (JSON.parse(await readFile(this.legacyFile, "utf8").catch(() => "[]")) as { service: string; product: string; kind: string; since: string }[]) ?? [];
+    return entries.map((entry, index) => ({ id: `legacy-${index}`, strategy: entry.product.toLowerCase(), service: entry.service, since: entry.since, data: { ...entry, mount: entry.kind } }));
+  }
+
+  /** Writes down something a strategy made; the returned step strikes it off once it is undone. */
+  async note(strategy: string, service: string, data: Record<string, unknown>): Promise<() => Promise<void>> {
+    const entry: Leftover = { id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, strategy, service, since: new Date().toISOString(), data };
+    this.state.leftovers.push(entry);
+    await this.save();
+    return () => {
+      this.state.leftovers = this.state.leftovers.filter((other) => other.id !== entry.id);
+      return this.save();
+    };
   }
 
   private async read(): Promise<JournalFile> {
     try {
       const parsed = JSON.parse(await readFile(this.file, "utf8")) as JournalFile | StoppedContainer[];
-      return Array.isArray(parsed) ? { stopped: parsed, staging: [] } : { stopped: parsed.stopped ?? [], staging: parsed.staging ?? [] };
+      return Array.isArray(parsed) ? { stopped: parsed, staging: [], leftovers: [] } : { stopped: parsed.stopped ?? [], staging: parsed.staging ?? [], leftovers: parsed.leftovers ?? [] };
     } catch {
       log.warn(`ignoring an unreadable journal ${this.file}`);
-      return { stopped: [], staging: [] };
+      return { stopped: [], staging: [], leftovers: [] };
     }
   }
 
@@ -108,7 +155,7 @@ export class StopJournal {
 
   private save(): Promise<void> {
     const snapshot = JSON.stringify(this.state);
-    const empty = this.state.stopped.length === 0 && this.state.staging.length === 0;
+    const empty = this.state.stopped.length === 0 && this.state.staging.length === 0 && this.state.leftovers.length === 0;
     this.writing = this.writing.then(async () => {
       if (empty) return rm(this.file, { force: true });
       await writeFile(`${this.file}.tmp`, snapshot, { mode: 0o600 });

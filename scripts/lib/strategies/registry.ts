@@ -12,7 +12,7 @@ import { elasticsearchStrategy } from "./elasticsearch/index.ts";
 import { cassandraStrategy } from "./cassandra/index.ts";
 import { volumeStrategy } from "./volume/index.ts";
 import { stagingCleaner } from "./volume/swap.ts";
-import type { StagingCleaner } from "../lifecycle/journal.ts";
+import type { JournalRecovery } from "../lifecycle/journal.ts";
 
 const strategies: Strategy<any>[] = [postgresStrategy, mariadbStrategy, sqliteStrategy, redisStrategy, prometheusStrategy, victoriaMetricsStrategy, elasticsearchStrategy, cassandraStrategy, volumeStrategy];
 
@@ -29,9 +29,17 @@ export function detectStrategy(service: ServiceInfo): string {
 }
 
 /**
- * What undoes the journal entries a killed run left that belong to a strategy (today the volume
- * strategy's restore staging folders), for StopJournal.recover.
+ * What undoes the journal entries a killed run left that belong to a strategy, for
+ * StopJournal.recover: the volume strategy's restore staging folders, and each leftover by the
+ * strategy its entry names.
  */
-export function journalRecovery(helperImage: string, project: string): StagingCleaner {
-  return stagingCleaner(helperImage, project);
+export function journalRecovery(helperImage: string, project: string): JournalRecovery {
+  return {
+    cleanStaging: stagingCleaner(helperImage, project),
+    async undoLeftover(leftover) {
+      const strategy = strategies.find((candidate) => candidate.kind === leftover.strategy);
+      if (!strategy?.undoLeftover) throw new Error(`no strategy undoes a leftover of kind ${leftover.strategy}`);
+      await strategy.undoLeftover(leftover, { helperImage, project });
+    },
+  };
 }

@@ -13,7 +13,7 @@ import type { ProjectInfo, ServiceInfo } from "../compose/discover.ts";
 import type { Config, ServiceSettings } from "../config/schema.ts";
 import type { Artifact, ServiceRecord } from "../catalog/manifest.ts";
 import type { SelectedMount } from "../compose/mounts.ts";
-import type { StopJournal } from "../lifecycle/journal.ts";
+import type { Leftover, StopJournal } from "../lifecycle/journal.ts";
 import type { ArtifactStore } from "../store/types.ts";
 import type { ArtifactReader } from "../store/read.ts";
 
@@ -127,6 +127,11 @@ export interface Strategy<Options = Record<string, unknown>> {
    * restore drills: ok once the service answers.
    */
   probe?(ctx: ProbeContext<Options>, recorded?: Artifact[]): Promise<ProbeResult>;
+  /**
+   * Undoes what a killed run of this strategy left outside composure's folders, as the strategy
+   * wrote it into the journal (`ctx.journal.note`): a snapshot in a data volume, a snapshot tag.
+   */
+  undoLeftover?(leftover: Leftover, env: { helperImage: string; project: string }): Promise<void>;
 }
 
 /**

@@ -29,7 +29,7 @@ import { imagePath, listOption, ToolMissingError } from "../shared/in-container.
 import { discoverCluster, NodesError, type Cluster } from "./nodes.ts";
 import { probeCassandra } from "./probe.ts";
 import { restoreCluster, schemaFactsOf } from "./restore.ts";
-import { captureSnapshot, clearStaleTags, takeSnapshot, type Snapshot } from "./snapshot.ts";
+import { captureSnapshot, clearLeftoverTag, takeSnapshot, type Snapshot } from "./snapshot.ts";
 
 export const cassandraOptions = z
   .object({
@@ -148,20 +148,21 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     // run, or for an incremental store the project: the snapshot's paths then stay the same from
     // run to run and unchanged SSTables are not read again.
     const tag = ctx.store.incremental ? `composure-${ctx.project.name}` : `composure-${path.basename(ctx.runDir)}`;
+    // Into the journal first: a run killed from here on leaves the tag for the next command to clear.
+    const strikeOff = await ctx.journal.note(cassandraStrategy.kind, ctx.service.name, { tag, nodes: cluster.nodes.map((node) => ({ id: node.container.id, key: node.key })) });
     let snapshot: Snapshot;
     try {
       snapshot = await takeSnapshot(cluster, { keyspaces: ctx.options.keyspaces, excludeKeyspaces: ctx.options.exclude_keyspaces }, tag);
     } catch (error) {
+      await strikeOff(); // takeSnapshot cleared what it made
       run.error = messageOf(error);
       // The record still names the cluster it was to capture.
       throw new SessionOpenError(asStepError("prepare", ctx.service.name, error), facts);
     }
-    let staleTags: string[] = [];
     const capture = async () => {
       try {
         const started = performance.now();
         const result = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, store: ctx.store });
-        staleTags = result.staleTags;
         const seconds = (performance.now() - started) / 1000;
         const stored = result.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
         log.info(`${ctx.service.name}: cassandra cluster ${cluster.name}: snapshot ${formatSeconds(snapshot.seconds)}, capture ${formatSeconds(seconds)}: ${formatBytes(result.rawBytes)} of SSTables stored as ${formatBytes(stored)} (${formatBytes(result.rawBytes / Math.max(seconds, 0.001))}/s)`);
@@ -174,15 +175,16 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     const release = async () => {
       try {
         await snapshot.clear();
+        await strikeOff();
       } catch (error) {
         run.error ??= messageOf(error);
         throw error;
-      } finally {
-        await clearStaleTags(snapshot.nodes, staleTags).catch(() => undefined);
       }
     };
     return hotSession(capture, { release, facts });
   },
+
+  undoLeftover: clearLeftoverTag,
 
   async restore(ctx, artifacts) {
     try {

@@ -318,12 +318,18 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, cluster: Cluster, fi
   if (present.length === 0) return undefined;
   const rescue = ctx.rescue!;
   const store = await rescue.store(ctx.serviceName);
-  const snapshot = await takeSnapshot(cluster, { keyspaces: present }, `composure-rescue-${Date.now()}`);
+  const tag = `composure-rescue-${Date.now()}`;
+  const strikeOff = await ctx.journal.note("cassandra", ctx.serviceName, { tag, nodes: cluster.nodes.map((node) => ({ id: node.container.id, key: node.key })) });
+  const snapshot = await takeSnapshot(cluster, { keyspaces: present }, tag).catch(async (error: unknown) => {
+    await strikeOff(); // takeSnapshot cleared what it made
+    throw error;
+  });
   try {
     const { artifacts } = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, store });
     for (const artifact of artifacts) rescue.add(ctx.serviceName, artifact, "cassandra");
   } finally {
     await snapshot.clear();
+    await strikeOff();
   }
   return `kept a rescue copy of ${present.join(", ")} (all nodes) in the rescue run`;
 }

@@ -10,6 +10,8 @@ import type { Artifact } from "../../catalog/manifest.ts";
 import { messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
 import { withHelper } from "../../docker/helper.ts";
+import { inspectContainer } from "../../docker/containers.ts";
+import type { Leftover } from "../../lifecycle/journal.ts";
 import { chooseKeyspaces, jsonRows, parseSnapshotDir, quoteIdentifier, tableKey, tablesInSchema } from "./cql.ts";
 import { cqlsh, describeNode, nodetool, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
 
@@ -38,9 +40,6 @@ export interface Snapshot {
 
 /** Where a restore stages SSTables, at the root of a node's data volume (skipped by captures). */
 export const stagingDirName = "composure-restore";
-
-/** Snapshot tags of composure: `composure-<run id>`. */
-export const tagPrefix = "composure-";
 
 /**
  * Every node running, the keyspace filter resolved, then `nodetool flush` and `nodetool snapshot
@@ -169,7 +168,7 @@ export interface CaptureTarget {
  * in the archive are the container's own (var/lib/cassandra/data/<ks>/<table>-<id>/snapshots/<tag>/...),
  * so the archive says where each file came from even with several data directories.
  */
-export async function captureNode(snapshot: Snapshot, node: CassandraNode, target: CaptureTarget): Promise<{ artifact: Artifact; staleTags: string[] }> {
+export async function captureNode(snapshot: Snapshot, node: CassandraNode, target: CaptureTarget): Promise<{ artifact: Artifact }> {
   const mounts = node.container.mounts.filter((mount) => mount.type === "volume" || mount.type === "bind");
   if (mounts.length === 0) throw new Error(`${describeNode(node)} has no volume: its data directory is inside the container, where a helper cannot read it (put /var/lib/cassandra on a volume)`);
   const binds = mounts.map((mount) => `${mount.source}:/n${mount.destination}:ro`);
@@ -178,7 +177,6 @@ export async function captureNode(snapshot: Snapshot, node: CassandraNode, targe
     // (Not inside the staging directories of a restore, which hold copies of snapshot directories.)
     const found = (await helperScript(helper, `find /n -type d \\( -name ${stagingDirName} -o -path '*/snapshots/*' \\) -prune -path '*/snapshots/*' -print`)).split("\n").filter(Boolean);
     const ours = found.filter((dir) => path.posix.basename(dir) === snapshot.tag);
-    const staleTags = [...new Set(found.map((dir) => path.posix.basename(dir)).filter((name) => name.startsWith(tagPrefix) && name !== snapshot.tag))];
     const tables: Record<string, TableOnNode> = {};
     const dataDirs = new Set<string>();
     for (const dir of ours) {
@@ -228,7 +226,7 @@ export async function captureNode(snapshot: Snapshot, node: CassandraNode, targe
       rawBytes,
       selectors: selectorsOf(Object.keys(tables)),
     };
-    return { artifact: { ...stored, facts: facts as unknown as Record<string, unknown> }, staleTags };
+    return { artifact: { ...stored, facts: facts as unknown as Record<string, unknown> } };
   });
 }
 
@@ -309,7 +307,7 @@ export interface ClusterFacts {
  * counts of the tables that are small on every node (taken just after the snapshot: under
  * concurrent writes they may differ slightly from what the snapshot holds).
  */
-export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget): Promise<{ artifacts: Artifact[]; staleTags: string[]; rawBytes: number }> {
+export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget): Promise<{ artifacts: Artifact[]; rawBytes: number }> {
   const { tables: schemaTables, views } = tablesInSchema(snapshot.schema);
   const tableNames = schemaTables.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf("."))));
   if (tableNames.length === 0) throw new Error(`keyspace${snapshot.keyspaces.length > 1 ? "s" : ""} ${snapshot.keyspaces.join(", ")} of cassandra cluster ${snapshot.cluster.name} ha${snapshot.keyspaces.length > 1 ? "ve" : "s"} no tables: nothing to back up`);
@@ -317,7 +315,7 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
     log.warn(`cassandra cluster ${snapshot.cluster.name}: row facts incomplete: ${messageOf(error)}`);
     return { estimates: new Map<string, Map<string, number>>(), counts: {} as Record<string, number> };
   });
-  const nodeResults: { artifact: Artifact; staleTags: string[] }[] = [];
+  const nodeResults: { artifact: Artifact }[] = [];
   for (const node of snapshot.nodes) nodeResults.push(await captureNode(snapshot, node, target));
   const estimatesByNode = await factsWork;
   for (const result of nodeResults) {
@@ -354,7 +352,7 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
   };
   const schemaArtifact: Artifact = { ...stored, facts: facts as unknown as Record<string, unknown> };
   const rawBytes = nodeResults.reduce((sum, result) => sum + Number((result.artifact.facts as unknown as NodeFacts).rawBytes), 0);
-  return { artifacts: [schemaArtifact, ...nodeResults.map((result) => result.artifact)], staleTags: [...new Set(nodeResults.flatMap((result) => result.staleTags))], rawBytes };
+  return { artifacts: [schemaArtifact, ...nodeResults.map((result) => result.artifact)], rawBytes };
 }
 
 async function gatherRowFacts(snapshot: Snapshot, tableNames: string[]): Promise<{ estimates: Map<string, Map<string, number>>; counts: Record<string, number> }> {
@@ -367,12 +365,19 @@ async function gatherRowFacts(snapshot: Snapshot, tableNames: string[]): Promise
   return { estimates, counts };
 }
 
-/** Clears snapshots of composure that an interrupted run left behind (best effort, logged). */
-export async function clearStaleTags(nodes: CassandraNode[], tags: string[]): Promise<void> {
-  for (const tag of tags) {
-    const results = await Promise.allSettled(nodes.map((node) => nodetool(node, ["clearsnapshot", "-t", tag], 300_000)));
-    const failed = results.filter((result) => result.status === "rejected").length;
-    if (failed) log.warn(`could not clear snapshot ${tag} (left by an interrupted run) on ${failed} node(s)`);
-    else log.info(`cleared snapshot ${tag}, left by an interrupted composure run`);
+/**
+ * Clears the snapshot tag a killed run left on its nodes (its journal entry). A node that is
+ * gone took its snapshot with it; one that is stopped keeps the entry until it runs again.
+ */
+export async function clearLeftoverTag(leftover: Leftover): Promise<void> {
+  const { tag, nodes } = leftover.data as { tag: string; nodes: { id: string; key: string }[] };
+  const waiting: string[] = [];
+  for (const { id, key } of nodes) {
+    const container = await inspectContainer(id).catch(() => undefined);
+    if (!container) continue;
+    if (!container.running) waiting.push(key);
+    else await nodetool({ key, service: leftover.service, number: 0, container }, ["clearsnapshot", "-t", tag], 300_000);
   }
+  if (waiting.length) throw new Error(`the Cassandra snapshot ${tag} an interrupted run left stays on ${waiting.join(", ")} until it runs again`);
+  log.info(`${leftover.service}: cleared the Cassandra snapshot ${tag} an interrupted run left on ${nodes.length} node(s)`);
 }

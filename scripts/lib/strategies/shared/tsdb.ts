@@ -3,17 +3,15 @@
 // volume that is archived through a read-only helper and always removed afterwards, a restore
 // that replaces the data directory with the snapshot's content while the service is stopped,
 // and restore-drill facts taken through the Prometheus query API (both speak it).
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
-import { projectDir } from "../../catalog/runs.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
 import { shellQuote, swapInStagedLines, writeScript } from "../../archive/tar-transfer.ts";
 import type { ExtractTree } from "../../store/types.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
+import type { Leftover } from "../../lifecycle/journal.ts";
 import type { BackupContext, CaptureSession, ProbeResult, RestoreContext, Strategy } from "../types.ts";
 import { hotSession } from "./session.ts";
 import { withHelper } from "../../docker/helper.ts";
@@ -198,81 +196,39 @@ export async function removeFromDataDir(image: string, project: string, location
 // ---------------------------------------------------------------------------------------------
 // Snapshots a killed run may have left behind
 
-/**
- * Every snapshot is written down in `<destination>/<project>/.pending-snapshots.json` before it
- * is taken and struck off once deleted. A run killed in between (SIGKILL, power loss) leaves its
- * entry there, and the next backup of the project removes that snapshot from the volume. The
- * project lock keeps two runs from editing the file at once.
- */
-export interface PendingSnapshot {
-  service: string;
+/** What a TSDB snapshot's journal entry holds: where it is, to remove it after a killed run. */
+interface SnapshotLeftover {
   product: string;
   /** Docker volume name (or host path of a bind mount) and the data directory inside it. */
   source: string;
-  kind: "volume" | "bind";
+  mount: "volume" | "bind";
   subpath: string;
-  /** Directories of the snapshot relative to the data directory; the name is filled in once known. */
+  /** Directories of the snapshot relative to the data directory. */
   paths: string[];
-  since: string;
 }
 
-const pendingFileOf = (ctx: BackupContext<unknown>) => path.join(projectDir(ctx.config.destination, ctx.project.name), ".pending-snapshots.json");
-
-async function readPending(file: string): Promise<PendingSnapshot[]> {
-  try {
-    const entries = JSON.parse(await readFile(file, "utf8")) as PendingSnapshot[];
-    return Array.isArray(entries) ? entries : [];
-  } catch {
-    return [];
-  }
-}
-
-async function writePending(file: string, entries: PendingSnapshot[]): Promise<void> {
-  if (entries.length === 0) {
-    await rm(file, { force: true });
-    return;
-  }
-  await writeFile(`${file}.tmp`, `${JSON.stringify(entries, null, 2)}\n`, { mode: 0o600 });
-  await rename(`${file}.tmp`, file);
-}
-
-/** Removes the snapshots earlier runs left behind in this service's volumes (a killed run). */
-export async function removeLeftoverSnapshots(ctx: BackupContext<unknown>): Promise<void> {
-  const file = pendingFileOf(ctx);
-  const entries = await readPending(file);
-  const mine = entries.filter((entry) => entry.service === ctx.service.name);
-  if (mine.length === 0) return;
-  const kept = entries.filter((entry) => !mine.includes(entry));
-  for (const entry of mine) {
-    const location: DataLocation = { mount: { type: entry.kind, source: entry.source, destination: "", readOnly: false }, subpath: entry.subpath, containerPath: "" };
-    try {
-      if (entry.kind === "volume" && !(await inspectVolume(entry.source))) continue;
-      await removeFromDataDir(ctx.helperImage, ctx.project.name, location, entry.paths);
-      log.info(`${ctx.service.name}: removed ${entry.product} snapshot ${entry.paths[0]} left behind by an interrupted run (${entry.since})`);
-    } catch (error) {
-      kept.push(entry);
-      log.warn(`${ctx.service.name}: could not remove the snapshot ${entry.paths[0]} an interrupted run left in ${entry.source}: ${(error as Error).message}`);
-    }
-  }
-  await writePending(file, kept);
+/** Removes a snapshot a killed run left in the data volume (its journal entry). */
+export async function removeLeftoverSnapshot(leftover: Leftover, env: { helperImage: string; project: string }): Promise<void> {
+  const entry = leftover.data as unknown as SnapshotLeftover;
+  if (entry.mount === "volume" && !(await inspectVolume(entry.source))) return;
+  const location: DataLocation = { mount: { type: entry.mount, source: entry.source, destination: "", readOnly: false }, subpath: entry.subpath, containerPath: "" };
+  await removeFromDataDir(env.helperImage, env.project, location, entry.paths);
+  log.info(`${leftover.service}: removed ${entry.product} snapshot ${entry.paths[0]} left behind by an interrupted run (${leftover.since})`);
 }
 
 /**
- * Writes a snapshot just taken down; returns the step that strikes it off once it is deleted.
- * When even that fails, the snapshot is deleted at once.
+ * Writes a snapshot just taken into the run's journal (a run killed from here on leaves it to
+ * the next command to remove); returns the step that strikes it off once it is deleted. When even
+ * that fails, the snapshot is deleted at once.
  */
-export async function notePendingSnapshot(ctx: BackupContext<unknown>, product: string, location: DataLocation, paths: string[]): Promise<() => Promise<void>> {
-  const file = pendingFileOf(ctx);
-  const entry: PendingSnapshot = { service: ctx.service.name, product, source: location.mount.source, kind: location.mount.type, subpath: location.subpath, paths, since: new Date().toISOString() };
-  const same = (other: PendingSnapshot) => other.service === entry.service && other.source === entry.source && other.paths[0] === entry.paths[0];
+async function notePendingSnapshot(ctx: BackupContext<unknown>, kind: string, product: string, location: DataLocation, paths: string[]): Promise<() => Promise<void>> {
+  const entry: SnapshotLeftover = { product, source: location.mount.source, mount: location.mount.type, subpath: location.subpath, paths };
   try {
-    await mkdir(path.dirname(file), { recursive: true });
-    await writePending(file, [...(await readPending(file)), entry]);
+    return await ctx.journal.note(kind, ctx.service.name, { ...entry });
   } catch (error) {
     await removeFromDataDir(ctx.helperImage, ctx.project.name, location, paths).catch(() => undefined);
-    throw new Error(`cannot write down the snapshot in ${file} (${(error as Error).message}): deleted it again`);
+    throw new Error(`cannot write the snapshot into the journal (${(error as Error).message}): deleted it again`);
   }
-  return async () => writePending(file, (await readPending(file)).filter((other) => !same(other)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,7 +282,6 @@ export async function openTsdbSession(ctx: BackupContext<TsdbOptions>, hooks: Ts
   const container = requireRunningContainer(service, hooks.purpose);
   const location = requireDataLocation(service, container, ctx.options.data_path, `composure.${kind}.data_path`);
   const url = ctx.options.url;
-  await removeLeftoverSnapshots(ctx as BackupContext<unknown>);
   const { snapshot, drill, strikeOff } = await withServiceNetwork(ctx.helperImage, ctx.project.name, container.id, async (http) => {
     await hooks.checkApi(http, service.name, url);
     // Facts before the snapshot: every sample they name is older than it, so it is in it.
@@ -334,7 +289,7 @@ export async function openTsdbSession(ctx: BackupContext<TsdbOptions>, hooks: Ts
     if (drill.error) log.warn(`${service.name}: restore-drill facts not recorded: ${drill.error}`);
     const snapshot = await hooks.takeSnapshot(http, service.name, url, ctx.options.timeout);
     // Written down at once: a run killed from here on leaves it for the next run to remove.
-    return { drill, snapshot, strikeOff: await notePendingSnapshot(ctx as BackupContext<unknown>, product, location, hooks.snapshotPaths(snapshot)) };
+    return { drill, snapshot, strikeOff: await notePendingSnapshot(ctx as BackupContext<unknown>, kind, product, location, hooks.snapshotPaths(snapshot)) };
   });
   const takenAt = new Date().toISOString();
   log.info(`${service.name}: ${product} snapshot ${snapshot} ${hooks.took}`);
@@ -365,6 +320,7 @@ export function tsdbStrategy(spec: TsdbSnapshotHooks & { options: ReturnType<typ
     openSession: (ctx) => openTsdbSession(ctx, spec),
     restore: (ctx, artifacts) => restoreTsdb(ctx, artifacts, flavor),
     probe: (ctx, recorded) => probeTsdb(ctx as BackupContext<unknown>, ctx.options.url, ctx.options.query, flavor, recorded),
+    undoLeftover: removeLeftoverSnapshot,
   };
 }
 
