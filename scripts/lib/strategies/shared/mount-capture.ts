@@ -24,7 +24,8 @@ export async function captureMounts(helperImage: string, project: string, mounts
 /** captureMounts with a helper that has mountBinds(mounts). */
 async function storeMounts(helper: Helper, pipe: PipeDir | undefined, mounts: SelectedMount[], store: ArtifactStore, live: boolean): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
-  prefetchSmallFiles(helper, mounts.map((_, index) => mountDir(index)));
+  // Warming the page cache helps a full read; an incremental store reads only the changed files.
+  if (!store.incremental) prefetchSmallFiles(helper, mounts.map((_, index) => mountDir(index)));
   for (const [index, selected] of mounts.entries()) {
     const facts = treeFacts(helper, mountDir(index));
     facts.catch(() => undefined); // awaited below, after the capture

@@ -1,7 +1,8 @@
 // Facts about a directory tree, taken by the same busybox script on the live volume at backup time
 // and on the restored volume in a restore drill: entries, regular files, their bytes, a hash of the
 // sorted listing (types, sizes, names) and a hash of a sample of file contents (the first MiB of
-// up to 8 files spread over the sorted names). Metadata passes only, plus at most 8 MiB of reads.
+// up to 8 files spread over the sorted names). Two metadata passes (one stat of every entry gives
+// the counts and the listing), plus at most 8 MiB of reads.
 import type { Helper } from "../../docker/helper.ts";
 
 export interface TreeFacts {
@@ -18,11 +19,16 @@ export interface TreeFacts {
 // Names with newlines split into several lines here; both sides split them the same way.
 const script = `
 cd -- "$1" || exit 2
-printf 'entries %s\\n' "$(find . -mindepth 1 | wc -l)"
-stats=$(find . -type f -print0 | xargs -0 -r stat -c '%s' | awk '{ n++; s += $1 } END { printf "%d %.0f", n, s }')
-files=\${stats% *}
-printf 'files %s\\nbytes %s\\n' "$files" "\${stats#* }"
-{ find . -type f -print0 | xargs -0 -r stat -c 'f %s %n'; find . -mindepth 1 ! -type f -print0 | xargs -0 -r stat -c '%F %n'; } | sort | sha256sum | sed 's/ .*//; s/^/listing /'
+t=$(mktemp) || exit 2
+find . -mindepth 1 -print0 | xargs -0 -r stat -c '%F|%s|%n' | awk -v counts="$t" '
+  { n++ }
+  /^regular (empty )?file\\|[0-9]+\\|/ { i = index($0, "|"); rest = substr($0, i + 1); j = index(rest, "|"); size = substr(rest, 1, j - 1); files++; bytes += size; print "f " size " " substr(rest, j + 1); next }
+  /^[^|]+\\|[0-9]+\\|/ { i = index($0, "|"); rest = substr($0, i + 1); j = index(rest, "|"); print substr($0, 1, i - 1) " " substr(rest, j + 1); next }
+  { print }
+  END { printf "entries %d\\nfiles %d\\nbytes %.0f\\n", n, files, bytes > counts }' | sort | sha256sum | sed 's/ .*//; s/^/listing /' > "$t.listing"
+cat "$t" "$t.listing"
+files=$(sed -n 's/^files //p' "$t")
+rm -f "$t" "$t.listing"
 find . -type f | sort | awk -v n="$files" 'BEGIN { k = int((n + 7) / 8) } (NR - 1) % k == 0' |
   while IFS= read -r name; do head -c 1048576 -- "$name" 2>/dev/null | sha256sum; done | sha256sum | sed 's/ .*//; s/^/sample /'
 `;
