@@ -18,8 +18,8 @@ import { repositoryOf, type Repository } from "../store/restic.ts";
 
 export function remoteFrom(config: Config): Remote | undefined {
   if (!config.remote) return undefined;
-  const { target, config_file, bwlimit, transfers } = config.remote;
-  return new RcloneRemote({ target, configFile: config_file, bwlimit, transfers, backoffSeconds: Number(process.env.COMPOSURE_RCLONE_BACKOFF ?? 2) });
+  const { target, config_file, bwlimit, transfers, chunk_size } = config.remote;
+  return new RcloneRemote({ target, configFile: config_file, bwlimit, transfers, chunkSize: chunk_size, backoffSeconds: Number(process.env.COMPOSURE_RCLONE_BACKOFF ?? 2) });
 }
 
 export function requireRemote(config: Config): Remote {

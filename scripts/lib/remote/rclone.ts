@@ -1,10 +1,12 @@
 // The rclone implementation of Remote. Credentials stay in rclone's config file or RCLONE_*
 // environment variables, never in argv. rclone's exit code 5 means "temporary, retrying may
 // help": those (and network errors met while opening the remote) are retried with backoff;
-// every other failure is permanent and reported at once.
+// every other failure is permanent and reported at once. Before its first call it settles which
+// rclone runs and the remote's backend type (S3: the version is checked, chunk_size applies).
 import { RemoteError } from "../errors.ts";
 import { log } from "../log.ts";
 import { spawnChecked } from "../shell.ts";
+import { backendType, checkS3Version, rcloneBinary } from "./rclone-binary.ts";
 import type { Remote, RemoteEntry } from "./types.ts";
 
 export interface RcloneSettings {
@@ -12,6 +14,8 @@ export interface RcloneSettings {
   configFile?: string;
   bwlimit?: string;
   transfers?: number;
+  /** S3 multipart part size (rclone --s3-chunk-size), applied only when the remote is S3. */
+  chunkSize?: string;
   /** Attempts for temporary failures (exit code 5). */
   attempts?: number;
   backoffSeconds?: number;
@@ -32,11 +36,31 @@ const exitMeanings: Record<number, string> = {
 /** Network trouble rclone reports as a plain failure when it happens while opening the remote. */
 const transientPattern = /connection refused|connection reset|i\/o timeout|TLS handshake timeout|broken pipe|unexpected EOF|50[234] /i;
 
+/** One check per binary and target for the whole command (every RcloneRemote of a process shares it). */
+const prepared = new Map<string, Promise<string>>();
+
 export class RcloneRemote implements Remote {
   readonly description: string;
+  private readonly binary: string;
+  private readonly env: NodeJS.ProcessEnv;
 
   constructor(private readonly settings: RcloneSettings) {
     this.description = `rclone ${settings.target}`;
+    this.binary = rcloneBinary();
+    this.env = { ...process.env, ...(settings.configFile ? { RCLONE_CONFIG: settings.configFile } : {}) };
+  }
+
+  /** The remote's backend type, found once; an S3 remote also has its rclone version checked. */
+  private backend(): Promise<string> {
+    const key = `${this.binary}\0${this.settings.configFile ?? ""}\0${this.settings.target}`;
+    if (!prepared.has(key)) {
+      prepared.set(key, (async () => {
+        const type = await backendType(this.settings.target, this.binary, this.env);
+        if (type === "s3") await checkS3Version(this.settings.target, this.binary, this.env);
+        return type;
+      })());
+    }
+    return prepared.get(key)!;
   }
 
   private join(remotePath: string): string {
@@ -46,9 +70,9 @@ export class RcloneRemote implements Remote {
 
   private async rclone(args: string[], what: string): Promise<string> {
     const attempts = this.settings.attempts ?? 3;
-    const env = { ...process.env, ...(this.settings.configFile ? { RCLONE_CONFIG: this.settings.configFile } : {}) };
+    const backendFlags = (await this.backend()) === "s3" && this.settings.chunkSize ? ["--s3-chunk-size", this.settings.chunkSize] : [];
     for (let attempt = 1; ; attempt++) {
-      const spawned = spawnChecked("rclone", [...args, "--retries", "1", "--low-level-retries", "3"], ["ignore", "pipe", "pipe"], env);
+      const spawned = spawnChecked(this.binary, [...args, ...backendFlags, "--retries", "1", "--low-level-retries", "3"], ["ignore", "pipe", "pipe"], this.env);
       let stdout = "";
       spawned.child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
       try {
