@@ -3,6 +3,7 @@
 // help": those (and network errors met while opening the remote) are retried with backoff;
 // every other failure is permanent and reported at once. Before its first call it settles which
 // rclone runs and the remote's backend type (S3: the version is checked, chunk_size applies).
+import { $ } from "zx";
 import { RemoteError } from "../errors.ts";
 import { log } from "../log.ts";
 import { spawnChecked } from "../shell.ts";
@@ -32,6 +33,9 @@ const exitMeanings: Record<number, string> = {
   8: "transfer limit exceeded",
   9: "no files transferred",
 };
+
+/** The server refused who we are (S3, WebDAV, ...): permanent, and the fix is the remote's credentials. */
+const refusedPattern = /InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|api error Forbidden|401 Unauthorized|403 Forbidden/;
 
 /** Network trouble rclone reports as a plain failure when it happens while opening the remote. */
 const transientPattern = /connection refused|connection reset|i\/o timeout|TLS handshake timeout|broken pipe|unexpected EOF|50[234] /i;
@@ -78,10 +82,14 @@ export class RcloneRemote implements Remote {
       try {
         await spawned.done;
         return stdout;
-      } catch (error) {
+      } catch (failure) {
         const code = spawned.child.exitCode ?? -1;
-        const temporary = code === 5 || transientPattern.test((error as Error).message);
-        const meaning = temporary && code !== 5 ? `temporary error: ${exitMeanings[code] ?? `exit code ${code}`}` : (exitMeanings[code] ?? `exit code ${code}`);
+        const temporary = code === 5 || transientPattern.test((failure as Error).message);
+        const error = temporary ? (failure as Error) : await this.explained(failure as Error);
+        const refused = !temporary && refusedPattern.test(error.message);
+        const meaning = refused
+          ? "access denied: check the remote's credentials and what its policy allows"
+          : temporary && code !== 5 ? `temporary error: ${exitMeanings[code] ?? `exit code ${code}`}` : (exitMeanings[code] ?? `exit code ${code}`);
         if (temporary && attempt < attempts) {
           const delay = (this.settings.backoffSeconds ?? 2) * 2 ** (attempt - 1);
           log.warn(`${what} on ${this.description}: ${meaning}, retrying in ${delay} s (attempt ${attempt + 1} of ${attempts})`);
@@ -91,6 +99,16 @@ export class RcloneRemote implements Remote {
         throw new RemoteError(`${what} on ${this.description} failed (${meaning}): ${(error as Error).message.split("\n").slice(-3).join(" ")}`);
       }
     }
+  }
+
+  /**
+   * rclone's S3 backend takes the 403 of its first HEAD (a wrong key, say) for "is a file not a
+   * directory"; a listing of the target's root then tells the real reason. Only on that failure.
+   */
+  private async explained(error: Error): Promise<Error> {
+    if (!/is a file not a directory/.test(error.message) || (await this.backend()) !== "s3") return error;
+    const probe = await $({ quiet: true, nothrow: true, env: this.env })`${this.binary} lsjson --max-depth 1 --retries 1 --low-level-retries 1 ${this.join("")}`;
+    return probe.exitCode !== 0 && refusedPattern.test(probe.stderr) ? new Error(probe.stderr.trim()) : error;
   }
 
   private transferFlags(): string[] {
