@@ -74,14 +74,14 @@ export function pinnedRclone(): string {
  * `debugLog` the server logs every request to a file (multipartParts reads it); off for timing.
  */
 export class S3Server {
-  readonly dir = tempDir("s3-served");
   readonly logFile = path.join(tempDir("s3-log"), "serve-s3.log");
   readonly accessKey = `composure-access-${process.pid}`;
   readonly secretKey = `s3-secret-${process.pid}-${Date.now()}`;
   port = 0;
   private process?: ChildProcess;
 
-  constructor(readonly remoteName: string, readonly bucket = "backups", private readonly debugLog = true) {
+  /** `dir`: the folder it serves (default: a new temporary one). */
+  constructor(readonly remoteName: string, readonly bucket = "backups", private readonly debugLog = true, readonly dir = tempDir("s3-served")) {
     mkdirSync(path.join(this.dir, bucket), { recursive: true });
   }
 
