@@ -1,7 +1,7 @@
 // Which rclone runs, and how an S3 remote is recognised and refused with an old rclone. The
 // version check runs real programs: a tiny script that prints an old rclone's version line.
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
@@ -52,13 +52,30 @@ test("the backend type comes from the environment first, else from rclone config
 });
 
 test("an rclone older than 1.65 is refused for S3 with what to do; 1.65 and newer pass", async () => {
-  await assert.rejects(checkS3Version("s3:b", fakeRclone("1.60.1-DEV"), {}), (error: Error) => {
+  const env = { HOME: scratch() }; // where binaries that passed are noted
+  await assert.rejects(checkS3Version("s3:b", fakeRclone("1.60.1-DEV"), env), (error: Error) => {
     assert.match(error.message, /is rclone 1\.60\.1, and the S3 remote s3:b needs rclone 1\.65\.0 or newer/);
     assert.match(error.message, /AWS_CA_BUNDLE/);
     assert.match(error.message, new RegExp(`make setup.*rclone ${pinnedRcloneVersion.replace(/\./g, "\\.")}.*RCLONE=`));
     return true;
   });
-  await checkS3Version("s3:b", fakeRclone("1.65.0"), {});
-  await checkS3Version("s3:b", fakeRclone("2.0.0"), {});
-  await assert.rejects(checkS3Version("s3:b", "/nonexistent/rclone", {}), /does not run/);
+  await checkS3Version("s3:b", fakeRclone("1.65.0"), env);
+  await checkS3Version("s3:b", fakeRclone("2.0.0"), env);
+  await assert.rejects(checkS3Version("s3:b", "/nonexistent/rclone", env), /does not run/);
+});
+
+test("a binary that passed is not asked again until it changes", async () => {
+  const env = { HOME: scratch() };
+  const binary = fakeRclone("1.70.0");
+  const built = new Date("2026-01-01T00:00:00Z");
+  utimesSync(binary, built, built);
+  await checkS3Version("s3:b", binary, env);
+  // The same path now answers like an old rclone, but size and mtime are unchanged: noted, not run.
+  const sameSize = readFileSync(binary, "utf8").replace("1.70.0", "1.60.1");
+  writeFileSync(binary, sameSize);
+  utimesSync(binary, built, built);
+  await checkS3Version("s3:b", binary, env);
+  // Replaced by another build (another mtime): asked again, and refused.
+  utimesSync(binary, new Date(), new Date(Date.now() + 5000));
+  await assert.rejects(checkS3Version("s3:b", binary, env), /is rclone 1\.60\.1/);
 });

@@ -134,10 +134,11 @@ export class RcloneRemote implements Remote {
     await this.rclone(["copy", this.join(remotePath), localPath, ...excludes, ...this.transferFlags()], `download of ${remotePath}`);
   }
 
-  async list(remotePath: string): Promise<RemoteEntry[]> {
+  async list(remotePath: string, options: { hashes?: boolean } = {}): Promise<RemoteEntry[]> {
     let output: string;
+    const hashes = options.hashes === false ? [] : ["--hash"];
     try {
-      output = await this.rclone(["lsjson", "-R", "--files-only", "--hash", this.join(remotePath)], `listing of ${remotePath || "/"}`);
+      output = await this.rclone(["lsjson", "-R", "--files-only", ...hashes, this.join(remotePath)], `listing of ${remotePath || "/"}`);
     } catch (error) {
       if (/directory not found/.test((error as Error).message)) return [];
       throw error;
@@ -152,7 +153,7 @@ export class RcloneRemote implements Remote {
   }
 
   async removeDir(remotePath: string): Promise<void> {
-    if ((await this.list(remotePath)).length === 0) return;
+    if ((await this.list(remotePath, { hashes: false })).length === 0) return;
     await this.rclone(["purge", this.join(remotePath)], `removal of ${remotePath}`);
   }
 }
