@@ -25,14 +25,14 @@ help: ## list the targets
 
 # scripts/setup.sh: installs what is missing (Debian/Ubuntu packages, as root; otherwise it prints
 # the command), starts dockerd when none answers, npm ci when stale, builds the images named.
-setup: ## set this machine up: packages, dockerd, npm ci, the test and demo images (as root; otherwise prints the command)
-	@bash scripts/setup.sh restic $(sort $(TEST_IMAGES) $(DEMO_IMAGES))
+setup: ## set this machine up: packages, dockerd, npm ci, pinned restic and rclone (built once), the test and demo images (as root; otherwise prints the command)
+	@bash scripts/setup.sh restic rclone $(sort $(TEST_IMAGES) $(DEMO_IMAGES))
 
 setup-demo:
 	@bash scripts/setup.sh $(DEMO_IMAGES)
 
 setup-test:
-	@bash scripts/setup.sh restic $(TEST_IMAGES)
+	@bash scripts/setup.sh restic rclone $(TEST_IMAGES)
 
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -1,7 +1,7 @@
 // make bench: one run on generated, deterministic data, printing one table of absolute times and
 // the ratios the issue targets (PASS/MISS), and writing everything to bench/results.json.
 //   BENCH_SIZE=1            GB of the mixed volume; the other datasets scale with it
-//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers repository scaling cassandra opensearch (peers implies volume)
+//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers repository s3 scaling cassandra opensearch (peers implies volume)
 //   BENCH_SCALING=0         skip the scaling series (0.25, 0.5, 1, 2 x BENCH_SIZE)
 //   BENCH_DROP_CACHES=1     drop the page cache before each timed read (root; empties the whole machine's cache)
 //   BENCH_INSTALL=0         never apt-get install a missing peer (restic)
@@ -10,7 +10,8 @@
 // downtime) and the peers on it (restic, offen/docker-volume-backup); 100,000 small files; a
 // PostgreSQL database (postgres strategy vs pg_dumpall | gzip); the repository engine on a mixed
 // volume of its own (first, unchanged and 1%-changed backups and a restore, against the archive
-// engine and restic alone); the scaling series; a Cassandra table and an OpenSearch index (500 MB
+// engine and restic alone); off-site copies to a local S3 server (rclone serve s3: composure's
+// upload and download of the mixed volume's run against rclone copy alone); the scaling series; a Cassandra table and an OpenSearch index (500 MB
 // per GB of BENCH_SIZE; their strategies against a raw read of the engine's data directory,
 // figures only).
 import { readFileSync, writeFileSync } from "node:fs";
@@ -25,6 +26,7 @@ import { measureOpenSearch } from "./opensearch.ts";
 import { measurePostgres, waitForPostgres } from "./postgres.ts";
 import { measureRepository, resticMissing } from "./repository.ts";
 import { checkTargets, formatTable, type Results } from "./report.ts";
+import { measureS3 } from "./s3.ts";
 import { measureScaling } from "./scaling.ts";
 import { BenchStack, removeHelpers, volumesOf, type ServiceSpec } from "./stack.ts";
 import { measureVolume } from "./volume.ts";
@@ -46,6 +48,7 @@ const services: Record<Exclude<Section, "peers">, ServiceSpec> = {
   smallfiles: { name: "files", volume: "smallfiles", kind: "busybox" },
   postgres: { name: "db", volume: "pgdata", kind: "postgres" },
   repository: { name: "repo", volume: "repodata", kind: "busybox" },
+  s3: { name: "offsite", volume: "s3data", kind: "busybox" },
   scaling: { name: "scale", volume: "scale", kind: "busybox" },
   cassandra: { name: "cass", volume: "cassdata", kind: "cassandra" },
   opensearch: { name: "search", volume: "searchdata", kind: "opensearch" },
@@ -151,6 +154,9 @@ async function main(): Promise<void> {
     const missing = await resticMissing();
     if (missing) return void (results.not_measured.repository = missing);
     results.repository = await measureRepository(stack, composure, services.repository.name, services.repository.volume, sizeGb, work, timeoutMs);
+  });
+  await part("s3", async () => {
+    results.s3 = await measureS3(stack, composure, services.s3.name, services.s3.volume, sizeGb, work, timeoutMs);
   });
   await part("scaling", async () => {
     results.scaling = await measureScaling(stack, composure, services.scaling.name, services.scaling.volume, sizeGb, work, limitMs(sizeGb * 2));

@@ -14,7 +14,7 @@ export const cassandraImage = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composur
 export const opensearchImage = process.env.COMPOSURE_IMAGE_OPENSEARCH ?? "composure-fixture/opensearch:latest";
 
 /** Every part `BENCH_ONLY=` can name, in the order they run. */
-export const sections = ["volume", "smallfiles", "postgres", "peers", "repository", "scaling", "cassandra", "opensearch"] as const;
+export const sections = ["volume", "smallfiles", "postgres", "peers", "repository", "s3", "scaling", "cassandra", "opensearch"] as const;
 export type Section = (typeof sections)[number];
 
 export interface Settings {

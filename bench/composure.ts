@@ -50,7 +50,7 @@ export class Composure {
     if (!existsSync(this.config)) writeFileSync(this.config, "# composure bench: defaults only\n{}\n");
   }
 
-  private async script(name: "backup" | "restore", destination: string, env: Record<string, string>): Promise<ComposureRun> {
+  private async script(name: "backup" | "restore" | "sync", destination: string, env: Record<string, string>): Promise<ComposureRun> {
     const tag = `${name}-${++sequence}`;
     const statsFile = path.join(this.work, `${tag}-node.json`);
     const clean = { ...process.env };
@@ -89,6 +89,12 @@ export class Composure {
       serviceSeconds: record.durationSeconds,
       strategy: record.strategy,
     };
+  }
+
+  /** `make sync`: uploads the destination's complete runs missing on the remote (`env` names the config). */
+  async sync(destination: string, env: Record<string, string>): Promise<ComposureRun> {
+    await dropCaches();
+    return this.script("sync", destination, env);
   }
 
   async restore(service: string, destination: string, runId: string): Promise<ComposureRun> {

@@ -5,6 +5,7 @@ import type { EngineFigures } from "./common.ts";
 import type { PeerFigures } from "./peers.ts";
 import type { PostgresFigures } from "./postgres.ts";
 import type { RepositoryFigures } from "./repository.ts";
+import type { S3Figures } from "./s3.ts";
 import type { ScalingFigures } from "./scaling.ts";
 import type { VolumeFigures } from "./volume.ts";
 
@@ -15,6 +16,7 @@ export interface Results {
   postgres?: PostgresFigures;
   peers?: PeerFigures[];
   repository?: RepositoryFigures;
+  s3?: S3Figures;
   scaling?: ScalingFigures;
   /** Reported without targets (the issue asks only for the figures). */
   cassandra?: CassandraFigures;
@@ -68,6 +70,11 @@ export function checkTargets(results: Results): Target[] {
   }
   if (smallfiles) volumeTargets("small files", smallfiles);
   if (results.repository) repositoryTargets(results.repository, targets);
+  if (results.s3) {
+    const { upload_s, rclone_upload_s, download_s, rclone_download_s } = results.s3;
+    targets.push({ dataset: "s3", target: "upload <= 1.2x rclone copy alone", measured: `${s(upload_s)} vs ${s(rclone_upload_s)} (${x(upload_s / rclone_upload_s)})`, result: verdict(upload_s <= 1.2 * rclone_upload_s) });
+    targets.push({ dataset: "s3", target: "download <= 1.2x rclone copy alone", measured: `${s(download_s)} vs ${s(rclone_download_s)} (${x(download_s / rclone_download_s)})`, result: verdict(download_s <= 1.2 * rclone_download_s) });
+  }
   if (postgres) {
     targets.push({ dataset: "postgres", target: "dump+compress >= 2x faster than pg_dumpall | gzip", measured: `${s(postgres.dump_compress_s)} vs ${s(postgres.pg_dumpall_gzip_s)} (${x(postgres.dump_vs_pg_dumpall)})`, result: verdict(postgres.dump_vs_pg_dumpall >= 2) });
   }
@@ -148,6 +155,12 @@ export function formatTable(results: Results, targets: Target[]): string {
   }
   if (smallfiles) volumeRows("small files", smallfiles);
   if (results.repository) rows.push(...repositoryRows(results.repository));
+  if (results.s3) {
+    const figures = results.s3;
+    rows.push(["s3", "backup run (mixed volume's data)", size(figures.run_bytes), `rclone serve s3 on 127.0.0.1; rclone ${figures.rclone_version ?? "?"}`, ""]);
+    rows.push(["s3", "composure upload (make sync)", s(figures.upload_s), `rclone copy alone ${s(figures.rclone_upload_s)}`, ""]);
+    rows.push(["s3", "composure download (restore FROM=remote, download step)", s(figures.download_s), `rclone copy alone ${s(figures.rclone_download_s)}`, ""]);
+  }
   if (postgres) {
     rows.push(["postgres", "database", size(postgres.database_bytes), `${postgres.rows.toLocaleString("en-US")} orders; data directory ${size(postgres.volume_bytes)}; PostgreSQL ${postgres.server_version}`, ""]);
     rows.push(["postgres", "raw read of the database files", s(postgres.raw_read_s), "the limit: base/ and global/ read once", ""]);

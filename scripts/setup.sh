@@ -4,7 +4,9 @@
 # Debian/Ubuntu packages, starts dockerd when none answers, runs `npm ci` when node_modules is
 # missing or older than package.json / package-lock.json, and builds the named fixture images.
 # `make demo` and `make test` run it first (make setup-demo / setup-test), `.ci/run` too.
-#   bash scripts/setup.sh [image ...]     images from test/images/ (cached by recipe hash); none: no image
+#   bash scripts/setup.sh [restic] [rclone] [image ...]   restic/rclone: the pinned builds (Go module
+#                                         proxy, cached by version); images from test/images/
+#                                         (cached by recipe hash); none: no image
 # As root it does the work; otherwise it prints the exact command to run and exits 1 without
 # asking anything, so it never waits on a prompt. COMPOSURE_SETUP_IMAGES=0 skips the images.
 set -euo pipefail
@@ -108,7 +110,13 @@ fi
 # version built from the Go module proxy (Debian's is too old), cached by version where
 # scripts/lib/store/restic.ts looks for it. RESTIC=<binary> uses the operator's own instead.
 images=()
-for name in "$@"; do [ "$name" = restic ] && want_restic=true || images+=("$name"); done
+for name in "$@"; do
+  case "$name" in
+    restic) want_restic=true ;;
+    rclone) want_rclone=true ;;
+    *) images+=("$name") ;;
+  esac
+done
 if [ "${want_restic:-false}" = true ] && [ -z "${RESTIC:-}" ]; then
   restic_version=$(sed -n 's/^export const pinnedResticVersion = "\(.*\)";/\1/p' scripts/lib/store/restic.ts)
   restic_dir="${XDG_CACHE_HOME:-$HOME/.cache}/composure/tools/restic-$restic_version"
@@ -122,8 +130,25 @@ if [ "${want_restic:-false}" = true ] && [ -z "${RESTIC:-}" ]; then
   restic_note=", restic $restic_version"
 fi
 
+# --- rclone for S3 remotes, when asked for ("rclone" among the arguments): Debian's rclone 1.60
+# cannot talk to S3 on hosts that set AWS_CA_BUNDLE, so the pinned version is built from the Go
+# module proxy, cached by version where scripts/lib/remote/rclone-binary.ts looks for it.
+# RCLONE=<binary> uses the operator's own instead.
+if [ "${want_rclone:-false}" = true ] && [ -z "${RCLONE:-}" ]; then
+  rclone_version=$(sed -n 's/^export const pinnedRcloneVersion = "\(.*\)";/\1/p' scripts/lib/remote/rclone-binary.ts)
+  rclone_dir="${XDG_CACHE_HOME:-$HOME/.cache}/composure/tools/rclone-$rclone_version"
+  if ! [ -x "$rclone_dir/rclone" ]; then
+    command -v go >/dev/null 2>&1 || fail "rclone $rclone_version is built with Go, and go is not installed: install Go 1.24 or newer (apt-get install golang-go), or point RCLONE= at an rclone 1.65 or newer binary"
+    step "building rclone $rclone_version (Go module proxy, once per version, about 2 minutes)"
+    mkdir -p "$rclone_dir.partial"
+    CGO_ENABLED=0 GOBIN="$rclone_dir.partial" GOFLAGS=-trimpath go install "github.com/rclone/rclone@v$rclone_version"
+    rm -rf "$rclone_dir" && mv "$rclone_dir.partial" "$rclone_dir"
+  fi
+  rclone_note=", rclone $rclone_version"
+fi
+
 # --- fixture images the command needs (test/images/build.sh: cached by recipe hash, about 0.2 s each when cached)
 if [ ${#images[@]} -gt 0 ] && [ "${COMPOSURE_SETUP_IMAGES:-1}" != 0 ]; then
   bash test/images/build.sh "${images[@]}"
 fi
-printf 'setup: ready (packages, Docker engine %s, node_modules%s%s)\n' "$engine_version" "${restic_note:-}" "${images[*]:+, images: ${images[*]}}"
+printf 'setup: ready (packages, Docker engine %s, node_modules%s%s%s)\n' "$engine_version" "${restic_note:-}" "${rclone_note:-}" "${images[*]:+, images: ${images[*]}}"

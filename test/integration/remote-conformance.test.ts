@@ -1,32 +1,42 @@
 // The Remote interface behaves the same on every backend: rclone's local backend, and real
-// WebDAV and SFTP servers (rclone serve) on 127.0.0.1 with authentication.
+// WebDAV, SFTP and S3 servers (rclone serve) on 127.0.0.1 with authentication. S3 also carries a
+// 600 MB file up in many parts and back, checked by sha256 end to end.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createReadStream, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { RcloneRemote } from "../../scripts/lib/remote/rclone.ts";
 import type { Remote } from "../../scripts/lib/remote/types.ts";
 import { tempDir } from "../support/composure.ts";
-import { RcloneServer } from "../support/remotes.ts";
+import { RcloneServer, S3Server } from "../support/remotes.ts";
 
 const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
+const sha256File = async (file: string) => {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+};
 
 const webdav = new RcloneServer("webdav", "conformweb");
 const sftp = new RcloneServer("sftp", "conformsftp");
+const s3 = new S3Server("conforms3");
 
 const backends: [string, () => Remote][] = [
   ["rclone local", () => new RcloneRemote({ target: tempDir("remote-local") })],
   ["rclone WebDAV", () => new RcloneRemote({ target: "conformweb:base", backoffSeconds: 0.1 })],
   ["rclone SFTP", () => new RcloneRemote({ target: "conformsftp:base", backoffSeconds: 0.1 })],
+  ["rclone S3", () => new RcloneRemote({ target: `conforms3:${s3.bucket}/base`, backoffSeconds: 0.1 })],
 ];
 
 before(async () => {
-  await Promise.all([webdav.start(), sftp.start()]);
-  Object.assign(process.env, webdav.clientEnv(), sftp.clientEnv());
+  await Promise.all([webdav.start(), sftp.start(), s3.start()]);
+  Object.assign(process.env, webdav.clientEnv(), sftp.clientEnv(), s3.clientEnv());
 });
 after(async () => {
-  await Promise.all([webdav.stop(), sftp.stop()]);
+  await Promise.all([webdav.stop(), sftp.stop(), s3.stop()]);
+  rmSync(s3.dir, { recursive: true, force: true });
 });
 
 for (const [name, createRemote] of backends) {
@@ -75,6 +85,28 @@ for (const [name, createRemote] of backends) {
     });
   });
 }
+
+describe("a large file on S3", { timeout: 900_000 }, () => {
+  test("600 MB of random bytes go up in many parts and come back with the same sha256", async () => {
+    const dir = tempDir("s3-large");
+    try {
+      const file = path.join(dir, "large.bin");
+      execFileSync("dd", ["if=/dev/urandom", `of=${file}`, "bs=1M", "count=600", "status=none"]);
+      const expected = await sha256File(file);
+      // 16 MiB parts: 600 MiB must go up as 38 of them (above rclone's 200 MiB upload cutoff; the
+      // default 5 MiB parts would make 120, so the count also shows chunkSize reached rclone).
+      const remote = new RcloneRemote({ target: `conforms3:${s3.bucket}/large`, chunkSize: "16M", backoffSeconds: 0.1 });
+      await remote.upload(file, "p/large.bin");
+      assert.equal(s3.multipartParts("large/p/large.bin"), 38, "parts of the multipart upload the server received");
+      assert.deepEqual((await remote.list("p")).map((entry) => [entry.path, entry.bytes]), [["large.bin", 600 * 1024 * 1024]]);
+      await remote.downloadFile("p/large.bin", path.join(dir, "back.bin"));
+      assert.equal(await sha256File(path.join(dir, "back.bin")), expected);
+      await remote.removeDir("p");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("rclone failures", { timeout: 120_000 }, () => {
   test("wrong credentials fail with a clear, permanent error", async () => {

@@ -28,6 +28,13 @@ describe("configuration", () => {
     assert.ok(problems.includes(`at 'services.db.strategy': unknown strategy "postgress" (did you mean "postgres"?)`), problems.join("\n"));
   });
 
+  test("remote.chunk_size takes an rclone size and refuses anything else", () => {
+    assert.equal(parseConfig({ remote: { target: "s3:bucket/prefix", chunk_size: "64M" } }, kinds).remote?.chunk_size, "64M");
+    assert.equal(parseConfig({ remote: { target: "s3:bucket/prefix", chunk_size: "16Mi" } }, kinds).remote?.chunk_size, "16Mi");
+    assert.equal(parseConfig({ remote: { target: "s3:bucket/prefix" } }, kinds).remote?.chunk_size, undefined);
+    assert.ok(problemsOf({ remote: { target: "s3:b", chunk_size: "lots" } }).some((p) => /remote\.chunk_size.*rclone size/.test(p)));
+  });
+
   test("an empty file gives the documented defaults", () => {
     const config = parseConfig(null, kinds);
     assert.equal(config.destination, "backups");

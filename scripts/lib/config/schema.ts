@@ -107,6 +107,8 @@ const remoteSchema = z
     config_file: z.string().min(1).optional(),
     bwlimit: z.string().regex(/^[0-9.]+[KMGkmg]?$/, 'expected an rclone bandwidth such as "10M"').optional(),
     transfers: z.number().int().min(1).max(64).default(4),
+    /** S3 only: the multipart part size (rclone --s3-chunk-size; S3 wants 5 MiB or more, at most 10,000 parts a file). */
+    chunk_size: z.string().regex(/^[0-9]+(\.[0-9]+)?[KMGkmg]i?$/, 'expected an rclone size such as "64M"').optional(),
     /** After upload: compare sizes, and sha256 where the backend can hash ("hash" downloads to hash when it cannot). */
     check: z.enum(["size", "hash"]).default("size"),
     upload: z.boolean().default(true),

@@ -3,7 +3,7 @@
 // outcome is kept beside the run in upload.json; `make sync` uploads what is missing. Local
 // pruning never deletes remote copies: nothing here mirrors deletions.
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { manifestFile, manifestSchema, readManifest, type Manifest } from "../catalog/manifest.ts";
@@ -18,8 +18,8 @@ import { repositoryOf, type Repository } from "../store/restic.ts";
 
 export function remoteFrom(config: Config): Remote | undefined {
   if (!config.remote) return undefined;
-  const { target, config_file, bwlimit, transfers } = config.remote;
-  return new RcloneRemote({ target, configFile: config_file, bwlimit, transfers, backoffSeconds: Number(process.env.COMPOSURE_RCLONE_BACKOFF ?? 2) });
+  const { target, config_file, bwlimit, transfers, chunk_size } = config.remote;
+  return new RcloneRemote({ target, configFile: config_file, bwlimit, transfers, chunkSize: chunk_size, backoffSeconds: Number(process.env.COMPOSURE_RCLONE_BACKOFF ?? 2) });
 }
 
 export function requireRemote(config: Config): Remote {
@@ -72,7 +72,7 @@ async function downloadRepository(remote: Remote, repository: Repository): Promi
 
 async function checkRemoteCopy(config: Config, remote: Remote, base: string, manifest: Manifest): Promise<void> {
   const entries = new Map((await remote.list(base)).map((entry) => [entry.path, entry]));
-  const snapshots = usesRepository(manifest) ? new Set((await remote.list(`${remoteRepository(manifest.project)}/snapshots`)).map((entry) => entry.path)) : new Set<string>();
+  const snapshots = usesRepository(manifest) ? new Set((await remote.list(`${remoteRepository(manifest.project)}/snapshots`, { hashes: false })).map((entry) => entry.path)) : new Set<string>();
   for (const artifact of manifest.services.flatMap((service) => service.artifacts)) {
     if (artifact.repository) {
       if (!snapshots.has(artifact.repository.snapshot)) throw new RemoteError(`the snapshot of ${artifact.path} is missing from the repository on ${remote.description} after the upload`);
@@ -88,16 +88,18 @@ async function checkRemoteCopy(config: Config, remote: Remote, base: string, man
 
 /** Complete runs on the remote, newest first (a run folder without manifest.json is incomplete). */
 export async function listRemoteRuns(remote: Remote, project: string): Promise<string[]> {
-  const entries = await remote.list(project);
+  const entries = await remote.list(project, { hashes: false }); // names are enough: no hash requests
   return [...new Set(entries.filter((entry) => entry.path.endsWith(`/${manifestFile}`)).map((entry) => entry.path.split("/")[0]))].sort().reverse();
 }
 
-export async function readRemoteManifest(remote: Remote, project: string, runId: string): Promise<Manifest> {
+export async function readRemoteManifest(remote: Remote, project: string, runId: string, keepAs?: string): Promise<Manifest> {
   const dir = path.join(os.tmpdir(), `composure-manifest-${process.pid}-${runId}`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   try {
     await remote.downloadFile(`${project}/${runId}/${manifestFile}`, path.join(dir, manifestFile));
-    return manifestSchema.parse(JSON.parse(await readFile(path.join(dir, manifestFile), "utf8")));
+    const manifest = manifestSchema.parse(JSON.parse(await readFile(path.join(dir, manifestFile), "utf8")));
+    if (keepAs) await copyFile(path.join(dir, manifestFile), keepAs);
+    return manifest;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -113,11 +115,18 @@ export async function fetchRemoteRun(config: Config, remote: Remote, project: st
   if (!runId) throw new UsageError(`${selector === "latest" ? "no complete run" : `no complete run ${selector}`} of project ${project} on ${remote.description}`);
   const runDir = path.join(projectDir(config.destination, project), runId);
   if (!existsSync(path.join(runDir, manifestFile))) {
-    if (usesRepository(await readRemoteManifest(remote, project, runId))) await downloadRepository(remote, repositoryOf(config, project));
-    log.info(`downloading run ${runId} from ${remote.description}`);
-    await mkdir(runDir, { recursive: true, mode: 0o700 });
-    await remote.downloadDir(`${project}/${runId}`, runDir, { exclude: [manifestFile] });
-    await remote.downloadFile(`${project}/${runId}/${manifestFile}`, path.join(runDir, manifestFile));
+    // The manifest is read first (does the run use the repository?) and kept aside, to be put in
+    // place last: an interrupted download stays an incomplete run, and it is fetched only once.
+    const pending = path.join(os.tmpdir(), `composure-manifest-${process.pid}-${runId}.json`);
+    try {
+      if (usesRepository(await readRemoteManifest(remote, project, runId, pending))) await downloadRepository(remote, repositoryOf(config, project));
+      log.info(`downloading run ${runId} from ${remote.description}`);
+      await mkdir(runDir, { recursive: true, mode: 0o700 });
+      await remote.downloadDir(`${project}/${runId}`, runDir, { exclude: [manifestFile] });
+      await copyFile(pending, path.join(runDir, manifestFile));
+    } finally {
+      await rm(pending, { force: true });
+    }
   }
   await readManifest(runDir, project);
   return runId;

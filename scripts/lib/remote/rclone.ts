@@ -1,10 +1,13 @@
 // The rclone implementation of Remote. Credentials stay in rclone's config file or RCLONE_*
 // environment variables, never in argv. rclone's exit code 5 means "temporary, retrying may
 // help": those (and network errors met while opening the remote) are retried with backoff;
-// every other failure is permanent and reported at once.
+// every other failure is permanent and reported at once. Before its first call it settles which
+// rclone runs and the remote's backend type (S3: the version is checked, chunk_size applies).
+import { $ } from "zx";
 import { RemoteError } from "../errors.ts";
 import { log } from "../log.ts";
 import { spawnChecked } from "../shell.ts";
+import { backendType, checkS3Version, rcloneBinary } from "./rclone-binary.ts";
 import type { Remote, RemoteEntry } from "./types.ts";
 
 export interface RcloneSettings {
@@ -12,6 +15,8 @@ export interface RcloneSettings {
   configFile?: string;
   bwlimit?: string;
   transfers?: number;
+  /** S3 multipart part size (rclone --s3-chunk-size), applied only when the remote is S3. */
+  chunkSize?: string;
   /** Attempts for temporary failures (exit code 5). */
   attempts?: number;
   backoffSeconds?: number;
@@ -29,14 +34,37 @@ const exitMeanings: Record<number, string> = {
   9: "no files transferred",
 };
 
+/** The server refused who we are (S3, WebDAV, ...): permanent, and the fix is the remote's credentials. */
+const refusedPattern = /InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|api error Forbidden|401 Unauthorized|403 Forbidden/;
+
 /** Network trouble rclone reports as a plain failure when it happens while opening the remote. */
 const transientPattern = /connection refused|connection reset|i\/o timeout|TLS handshake timeout|broken pipe|unexpected EOF|50[234] /i;
 
+/** One check per binary and target for the whole command (every RcloneRemote of a process shares it). */
+const prepared = new Map<string, Promise<string>>();
+
 export class RcloneRemote implements Remote {
   readonly description: string;
+  private readonly binary: string;
+  private readonly env: NodeJS.ProcessEnv;
 
   constructor(private readonly settings: RcloneSettings) {
     this.description = `rclone ${settings.target}`;
+    this.binary = rcloneBinary();
+    this.env = { ...process.env, ...(settings.configFile ? { RCLONE_CONFIG: settings.configFile } : {}) };
+  }
+
+  /** The remote's backend type, found once; an S3 remote also has its rclone version checked. */
+  private backend(): Promise<string> {
+    const key = `${this.binary}\0${this.settings.configFile ?? ""}\0${this.settings.target}`;
+    if (!prepared.has(key)) {
+      prepared.set(key, (async () => {
+        const type = await backendType(this.settings.target, this.binary, this.env);
+        if (type === "s3") await checkS3Version(this.settings.target, this.binary, this.env);
+        return type;
+      })());
+    }
+    return prepared.get(key)!;
   }
 
   private join(remotePath: string): string {
@@ -46,18 +74,22 @@ export class RcloneRemote implements Remote {
 
   private async rclone(args: string[], what: string): Promise<string> {
     const attempts = this.settings.attempts ?? 3;
-    const env = { ...process.env, ...(this.settings.configFile ? { RCLONE_CONFIG: this.settings.configFile } : {}) };
+    const backendFlags = (await this.backend()) === "s3" && this.settings.chunkSize ? ["--s3-chunk-size", this.settings.chunkSize] : [];
     for (let attempt = 1; ; attempt++) {
-      const spawned = spawnChecked("rclone", [...args, "--retries", "1", "--low-level-retries", "3"], ["ignore", "pipe", "pipe"], env);
+      const spawned = spawnChecked(this.binary, [...args, ...backendFlags, "--retries", "1", "--low-level-retries", "3"], ["ignore", "pipe", "pipe"], this.env);
       let stdout = "";
       spawned.child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
       try {
         await spawned.done;
         return stdout;
-      } catch (error) {
+      } catch (failure) {
         const code = spawned.child.exitCode ?? -1;
-        const temporary = code === 5 || transientPattern.test((error as Error).message);
-        const meaning = temporary && code !== 5 ? `temporary error: ${exitMeanings[code] ?? `exit code ${code}`}` : (exitMeanings[code] ?? `exit code ${code}`);
+        const temporary = code === 5 || transientPattern.test((failure as Error).message);
+        const error = temporary ? (failure as Error) : await this.explained(failure as Error);
+        const refused = !temporary && refusedPattern.test(error.message);
+        const meaning = refused
+          ? "access denied: check the remote's credentials and what its policy allows"
+          : temporary && code !== 5 ? `temporary error: ${exitMeanings[code] ?? `exit code ${code}`}` : (exitMeanings[code] ?? `exit code ${code}`);
         if (temporary && attempt < attempts) {
           const delay = (this.settings.backoffSeconds ?? 2) * 2 ** (attempt - 1);
           log.warn(`${what} on ${this.description}: ${meaning}, retrying in ${delay} s (attempt ${attempt + 1} of ${attempts})`);
@@ -67,6 +99,16 @@ export class RcloneRemote implements Remote {
         throw new RemoteError(`${what} on ${this.description} failed (${meaning}): ${(error as Error).message.split("\n").slice(-3).join(" ")}`);
       }
     }
+  }
+
+  /**
+   * rclone's S3 backend takes the 403 of its first HEAD (a wrong key, say) for "is a file not a
+   * directory"; a listing of the target's root then tells the real reason. Only on that failure.
+   */
+  private async explained(error: Error): Promise<Error> {
+    if (!/is a file not a directory/.test(error.message) || (await this.backend()) !== "s3") return error;
+    const probe = await $({ quiet: true, nothrow: true, env: this.env })`${this.binary} lsjson --max-depth 1 --retries 1 --low-level-retries 1 ${this.join("")}`;
+    return probe.exitCode !== 0 && refusedPattern.test(probe.stderr) ? new Error(probe.stderr.trim()) : error;
   }
 
   private transferFlags(): string[] {
@@ -92,10 +134,11 @@ export class RcloneRemote implements Remote {
     await this.rclone(["copy", this.join(remotePath), localPath, ...excludes, ...this.transferFlags()], `download of ${remotePath}`);
   }
 
-  async list(remotePath: string): Promise<RemoteEntry[]> {
+  async list(remotePath: string, options: { hashes?: boolean } = {}): Promise<RemoteEntry[]> {
     let output: string;
+    const hashes = options.hashes === false ? [] : ["--hash"];
     try {
-      output = await this.rclone(["lsjson", "-R", "--files-only", "--hash", this.join(remotePath)], `listing of ${remotePath || "/"}`);
+      output = await this.rclone(["lsjson", "-R", "--files-only", ...hashes, this.join(remotePath)], `listing of ${remotePath || "/"}`);
     } catch (error) {
       if (/directory not found/.test((error as Error).message)) return [];
       throw error;
@@ -110,7 +153,7 @@ export class RcloneRemote implements Remote {
   }
 
   async removeDir(remotePath: string): Promise<void> {
-    if ((await this.list(remotePath)).length === 0) return;
+    if ((await this.list(remotePath, { hashes: false })).length === 0) return;
     await this.rclone(["purge", this.join(remotePath)], `removal of ${remotePath}`);
   }
 }

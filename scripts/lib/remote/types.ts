@@ -14,8 +14,11 @@ export interface Remote {
   upload(localPath: string, remotePath: string, options?: { exclude?: string[] }): Promise<void>;
   downloadFile(remotePath: string, localPath: string): Promise<void>;
   downloadDir(remotePath: string, localPath: string, options?: { exclude?: string[] }): Promise<void>;
-  /** Files under directory `remotePath`, recursively, paths relative to it; [] when it does not exist. */
-  list(remotePath: string): Promise<RemoteEntry[]>;
+  /**
+   * Files under directory `remotePath`, recursively, paths relative to it; [] when it does not
+   * exist. `hashes: false` skips the hashes (on S3 a large object's hash costs a request of its own).
+   */
+  list(remotePath: string, options?: { hashes?: boolean }): Promise<RemoteEntry[]>;
   /** sha256 of one file, downloading it when the backend cannot hash. */
   hash(remotePath: string): Promise<string>;
   /** Removes a directory and everything in it (nothing when it does not exist). */

@@ -11,6 +11,7 @@ import { $, type ProcessPromise } from "zx";
 import type { Config } from "../config/schema.ts";
 import type { Helper } from "../docker/helper.ts";
 import { log } from "../log.ts";
+import { rcloneBinary } from "../remote/rclone-binary.ts";
 import { hostnameProcessIsGone } from "../process-identity.ts";
 
 /** The version `scripts/setup.sh` installs; 0.17 is the oldest with what composure uses (snapshot:subfolder restores). */
@@ -122,7 +123,9 @@ const hostEnv = (repository: Repository) => ({ ...process.env, ...(repository.rc
 
 /** restic on the host; resolves to its stdout. `input`: what it reads on stdin. */
 export function resticProcess(repository: Repository, args: string[], input?: NodeJS.ReadableStream): ProcessPromise {
-  const process = $({ quiet: true, env: hostEnv(repository), ...(input ? {} : { stdio: ["ignore", "pipe", "pipe"] }) })`${repository.binary} ${args}`;
+  // The off-site copy goes through the same rclone the remote uses (an S3 remote needs the pinned one).
+  const program = repository.path.startsWith("rclone:") ? ["-o", `rclone.program=${rcloneBinary()}`] : [];
+  const process = $({ quiet: true, env: hostEnv(repository), ...(input ? {} : { stdio: ["ignore", "pipe", "pipe"] }) })`${repository.binary} ${program} ${args}`;
   if (input) input.pipe(process.stdin);
   return process;
 }
