@@ -117,17 +117,26 @@ for name in "$@"; do
     *) images+=("$name") ;;
   esac
 done
-if [ "${want_restic:-false}" = true ] && [ -z "${RESTIC:-}" ]; then
-  restic_version=$(sed -n 's/^export const pinnedResticVersion = "\(.*\)";/\1/p' scripts/lib/store/restic.ts)
-  restic_dir="${XDG_CACHE_HOME:-$HOME/.cache}/composure/tools/restic-$restic_version"
-  if ! [ -x "$restic_dir/restic" ]; then
-    command -v go >/dev/null 2>&1 || fail "restic $restic_version is built with Go, and go is not installed: install Go 1.22 or newer (apt-get install golang-go), or point RESTIC= at a restic $restic_version binary"
-    step "building restic $restic_version (Go module proxy, once per version)"
-    mkdir -p "$restic_dir.partial"
-    CGO_ENABLED=0 GOBIN="$restic_dir.partial" GOFLAGS=-trimpath go install "github.com/restic/restic/cmd/restic@v$restic_version"
-    rm -rf "$restic_dir" && mv "$restic_dir.partial" "$restic_dir"
+# pinned_go_tool NAME SOURCE CONSTANT MODULE HINT: builds the version SOURCE's `export const
+# CONSTANT = "x.y.z"` names from the Go module proxy, once, into the cache folder composure looks
+# in (static, CGO off); HINT says what else to do when Go is missing. Prints the version.
+pinned_go_tool() {
+  local name=$1 source=$2 constant=$3 module=$4 hint=$5
+  local version dir
+  version=$(sed -n "s/^export const $constant = \"\(.*\)\";/\1/p" "$source")
+  dir="${XDG_CACHE_HOME:-$HOME/.cache}/composure/tools/$name-$version"
+  if ! [ -x "$dir/$name" ]; then
+    command -v go >/dev/null 2>&1 || fail "$name $version is built with Go, and go is not installed: install Go 1.24 or newer (apt-get install golang-go), or $hint"
+    step "building $name $version (Go module proxy, once per version)" >&2
+    mkdir -p "$dir.partial"
+    CGO_ENABLED=0 GOBIN="$dir.partial" GOFLAGS=-trimpath go install "$module@v$version" >&2
+    rm -rf "$dir" && mv "$dir.partial" "$dir"
   fi
-  restic_note=", restic $restic_version"
+  printf '%s' "$version"
+}
+
+if [ "${want_restic:-false}" = true ] && [ -z "${RESTIC:-}" ]; then
+  restic_note=", restic $(pinned_go_tool restic scripts/lib/store/restic.ts pinnedResticVersion github.com/restic/restic/cmd/restic "point RESTIC= at a restic 0.17 or newer binary")"
 fi
 
 # --- rclone for S3 remotes, when asked for ("rclone" among the arguments): Debian's rclone 1.60
@@ -135,16 +144,7 @@ fi
 # module proxy, cached by version where scripts/lib/remote/rclone-binary.ts looks for it.
 # RCLONE=<binary> uses the operator's own instead.
 if [ "${want_rclone:-false}" = true ] && [ -z "${RCLONE:-}" ]; then
-  rclone_version=$(sed -n 's/^export const pinnedRcloneVersion = "\(.*\)";/\1/p' scripts/lib/remote/rclone-binary.ts)
-  rclone_dir="${XDG_CACHE_HOME:-$HOME/.cache}/composure/tools/rclone-$rclone_version"
-  if ! [ -x "$rclone_dir/rclone" ]; then
-    command -v go >/dev/null 2>&1 || fail "rclone $rclone_version is built with Go, and go is not installed: install Go 1.24 or newer (apt-get install golang-go), or point RCLONE= at an rclone 1.65 or newer binary"
-    step "building rclone $rclone_version (Go module proxy, once per version, about 2 minutes)"
-    mkdir -p "$rclone_dir.partial"
-    CGO_ENABLED=0 GOBIN="$rclone_dir.partial" GOFLAGS=-trimpath go install "github.com/rclone/rclone@v$rclone_version"
-    rm -rf "$rclone_dir" && mv "$rclone_dir.partial" "$rclone_dir"
-  fi
-  rclone_note=", rclone $rclone_version"
+  rclone_note=", rclone $(pinned_go_tool rclone scripts/lib/remote/rclone-binary.ts pinnedRcloneVersion github.com/rclone/rclone "point RCLONE= at an rclone 1.65 or newer binary")"
 fi
 
 # --- fixture images the command needs (test/images/build.sh: cached by recipe hash, about 0.2 s each when cached)

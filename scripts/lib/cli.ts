@@ -68,6 +68,11 @@ export function loadSettings(): Config {
     if (!Number.isInteger(seconds) || seconds < 0) throw new ConfigError([`LOCK_TIMEOUT must be a whole number of seconds, got "${process.env.LOCK_TIMEOUT}"`]);
     config.lock.timeout_seconds = seconds;
   }
+  if (process.env.PARALLELISM) {
+    const units = Number(process.env.PARALLELISM);
+    if (!Number.isInteger(units) || units < 1) throw new ConfigError([`PARALLELISM must be a whole number of units captured at once (1 or more), got "${process.env.PARALLELISM}"`]);
+    config.parallelism = units;
+  }
   const storage = process.env.STORAGE;
   if (storage) {
     if (!(storageEngines as readonly string[]).includes(storage)) throw new ConfigError([`STORAGE must be ${storageEngines.join(" or ")}, got "${storage}"`]);

@@ -43,31 +43,42 @@ export function formatSeconds(seconds: number): string {
   return `${minutes} min ${Math.round(seconds % 60)} s`;
 }
 
+/** Transfers in progress: on a TTY one line shows them all (captures run side by side). */
+const active = new Set<{ line(): string }>();
+let lastDraw = 0;
+
+function drawProgress(): void {
+  const now = performance.now();
+  if (!isTty || now - lastDraw < 200 || active.size === 0) return;
+  lastDraw = now;
+  process.stderr.write(`\r\x1b[K${[...active].map((transfer) => transfer.line()).join(" | ")}`);
+  progressShown = true;
+}
+
 /**
- * Tracks bytes of one transfer. On a TTY it redraws one line (bytes, rate, ETA when the total is
- * known) at most 5 times a second; elsewhere it stays silent and `done` prints one summary line.
+ * Tracks bytes of one transfer. On a TTY the progress line (bytes, rate, ETA when the total is
+ * known) is redrawn at most 5 times a second; elsewhere it stays silent and `done` prints one
+ * summary line.
  */
 export function startProgress(label: string, expectedBytes?: number) {
   const started = performance.now();
   let bytes = 0;
-  let lastDraw = 0;
-  const draw = () => {
-    const seconds = (performance.now() - started) / 1000;
-    const rate = bytes / Math.max(seconds, 0.001);
-    const eta = expectedBytes && rate > 0 ? ` ETA ${formatSeconds(Math.max(expectedBytes - bytes, 0) / rate)}` : "";
-    process.stderr.write(`\r\x1b[K${label}: ${formatBytes(bytes)} ${formatBytes(rate)}/s${eta}`);
-    progressShown = true;
+  const transfer = {
+    line() {
+      const seconds = (performance.now() - started) / 1000;
+      const rate = bytes / Math.max(seconds, 0.001);
+      const eta = expectedBytes && rate > 0 ? ` ETA ${formatSeconds(Math.max(expectedBytes - bytes, 0) / rate)}` : "";
+      return `${label}: ${formatBytes(bytes)} ${formatBytes(rate)}/s${eta}`;
+    },
   };
+  active.add(transfer);
   return {
     add(count: number) {
       bytes += count;
-      const now = performance.now();
-      if (isTty && now - lastDraw > 200) {
-        lastDraw = now;
-        draw();
-      }
+      drawProgress();
     },
     done(summary: string) {
+      active.delete(transfer);
       const seconds = (performance.now() - started) / 1000;
       log.info(`${label}: ${summary} in ${formatSeconds(seconds)}`);
     },

@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, seconds, tempDir, waitFor } from "../support/composure.ts";
-import { Writer, filesContaining, watchArgv } from "./sql-support.ts";
+import { Writer, filesContaining, watchArgv } from "../support/writers.ts";
 
 const password = `mdpw-${randomBytes(9).toString("hex")}`;
 const otherPassword = `mdother-${randomBytes(9).toString("hex")}`;

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, seconds, tempDir, waitFor } from "../support/composure.ts";
-import { Writer, filesContaining, watchArgv } from "./sql-support.ts";
+import { Writer, filesContaining, watchArgv } from "../support/writers.ts";
 
 const password = `pgpw-${randomBytes(9).toString("hex")}`;
 const otherPassword = `pgother-${randomBytes(9).toString("hex")}`;

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, seconds, tempDir, waitFor } from "../support/composure.ts";
-import { Writer } from "./sql-support.ts";
+import { Writer } from "../support/writers.ts";
 
 const image = fixtureImage("sqlite");
 

@@ -142,3 +142,16 @@ describe("cassandra CQL handling", () => {
     for (const image of ["cassandra-reaper", "postgres:16", "scylladb/scylla"]) assert.ok(!isCassandraImage(image), image);
   });
 });
+
+test("recorded row counts: exact ones must match, a table written to during the snapshot must lie within its bounds", async () => {
+  const { countDifferences } = await import("../../scripts/lib/strategies/cassandra/restore.ts");
+  const facts = { counts: { "shop.orders": 2000 }, bounds: { "shop.ticks": [140, 190] as [number, number] }, tableNames: ["shop.orders", "shop.ticks", "shop.big"] } as never;
+  const tables = ["shop.orders", "shop.ticks", "shop.big"];
+  assert.deepEqual(countDifferences(facts, { "shop.orders": 2000, "shop.ticks": 160 }, tables), []);
+  assert.deepEqual(countDifferences(facts, { "shop.orders": 2000, "shop.ticks": 190 }, tables), []);
+  assert.deepEqual(countDifferences(facts, { "shop.orders": 1999, "shop.ticks": 139 }, tables), [
+    "table shop.orders: 1,999 rows, recorded 2,000",
+    "table shop.ticks: 139 rows, recorded between 140 and 190 (written to during the snapshot)",
+  ]);
+  assert.deepEqual(countDifferences(facts, { "shop.orders": 2000 }, tables), ["table shop.ticks: could not be counted (recorded between 140 and 190 rows (written to during the snapshot))"]);
+});

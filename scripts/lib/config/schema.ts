@@ -175,6 +175,8 @@ export const configSchema = z
       .strict()
       .default({}),
     stop_timeout_seconds: z.number().int().min(0).max(3600).default(30),
+    /** Units (a service, a cluster, services sharing a volume) captured at once; default: the cores, at most 4. */
+    parallelism: z.number().int().min(1).max(64).optional(),
     services: z.record(serviceSettingsSchema).default({}),
     metrics: metricsSchema,
     schedule: scheduleSchema,

@@ -1,6 +1,7 @@
-// One backup run of one project: plan, lock, recover, then every service in turn
-// (pre hook -> open the strategy's session -> capture -> release -> post hook), each failure
-// contained to its service, and finally the manifest, written last.
+// One backup run of one project: plan, lock, recover, then every unit of services (units.ts),
+// several at once up to `parallelism`, the services of a unit in turn (pre hook -> open the
+// strategy's session -> capture -> release -> post hook), each failure contained to its
+// service, and finally the manifest, written last.
 import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -21,6 +22,7 @@ import { remoteFrom, uploadRun } from "./offsite.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
 import type { PlannedService, ProjectPlan } from "./plan.ts";
+import { inParallel, unitsOf } from "./units.ts";
 
 export interface BackupOutcome {
   manifest: Manifest;
@@ -45,9 +47,17 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     // What the strategies share across the services of this run (a cluster's capturer): dropped with the run.
     const scope = createRunScope();
     const stores = runStores(config, project, runDir);
-    for (const planned of plan.services.filter((entry) => !entry.excluded)) {
-      records.push(await backupService(config, plan, planned, { runDir, helperImage, journal, cleanup, scope, stores }));
-    }
+    const state = { runDir, helperImage, journal, cleanup, scope, stores };
+    const units = unitsOf(plan);
+    const parallelism = parallelismOf(config);
+    if (units.length > 1 && parallelism > 1) log.info(`${units.length} units, up to ${parallelism} captured at once`);
+    const captured = await inParallel(units, parallelism, async (unit) => {
+      const done: ServiceRecord[] = [];
+      for (const planned of unit) done.push(await backupService(config, plan, planned, state));
+      return done;
+    });
+    const recordOf = new Map(captured.flat().map((record) => [record.name, record]));
+    records.push(...plan.services.filter((entry) => !entry.excluded).map((entry) => recordOf.get(entry.service.name)!));
     const failed = records.filter((record) => record.status === "failed").length;
     const manifest: Manifest = {
       format: "composure/1",
@@ -119,6 +129,7 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
       store: await state.stores.open(service.name, serviceDir, storageEngineOf(config, settings)),
       mounts: planned.mounts,
     };
+    log.info(`${service.name}: capture started (${strategy.kind})`);
     await runHook(planned, "pre");
     await failpoint("backup:prepare");
     const opening = strategy.openSession(ctx);
@@ -130,7 +141,7 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     session = await opening;
     facts = session.facts;
     const opened = session;
-    record.artifacts = await captureThenRelease(() => opened.capture(), release);
+    record.artifacts = await captureThenRelease(service.name, () => opened.capture(), release);
     await runHook(planned, "post");
     const bytes = record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
     log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${session.stopped.length ? `, down ${session.downtimeSeconds().toFixed(1)} s` : ", no downtime"}`);
@@ -155,14 +166,17 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
+/** Units captured at once: composure.yml's `parallelism`, else the machine's cores, at most 4. */
+export const parallelismOf = (config: Config) => config.parallelism ?? Math.min(os.availableParallelism(), 4);
+
 /**
  * Captures, then releases (downtime is the capture, nothing more). When both fail, the capture's
  * error stays first (it is why the run failed) and the failed restart is added to it.
  */
-async function captureThenRelease(capture: () => Promise<Artifact[]>, release: () => Promise<void>): Promise<Artifact[]> {
+async function captureThenRelease(who: string, capture: () => Promise<Artifact[]>, release: () => Promise<void>): Promise<Artifact[]> {
   let captured: { artifacts: Artifact[] } | { error: unknown };
   try {
-    await failpoint("backup:capture");
+    await failpoint("backup:capture", who);
     captured = { artifacts: await capture() };
     await failpoint("backup:release");
   } catch (error) {

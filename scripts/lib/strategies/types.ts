@@ -111,7 +111,11 @@ export interface Strategy<Options = Record<string, unknown>> {
   /** Restores and probes with the service stopped (its data is files): a drill leaves its copy stopped. */
   readonly offline?: boolean;
   readonly options: z.ZodType<Options, z.ZodTypeDef, unknown>;
+  /** Its services form one cluster captured by the first of them: the plan keeps them in one unit. */
+  readonly clustered?: boolean;
   detect?(service: ServiceInfo): boolean;
+  /** Whether capturing a service with these settings stops it and every service depending on it. */
+  stopsForCapture?(settings: ServiceSettings): boolean;
   /**
    * Stop, or flush and snapshot, and hand back the session that captures and undoes it. When it
    * fails, it leaves nothing behind (what it stopped is started again). A failure that should

@@ -121,6 +121,7 @@ const selectedBy = (artifact: Artifact, volume: string | undefined) => !volume |
 
 export const cassandraStrategy: Strategy<CassandraOptions> = {
   kind: "cassandra",
+  clustered: true,
   options: cassandraOptions,
 
   detect(service) {
@@ -212,6 +213,6 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
   },
 
   probe(ctx, recorded) {
-    return probeCassandra(ctx as BackupContext<unknown>, recorded);
+    return probeCassandra(ctx, recorded);
   },
 };

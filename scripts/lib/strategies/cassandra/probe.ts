@@ -1,11 +1,11 @@
 // "Does the cluster answer, with the data?": every node answers CQL and sees every other node up
 // (readiness, also of restore drills); with a run's artifacts, the exact row counts recorded at
-// backup time are compared with counts read now at consistency ALL.
+// backup time (or the bounds of a table written to during the snapshot) are compared with counts
+// read now at consistency ALL.
 import type { Artifact } from "../../catalog/manifest.ts";
-import { formatCount } from "../shared/in-container.ts";
-import type { BackupContext, ProbeResult } from "../types.ts";
+import type { ProbeContext, ProbeResult } from "../types.ts";
 import { discoverCluster, nodetool, onEveryNode, requireRunning, type CassandraNode } from "./nodes.ts";
-import { schemaFactsOf } from "./restore.ts";
+import { countDifferences, countedTables, schemaFactsOf } from "./restore.ts";
 import { countRows } from "./snapshot.ts";
 
 /** Lines of `nodetool status` for nodes that are not Up/Normal: a node still joining, or down. */
@@ -14,7 +14,7 @@ async function nodesNotUp(node: CassandraNode): Promise<string[]> {
   return output.split("\n").filter((line) => /^[UD][NLJM]\s/.test(line) && !line.startsWith("UN")).map((line) => line.trim());
 }
 
-export async function probeCassandra(ctx: BackupContext<unknown>, recorded?: Artifact[]): Promise<ProbeResult> {
+export async function probeCassandra(ctx: ProbeContext<unknown>, recorded?: Artifact[]): Promise<ProbeResult> {
   const cluster = await discoverCluster(ctx.config, ctx.project, ctx.service);
   const nodes = await onEveryNode(cluster.nodes, requireRunning);
   const notUp = (await onEveryNode(nodes, nodesNotUp)).flat();
@@ -25,10 +25,8 @@ export async function probeCassandra(ctx: BackupContext<unknown>, recorded?: Art
   }
   const schema = recorded && schemaFactsOf(recorded);
   if (!schema) return { ok: true, differences: [], facts };
-  const tables = Object.keys(schema.counts);
+  const tables = countedTables(schema, schema.tableNames);
   const { counts, failed } = await countRows(nodes[0], tables, ["ALL", "ALL"]);
-  const differences = tables
-    .filter((key) => counts[key] !== schema.counts[key])
-    .map((key) => (counts[key] === undefined ? `table ${key}: could not be counted (recorded ${formatCount(schema.counts[key])} rows)` : `table ${key}: ${formatCount(counts[key])} rows, recorded ${formatCount(schema.counts[key])}`));
+  const differences = countDifferences(schema, counts, tables);
   return { ok: differences.length === 0, differences, facts: { ...facts, counts, failed, differences } };
 }

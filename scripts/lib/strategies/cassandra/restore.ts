@@ -40,6 +40,22 @@ export function schemaFactsOf(artifacts: Artifact[]): ClusterFacts | undefined {
   return artifacts.find(isSchemaArtifact)?.facts as unknown as ClusterFacts | undefined;
 }
 
+/** Tables whose rows were counted at backup time: exactly, or within bounds (written to during the snapshot). */
+export function countedTables(facts: ClusterFacts, tables: string[]): string[] {
+  return tables.filter((key) => facts.counts[key] !== undefined || facts.bounds?.[key] !== undefined);
+}
+
+/** Each counted table whose count now differs from the recorded one, or lies outside its recorded bounds. */
+export function countDifferences(facts: ClusterFacts, counts: Record<string, number>, tables: string[]): string[] {
+  return countedTables(facts, tables).flatMap((key) => {
+    const bounds = facts.bounds?.[key];
+    const recorded = bounds ? `between ${formatCount(bounds[0])} and ${formatCount(bounds[1])} rows (written to during the snapshot)` : `${formatCount(facts.counts[key])} rows`;
+    if (counts[key] === undefined) return [`table ${key}: could not be counted (recorded ${recorded})`];
+    const matches = bounds ? counts[key] >= bounds[0] && counts[key] <= bounds[1] : counts[key] === facts.counts[key];
+    return matches ? [] : [`table ${key}: ${formatCount(counts[key])} rows, recorded ${recorded.replace(/ rows/, "")}`];
+  });
+}
+
 /** The tables a restore covers: all of the backup's, or those VOLUME= (a keyspace or keyspace.table) names. */
 export function selectTables(facts: ClusterFacts, volume: string | undefined): string[] {
   if (!volume) return facts.tableNames;
@@ -298,17 +314,18 @@ function streamArchive(cluster: Cluster): (plan: NodePlan, tables: string[]) => 
 }
 
 async function checkCounts(node: CassandraNode, facts: ClusterFacts, tables: string[], seconds: number): Promise<string> {
-  const recorded = tables.filter((key) => facts.counts[key] !== undefined);
+  const recorded = countedTables(facts, tables);
   const { counts, failed } = await countRows(node, recorded, ["ALL", "ALL"]);
-  const differences = recorded.filter((key) => counts[key] !== undefined && counts[key] !== facts.counts[key]).map((key) => `${key} has ${formatCount(counts[key])} rows, recorded ${formatCount(facts.counts[key])}`);
+  const differences = countDifferences(facts, counts, recorded.filter((key) => counts[key] !== undefined));
   const rows = Object.values(counts).reduce((sum, count) => sum + count, 0);
   const summary = `restored ${tables.length} table(s) of ${[...new Set(tables.map((key) => key.slice(0, key.indexOf("."))))].join(", ")} in ${formatSeconds(seconds)}: ${formatCount(rows)} rows in the counted tables`;
   if (differences.length) {
-    log.warn(`cassandra cluster ${facts.cluster}: row counts differ from the backup's facts (written to since, or the backup ran under writes): ${differences.join("; ")}`);
+    log.warn(`cassandra cluster ${facts.cluster}: row counts differ from the backup's facts (written to since): ${differences.join("; ")}`);
     return `${summary} (differs from the recorded counts: ${differences.join("; ")})`;
   }
   if (failed.length) return `${summary} (could not count ${failed.join(", ")})`;
-  return `${summary}, as recorded at backup time${recorded.length < tables.length ? ` (${tables.length - recorded.length} large table(s) have estimates only)` : ""}`;
+  const bounded = recorded.filter((key) => facts.bounds?.[key]).length;
+  return `${summary}, as recorded at backup time${bounded ? ` (${bounded} table(s) written to during the snapshot: within the counts before and after it)` : ""}${recorded.length < tables.length ? ` (${tables.length - recorded.length} large table(s) have estimates only)` : ""}`;
 }
 
 /** A snapshot of the keyspaces being restored, captured into the rescue run (restorable like any run). */

@@ -33,6 +33,10 @@ export interface Snapshot {
   /** `DESCRIBE KEYSPACE ... WITH INTERNALS` of each keyspace, taken right after the snapshot. */
   schema: string;
   identities: Map<string, NodeIdentity>;
+  /** Per node, tableKey -> estimated partitions (nodetool tablestats, taken with the flush). */
+  estimates: Map<string, Map<string, number>>;
+  /** Exact row counts of the small tables, finished before the snapshot began (the lower bound under writes). */
+  countsBefore: Record<string, number>;
   seconds: number;
   /** `nodetool clearsnapshot -t <tag>` on every node (and any stale composure tag found); throws naming the nodes it failed on. */
   clear(): Promise<void>;
@@ -56,10 +60,11 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   // the tables it links again, cheaply); it is also the check that every node answers. The
   // keyspaces and each node's identity (host id, tokens) are read meanwhile.
   const identities = new Map<string, NodeIdentity>();
-  const [listed, flushed, identified] = await Promise.allSettled([
+  const [listed, flushed, identified, estimated] = await Promise.allSettled([
     selectJson(first, "SELECT JSON keyspace_name FROM system_schema.keyspaces"),
     onEveryNode(nodes, (node) => nodetool(node, ["flush"])),
     onEveryNode(nodes, async (node) => identities.set(node.key, await identityOf(node))),
+    onEveryNode(nodes, (node) => estimatePartitions(node, [])),
   ]);
   if (flushed.status === "rejected") throw flushed.reason;
   if (listed.status === "rejected") throw listed.reason;
@@ -67,6 +72,9 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   const existing = listed.value.map((row) => String(row.keyspace_name));
   const choice = chooseKeyspaces(existing, request.keyspaces, request.excludeKeyspaces);
   if (choice.problems.length) throw new KeyspaceFilterError(choice.problems.join("; "));
+  const estimates = new Map(nodes.map((node, index) => [node.key, estimated.status === "fulfilled" ? estimated.value[index] : new Map<string, number>()]));
+  if (estimated.status === "rejected") log.warn(`cassandra cluster ${cluster.name}: no partition estimates: ${messageOf(estimated.reason)}`);
+  const countsBefore = await countSmallTables(cluster.name, first, smallTables(estimates, choice.keyspaces));
   const clearOn = async (targets: CassandraNode[]) => {
     const results = await Promise.allSettled(targets.map((node) => nodetool(node, ["clearsnapshot", "-t", tag], 300_000)));
     const failed = results.flatMap((result, index) => (result.status === "rejected" ? [`${messageOf(result.reason)} (clear it by hand: docker exec ${targets[index].container.name} nodetool clearsnapshot -t ${tag})`] : []));
@@ -85,7 +93,7 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
     const schema = await describeKeyspaces(first, choice.keyspaces);
     const seconds = (performance.now() - started) / 1000;
     log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
-    return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema, identities, seconds, clear: () => clearOn(nodes) };
+    return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema, identities, estimates, countsBefore, seconds, clear: () => clearOn(nodes) };
   } catch (error) {
     // Some nodes may have the tag: clear it everywhere (nodes that failed too: it is idempotent).
     await clearOn(nodes).catch((clearError: unknown) => log.error(messageOf(clearError)));
@@ -294,6 +302,8 @@ export interface ClusterFacts {
   /** TableFacts shape (see postgres/in-container.ts): number of tables, exact counts of the small ones. */
   tables: number;
   counts: Record<string, number>;
+  /** Tables written to while the snapshot was taken: [count before it, count after it]; the snapshot holds between. */
+  bounds?: Record<string, [number, number]>;
   rows: number;
   complete: boolean;
   /** tableKey -> the largest estimate of partitions on any node (nodetool tablestats). */
@@ -304,8 +314,8 @@ export interface ClusterFacts {
 /**
  * Captures a snapshot: every node's archive (one after the other: zstd uses every core), then
  * `schema.cql`. Row facts are gathered meanwhile: partition estimates of every node, and exact
- * counts of the tables that are small on every node (taken just after the snapshot: under
- * concurrent writes they may differ slightly from what the snapshot holds).
+ * counts of the tables that are small on every node (counted before the snapshot and again
+ * after it: a table written to meanwhile is recorded with both counts as bounds).
  */
 export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget): Promise<{ artifacts: Artifact[]; rawBytes: number }> {
   const { tables: schemaTables, views } = tablesInSchema(snapshot.schema);
@@ -313,24 +323,23 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
   if (tableNames.length === 0) throw new Error(`keyspace${snapshot.keyspaces.length > 1 ? "s" : ""} ${snapshot.keyspaces.join(", ")} of cassandra cluster ${snapshot.cluster.name} ha${snapshot.keyspaces.length > 1 ? "ve" : "s"} no tables: nothing to back up`);
   const factsWork = gatherRowFacts(snapshot, tableNames).catch((error: unknown) => {
     log.warn(`cassandra cluster ${snapshot.cluster.name}: row facts incomplete: ${messageOf(error)}`);
-    return { estimates: new Map<string, Map<string, number>>(), counts: {} as Record<string, number> };
+    return { counts: {} as Record<string, number>, bounds: {} as Record<string, [number, number]> };
   });
   const nodeResults: { artifact: Artifact }[] = [];
   for (const node of snapshot.nodes) nodeResults.push(await captureNode(snapshot, node, target));
-  const estimatesByNode = await factsWork;
+  const { counts, bounds } = await factsWork;
   for (const result of nodeResults) {
     const facts = result.artifact.facts as unknown as NodeFacts;
-    const estimates = estimatesByNode.estimates.get(facts.node);
+    const estimates = snapshot.estimates.get(facts.node);
     for (const [key, table] of Object.entries(facts.tables)) {
       const estimate = estimates?.get(key);
       if (estimate !== undefined) table.estimatedPartitions = estimate;
     }
   }
   const estimatedPartitions: Record<string, number> = {};
-  for (const estimates of estimatesByNode.estimates.values()) {
+  for (const estimates of snapshot.estimates.values()) {
     for (const [key, value] of estimates) if (tableNames.includes(key)) estimatedPartitions[key] = Math.max(estimatedPartitions[key] ?? 0, value);
   }
-  const counts = estimatesByNode.counts;
   const stored = await target.store.putStream("schema.cql", Readable.from([Buffer.from(snapshot.schema)]));
   const facts: ClusterFacts = {
     kind: "schema",
@@ -345,8 +354,9 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
     views: views.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf(".")))),
     tables: tableNames.length,
     counts,
+    ...(Object.keys(bounds).length ? { bounds } : {}),
     rows: Object.values(counts).reduce((sum, count) => sum + count, 0),
-    complete: tableNames.every((key) => counts[key] !== undefined),
+    complete: tableNames.every((key) => counts[key] !== undefined || bounds[key] !== undefined),
     estimatedPartitions,
     selectors: selectorsOf(tableNames),
   };
@@ -355,14 +365,40 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
   return { artifacts: [schemaArtifact, ...nodeResults.map((result) => result.artifact)], rawBytes };
 }
 
-async function gatherRowFacts(snapshot: Snapshot, tableNames: string[]): Promise<{ estimates: Map<string, Map<string, number>>; counts: Record<string, number> }> {
-  const perNode = await onEveryNode(snapshot.nodes, (node) => estimatePartitions(node, snapshot.keyspaces));
-  const estimates = new Map(snapshot.nodes.map((node, index) => [node.key, perNode[index]]));
-  const small = tableNames.filter((key) => perNode.every((node) => (node.get(key) ?? 0) < exactCountLimit));
-  // Consistency ONE: quick, and as one replica sees the table (the restore checks at ALL).
-  const { counts, failed } = await countRows(snapshot.nodes[0], small, ["ONE", "ONE"]);
-  if (failed.length) log.warn(`cassandra cluster ${snapshot.cluster.name}: no exact row count for ${failed.join(", ")} (count(*) failed; estimates recorded)`);
-  return { estimates, counts };
+/**
+ * Tables of `keyspaces` below the exact-count limit on every node (a table a node does not report
+ * is empty there). Without estimates no table is known to be small: none is counted.
+ */
+function smallTables(estimates: Map<string, Map<string, number>>, keyspaces: string[]): string[] {
+  const perNode = [...estimates.values()];
+  if (perNode.some((node) => node.size === 0)) return [];
+  const tables = [...new Set(perNode.flatMap((node) => [...node.keys()]))].filter((key) => keyspaces.includes(key.slice(0, key.indexOf("."))));
+  return tables.filter((key) => perNode.every((node) => (node.get(key) ?? 0) < exactCountLimit)).sort();
+}
+
+/** Exact counts at consistency ONE (quick, as one replica sees the table; restores check at ALL). */
+async function countSmallTables(cluster: string, node: CassandraNode, tables: string[]): Promise<Record<string, number>> {
+  const { counts, failed } = await countRows(node, tables, ["ONE", "ONE"]);
+  if (failed.length) log.warn(`cassandra cluster ${cluster}: no exact row count for ${failed.join(", ")} (count(*) failed; estimates recorded)`);
+  return counts;
+}
+
+/**
+ * The small tables counted again after the snapshot. Counted before and after, a table written
+ * to meanwhile holds between the two counts in the snapshot (for inserts and updates, the usual
+ * writes): its facts are those bounds, and a drill checks the restored count lies within them.
+ */
+async function gatherRowFacts(snapshot: Snapshot, tableNames: string[]): Promise<{ counts: Record<string, number>; bounds: Record<string, [number, number]> }> {
+  const small = tableNames.filter((key) => snapshot.countsBefore[key] !== undefined);
+  const after = await countSmallTables(snapshot.cluster.name, snapshot.nodes[0], small);
+  const counts: Record<string, number> = {};
+  const bounds: Record<string, [number, number]> = {};
+  for (const key of small) {
+    const before = snapshot.countsBefore[key];
+    if (after[key] === undefined || after[key] === before) counts[key] = before;
+    else bounds[key] = [Math.min(before, after[key]), Math.max(before, after[key])];
+  }
+  return { counts, bounds };
 }
 
 /**

@@ -58,6 +58,7 @@ async function open(ctx: BackupContext<ElasticsearchOptions>): Promise<Prepared>
 
 export const elasticsearchStrategy: Strategy<ElasticsearchOptions> = {
   kind: "elasticsearch",
+  clustered: true,
   options: elasticsearchOptions,
 
   detect(service) {

@@ -12,7 +12,7 @@ import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { containersToStop, stopContainers } from "../../lifecycle/stopper.ts";
 import type { Leftover } from "../../lifecycle/journal.ts";
-import type { BackupContext, CaptureSession, ProbeResult, RestoreContext, Strategy } from "../types.ts";
+import type { BackupContext, CaptureSession, ProbeContext, ProbeResult, RestoreContext, Strategy } from "../types.ts";
 import { hotSession } from "./session.ts";
 import { withHelper } from "../../docker/helper.ts";
 import { captureMounts } from "./mount-capture.ts";
@@ -319,7 +319,7 @@ export function tsdbStrategy(spec: TsdbSnapshotHooks & { options: ReturnType<typ
     detect: (service) => spec.isImage(service.image),
     openSession: (ctx) => openTsdbSession(ctx, spec),
     restore: (ctx, artifacts) => restoreTsdb(ctx, artifacts, flavor),
-    probe: (ctx, recorded) => probeTsdb(ctx as BackupContext<unknown>, ctx.options.url, ctx.options.query, flavor, recorded),
+    probe: (ctx, recorded) => probeTsdb(ctx, ctx.options.url, ctx.options.query, flavor, recorded),
     undoLeftover: removeLeftoverSnapshot,
   };
 }
@@ -458,7 +458,7 @@ export async function compareWithRecorded(http: HttpClient, url: string, drill: 
 }
 
 /** Live facts of a running TSDB; with the artifacts of a run, also whether it answers as recorded then. */
-export async function probeTsdb(ctx: BackupContext<unknown>, url: string, query: string, flavor: TsdbFlavor, recorded?: Artifact[]): Promise<ProbeResult> {
+export async function probeTsdb(ctx: ProbeContext<unknown>, url: string, query: string, flavor: TsdbFlavor, recorded?: Artifact[]): Promise<ProbeResult> {
   const container = runningContainer(ctx.service);
   if (!container) {
     const error = `service ${ctx.service.name} has no running container`;

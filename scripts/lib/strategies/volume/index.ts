@@ -68,6 +68,7 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   kind: "volume",
   offline: true,
   options,
+  stopsForCapture: (settings) => settings.stop !== false,
 
   async openSession(ctx) {
     await warnAboutForeignWriters(ctx);

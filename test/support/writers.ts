@@ -1,10 +1,10 @@
-// Shared by the sql-*.test.ts integration tests (not a test file itself): a writer that keeps
-// committing transactions inside a container, a watcher of every process's argv for secrets,
-// and a search for secrets in a run's files (compressed ones decompressed).
+// Test support: a writer that keeps committing inside a container until told to stop, a watcher
+// of every process's argv for secrets, and a search for secrets in a run's files (compressed
+// ones decompressed).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { docker, sh } from "../support/composure.ts";
+import { docker, sh } from "./composure.ts";
 
 /** A shell loop inside `container` whose stdout feeds a SQL client; stopped through a flag file. */
 export class Writer {
