@@ -105,16 +105,21 @@ describe("strategy conformance: every strategy, the same contract", { timeout: 1
     const backup = await run("backup", { STORAGE: "repository" });
     assert.equal(backup.code, 0, backup.stderr);
     const runId = runIds().at(-1)!;
-    for (const fixture of fixtures) assert.ok(recordOf(runId, fixture.service).artifacts.every((artifact: { repository?: unknown }) => artifact.repository), `${fixture.service} is stored in the repository`);
+    for (const fixture of fixtures) {
+      const inRepository = recordOf(runId, fixture.service).artifacts.map((artifact: { repository?: unknown }) => Boolean(artifact.repository));
+      assert.ok(inRepository.length > 0 && inRepository.every((stored: boolean) => stored === !fixture.archiveOnly), `${fixture.service} is stored ${fixture.archiveOnly ? "in archives" : "in the repository"}`);
+    }
 
     await eachFixture((fixture) => fixture.damage(stack));
-    const damaged = await eachFixture((fixture) => fixture.checksum(stack));
+    // A damaged service may not answer the checksum at all (a dropped table): that is a state too.
+    const damagedState = () => eachFixture((fixture) => fixture.checksum(stack).catch((error: Error) => `unreadable: ${error.message.split("\n")[0]}`));
+    const damaged = await damagedState();
     fixtures.forEach((fixture, index) => assert.notEqual(damaged[index], expected[index], `the damage changed ${fixture.service}`));
 
     const dry = await run("restore", { RUN: runId, DRY_RUN: "1" });
     assert.equal(dry.code, 0, dry.stderr);
     for (const fixture of fixtures) assert.match(dry.stdout, new RegExp(`^${fixture.service}: `, "m"), `the dry run names ${fixture.service}`);
-    assert.deepEqual(await eachFixture((fixture) => fixture.checksum(stack)), damaged, "the dry run changed nothing");
+    assert.deepEqual(await damagedState(), damaged, "the dry run changed nothing");
 
     const restore = await run("restore", { RUN: runId, FORCE: "1" });
     assert.equal(restore.code, 0, restore.stderr);
@@ -144,7 +149,7 @@ describe("strategy conformance: every strategy, the same contract", { timeout: 1
         continue;
       }
       assert.equal(record.status, "failed", `${fixture.service} cannot be captured without its container`);
-      assert.match(backup.stderr, new RegExp(`${fixture.service}: backup failed: .*(not running|no running container|stopped|is down|not up)`, "i"), `the error of ${fixture.service} says why`);
+      assert.match(backup.stderr, new RegExp(`${fixture.service}: backup failed: .*(no running container|not running|no container of service ${fixture.service} is running)`), `the error of ${fixture.service} says why`);
     }
   });
 

@@ -26,6 +26,8 @@ export interface StrategyFixture {
   volumes: string[];
   /** Passwords it is given: never in argv, logs, manifests or metrics. */
   secrets: string[];
+  /** Why its sources stay archive files when the repository engine is chosen (absent: they go into the repository). */
+  archiveOnly?: string;
   /** Captured while it runs (hot); otherwise it is stopped for its capture. */
   hot: boolean;
   /** Without its running container the backup cannot capture it: that service fails, alone. */
@@ -136,7 +138,8 @@ const sqlite: StrategyFixture = {
   volumes: ["litedata"],
   secrets: [],
   hot: true,
-  needsRunning: true,
+  // Stopped, its files are at rest: a helper with sqlite3 copies them just as well.
+  needsRunning: false,
   ready: (stack) => eventually("sqlite", () => sqlite3(stack, "SELECT count(*) FROM ticks")).then(() => undefined),
   seed: (stack) => sqlite3(stack, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO items SELECT i, 'item ' || i FROM n;").then(() => undefined),
   damage: (stack) => sqlite3(stack, "DELETE FROM items WHERE id % 3 = 0; UPDATE items SET name = 'changed'").then(() => undefined),
@@ -147,11 +150,12 @@ const redisCli = (stack: Stack, script: string) => inContainer(stack, "cache", `
 const redis: StrategyFixture = {
   strategy: "redis",
   service: "cache",
-  // The password reaches redis-server through its environment, never through anyone's argv.
+  // The password reaches redis-server through a config file written from its environment (a
+  // shell builtin), never through anyone's argv.
   compose: `
   cache:
     image: ${fixtureImage("redis")}
-    command: ["sh", "-c", 'exec redis-server --appendonly yes --requirepass "$$REDIS_PASSWORD"']
+    command: ["sh", "-c", 'printf "requirepass %s\\n" "$$REDIS_PASSWORD" > /tmp/redis.conf && exec redis-server /tmp/redis.conf --appendonly yes']
     environment: { REDIS_PASSWORD: "conformance-redis-secret-5d0e" }
     volumes: ["cachedata:/data"]`,
   volumes: ["cachedata"],
@@ -223,6 +227,7 @@ const victoriametrics: StrategyFixture = {
     labels: { composure.victoriametrics.query: synthetic_series }
     volumes: ["vmdata:/victoria-metrics-data"]`,
   volumes: ["vmdata"],
+  archiveOnly: "its snapshot is symlinks into the live parts, which restic stores as links: it is archived with the links followed",
   secrets: [],
   hot: true,
   needsRunning: true,

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { ContainerInfo, MountInfo } from "../../scripts/lib/docker/containers.ts";
 import type { ProjectInfo, ServiceInfo } from "../../scripts/lib/compose/discover.ts";
-import { indicesExpression, snapshotNameFor } from "../../scripts/lib/strategies/elasticsearch/backup.ts";
+import { documentDifference, indicesExpression, snapshotNameFor } from "../../scripts/lib/strategies/elasticsearch/backup.ts";
 import { clusterProblems, findRepositoryPlace, pathRepoOf, type ClusterView, type NodeInfo } from "../../scripts/lib/strategies/elasticsearch/cluster.ts";
 import { credentialsFor, curlConfig, parseCurlOutput, reasonOf, type EsClient, type EsResponse, type Method } from "../../scripts/lib/strategies/elasticsearch/http.ts";
 import { elasticsearchOptions, isElasticsearchImage, parseConflict } from "../../scripts/lib/strategies/elasticsearch/options.ts";
@@ -280,4 +280,14 @@ describe("elasticsearch strategy: restore plans", () => {
     assert.ok(matchesVolume(artifact, "orders"), "VOLUME= names an index of the snapshot");
     assert.ok(!matchesVolume(artifact, "events"));
   });
+});
+
+test("document counts: exact for an index left alone, within bounds for one written to during the snapshot", () => {
+  const facts = { documents: { events: 700, ticks: 113 }, documentBounds: { ticks: [113, 131] as [number, number] } };
+  assert.equal(documentDifference(facts, "events", 700), undefined);
+  assert.equal(documentDifference(facts, "events", 699), "index events has 699 documents, recorded 700");
+  assert.equal(documentDifference(facts, "ticks", 122), undefined);
+  assert.equal(documentDifference(facts, "ticks", 140), "index ticks has 140 documents, recorded between 113 and 131 (written to during the snapshot)");
+  assert.equal(documentDifference(facts, "ticks", undefined), "index ticks is missing (recorded 113 documents)");
+  assert.equal(documentDifference(facts, "other", 5), undefined);
 });

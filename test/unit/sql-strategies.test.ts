@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { isMariadbImage, mariadbOptions, quoteName, quoteString } from "../../scripts/lib/strategies/mariadb/index.ts";
-import { artifactBaseName, compareTableFacts, imagePath, isMissingTool, tableFacts } from "../../scripts/lib/strategies/shared/in-container.ts";
+import { artifactBaseName, boundTableFacts, compareTableFacts, imagePath, isMissingTool, tableFacts } from "../../scripts/lib/strategies/shared/in-container.ts";
 import { conninfo, idempotentGlobals, isPostgresImage, postgresOptions } from "../../scripts/lib/strategies/postgres/index.ts";
 import { mountFor, sqliteOptions, sqliteUri } from "../../scripts/lib/strategies/sqlite/index.ts";
 import { detectStrategy } from "../../scripts/lib/strategies/registry.ts";
@@ -115,5 +115,17 @@ describe("database strategies", () => {
     assert.equal(mountFor(mounts, "/data/deep/x.db")?.source, "deep");
     assert.equal(mountFor(mounts, "/etc/file.db")?.source, "/host/file.db");
     assert.equal(mountFor(mounts, "/database/x.db"), undefined);
+  });
+
+  test("a table written to during a dump is recorded with bounds, and a live count within them agrees", () => {
+    const facts = boundTableFacts(tableFacts({ ticks: 270, entries: 5000 }, 2), tableFacts({ ticks: 291, entries: 5000 }, 2));
+    assert.deepEqual(facts.bounds, { ticks: [270, 291] });
+    assert.equal(facts.counts.entries, 5000);
+    assert.deepEqual(compareTableFacts("ledger", facts, tableFacts({ ticks: 283, entries: 5000 }, 2)), []);
+    assert.deepEqual(compareTableFacts("ledger", facts, tableFacts({ ticks: 292, entries: 4999 }, 2)), [
+      "ledger: table ticks has 292 rows, recorded between 270 and 291 (written to during the dump)",
+      "ledger: table entries has 4999 rows, recorded 5000",
+    ]);
+    assert.equal(boundTableFacts(tableFacts({ a: 1 }, 1), tableFacts({ a: 1 }, 1)).bounds, undefined);
   });
 });

@@ -52,6 +52,8 @@ export interface SnapshotFacts {
   exactCounts: boolean;
   /** Indices written to while the snapshot ran (their counts may differ slightly). */
   changedDuringSnapshot: string[];
+  /** Indices written to while the snapshot ran: [fewer, more] documents of the counts before and after it; the snapshot holds between. */
+  documentBounds?: Record<string, [number, number]>;
   shards?: { total: number; failed: number; successful: number };
   /** Every snapshot the archived repository holds (older ones are kept by keep_snapshots). */
   snapshotsInArchive: string[];
@@ -153,6 +155,16 @@ async function pruneRepository(client: EsClient, job: SnapshotJob): Promise<void
   }
 }
 
+/** An index's live document count against the snapshot's facts: its exact count, or its bounds when it was written to meanwhile. */
+export function documentDifference(facts: Partial<SnapshotFacts>, index: string, live: number | undefined, name = index): string | undefined {
+  const recorded = facts.documents?.[index];
+  if (recorded === undefined) return undefined;
+  const bounds = facts.documentBounds?.[index];
+  if (live === undefined) return `index ${name} is missing (recorded ${recorded} documents)`;
+  if (bounds) return live < bounds[0] || live > bounds[1] ? `index ${name} has ${live} documents, recorded between ${bounds[0]} and ${bounds[1]} (written to during the snapshot)` : undefined;
+  return live === recorded ? undefined : `index ${name} has ${live} documents, recorded ${recorded}`;
+}
+
 export function describeSnapshot(
   job: Pick<SnapshotJob, "view" | "place" | "options" | "snapshot">,
   snapshotIndices: string[],
@@ -165,11 +177,13 @@ export function describeSnapshot(
   const indices = [...snapshotIndices].sort();
   const documents: Record<string, number> = {};
   const changed: string[] = [];
+  const documentBounds: Record<string, [number, number]> = {};
   for (const index of indices) {
     const first = before[index];
     const last = after[index];
     documents[index] = first?.docs ?? last?.docs ?? 0;
     if (!first || !last || first.operations !== last.operations) changed.push(index);
+    if (first && last && first.docs !== last.docs) documentBounds[index] = [Math.min(first.docs, last.docs), Math.max(first.docs, last.docs)];
   }
   return {
     kind: "snapshot-repository",
@@ -190,6 +204,7 @@ export function describeSnapshot(
     totalDocuments: Object.values(documents).reduce((sum, count) => sum + count, 0),
     exactCounts: changed.length === 0,
     changedDuringSnapshot: changed,
+    ...(Object.keys(documentBounds).length ? { documentBounds } : {}),
     shards,
     snapshotsInArchive: [],
     snapshotSeconds: Math.round(snapshotSeconds * 1000) / 1000,

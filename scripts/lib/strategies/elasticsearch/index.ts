@@ -21,7 +21,7 @@ import { log } from "../../log.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { BackupContext, ProbeResult, ScopeSlot, Strategy, ProbeContext } from "../types.ts";
 import { hotSession } from "../shared/session.ts";
-import { abandonJob, indicesExpression, snapshotNameFor, snapshotToArchive, type JobProgress, type SnapshotFacts } from "./backup.ts";
+import { abandonJob, documentDifference, indicesExpression, snapshotNameFor, snapshotToArchive, type JobProgress, type SnapshotFacts } from "./backup.ts";
 import { checkCluster, clusterServices, findRepositoryPlace, openCluster, type ClusterView, type RepositoryPlace } from "./cluster.ts";
 import { indexStats } from "./snapshot.ts";
 import { detectElasticsearch, elasticsearchOptions, type ElasticsearchOptions } from "./options.ts";
@@ -126,9 +126,9 @@ async function probeCluster(ctx: ProbeContext<ElasticsearchOptions>, recorded?: 
   for (const artifact of recorded ?? []) {
     const facts = artifact.facts as Partial<SnapshotFacts> | undefined;
     if (facts?.kind !== "snapshot-repository") continue;
-    for (const [index, count] of Object.entries(facts.documents ?? {})) {
-      if (documents[index] === undefined) differences.push(`index ${index} is missing (recorded ${count} documents)`);
-      else if (documents[index] !== count) differences.push(`index ${index} has ${documents[index]} documents, recorded ${count}`);
+    for (const index of Object.keys(facts.documents ?? {})) {
+      const difference = documentDifference(facts, index, documents[index]);
+      if (difference) differences.push(difference);
     }
   }
   return {

@@ -10,7 +10,7 @@ import { formatSeconds, log } from "../../log.ts";
 import type { RestoreContext, ScopeSlot } from "../types.ts";
 import { formatCount } from "../shared/in-container.ts";
 import { withHelper } from "../../docker/helper.ts";
-import { snapshotToArchive, type SnapshotFacts } from "./backup.ts";
+import { documentDifference, snapshotToArchive, type SnapshotFacts } from "./backup.ts";
 import { checkCluster, findRepositoryPlace, openCluster, type ClusterView, type RepositoryPlace } from "./cluster.ts";
 import { call, seg } from "./http.ts";
 import { conflictPolicies, parseConflict, type ConflictPolicy, type ElasticsearchOptions } from "./options.ts";
@@ -251,16 +251,15 @@ async function restoreFrom(ctx: RestoreContext<unknown>, options: ElasticsearchO
   const live = await indexStats(client, targets.join(","));
   const differences: string[] = [];
   for (const entry of toRestore) {
-    const recorded = facts.documents?.[entry.index];
-    const now = live[entry.target]?.docs;
-    if (recorded !== undefined && now !== recorded) differences.push(`${entry.target} has ${now ?? "no"} documents, recorded ${recorded}`);
+    const difference = documentDifference(facts, entry.index, live[entry.target]?.docs ?? 0, entry.target);
+    if (difference) differences.push(difference);
   }
   const total = toRestore.reduce((sum, entry) => sum + (live[entry.target]?.docs ?? 0), 0);
   const summary = `restored ${toRestore.length} ind${toRestore.length === 1 ? "ex" : "ices"} (${toRestore.map((entry) => (entry.target === entry.index ? entry.index : `${entry.index} as ${entry.target}`)).join(", ")}) from snapshot ${facts.snapshot} in ${formatSeconds((performance.now() - started) / 1000)}: ${formatCount(total)} documents`;
   const skippedLine = skipped.length ? `; skipped existing ${skipped.join(", ")} (CONFLICT=${policy})` : "";
   if (differences.length) {
     if (facts.exactCounts) throw new Error(`${summary}, but the document counts differ from the snapshot's: ${differences.join("; ")}`);
-    log.warn(`${ctx.serviceName}: counts differ from those recorded before the snapshot (the indices were written to while it ran): ${differences.join("; ")}`);
+    log.warn(`${ctx.serviceName}: counts differ from those recorded with the snapshot: ${differences.join("; ")}`);
     return [`${summary}${skippedLine} (counts differ from the recorded ones, which were taken under writes)`];
   }
   return [`${summary}${skippedLine}, as recorded at backup time`];

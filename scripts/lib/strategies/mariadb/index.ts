@@ -4,7 +4,8 @@
 // Backup: one artifact per user database (<db>.sql.zst), `mariadb-dump` (or `mysqldump` where
 // the image has no mariadb-dump) with --single-transaction (a consistent snapshot of InnoDB
 // tables without locking them) --routines --events --triggers --hex-blob; row counts per table
-// are recorded just before each dump. The system schemas (mysql, information_schema,
+// are recorded just before each dump and again after it (a table written to meanwhile is recorded
+// with both counts as bounds). The system schemas (mysql, information_schema,
 // performance_schema, sys) are not dumped: restoring the `mysql` schema over a running server is
 // unsafe across versions. Instead the accounts and their grants (except root and the system
 // accounts) are kept in users.sql.zst, generated from SHOW CREATE USER / SHOW GRANTS.
@@ -24,6 +25,7 @@ import { formatSeconds, log } from "../../log.ts";
 import type { RestoreContext } from "../types.ts";
 import {
   asStepError,
+  boundTableFacts,
   compareTableFacts,
   dumpOptions,
   environmentOf,
@@ -190,8 +192,10 @@ async function captureAll(conn: Connection, server: Server, databases: string[],
   for (const database of databases) {
     const base = uniqueArtifactBaseName(database, used, ["users"]);
     const started = performance.now();
-    const facts = await liveFacts(conn, database);
+    const before = await liveFacts(conn, database);
     const stored = await dumpDatabase(conn, database, store, `${base}.sql`);
+    // The dump's snapshot is its own transaction: counted again after it, a table written to meanwhile gets bounds.
+    const facts = boundTableFacts(before, await liveFacts(conn, database));
     log.info(`${conn.service}: database ${database}: ${facts.tables} tables, ${formatCount(facts.rows)} rows dumped in ${formatSeconds((performance.now() - started) / 1000)}`);
     artifacts.push({ ...stored, facts: { kind: "database", engine: "mariadb", database, serverVersion: server.version, tool: conn.dump, snapshot: false, ...facts } });
   }
