@@ -68,7 +68,8 @@ export const scheduleSchema = z
     critical: cronJob.default("0 2 * * *"),
     medium: cronJob.default("0 3 * * 0"),
     low: cronJob.default("0 4 1 * *"),
-    verify: cronJob.default("0 6 * * *"),
+    // verify before prune: retention.require_verified deletes a run only behind a verified newer one
+    verify: cronJob.default("45 4 * * *"),
     /** Weekly restore drill of the latest run (make verify DEEP=1). */
     drill: cronJob.default("0 7 * * 6"),
     prune: cronJob.default("30 5 * * *"),
