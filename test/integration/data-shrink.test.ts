@@ -11,6 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { parse as parseYaml } from "yaml";
 import { backupsOf, ComposeProject, composure, docker, fixtureImage, freePort, inVolumes, requireDocker, tempDir, waitFor } from "../support/composure.ts";
 import { parseExposition, valueOf, type Sample } from "../support/metrics.ts";
 
@@ -76,11 +77,18 @@ async function webhookReceiver() {
   return { url: `http://127.0.0.1:${port}/hook`, payloads, close: () => new Promise((resolve) => server.close(resolve)) };
 }
 
-/** promtool test rules on the alert rules with these samples held for 10 minutes; returns promtool's output. */
-function promtoolFires(samples: Sample[], expected: { labels: Record<string, string> }[]): void {
+/** The rule's annotations with these labels put in (the rule uses only {{ $labels.<name> }}). */
+function annotationsOf(alert: string, labels: Record<string, string>): Record<string, string> {
+  const rules = (parseYaml(readFileSync(alertRules, "utf8")) as { groups: { rules: { alert?: string; annotations: Record<string, string> }[] }[] }).groups.flatMap((group) => group.rules);
+  const annotations = rules.find((rule) => rule.alert === alert)!.annotations;
+  return Object.fromEntries(Object.entries(annotations).map(([key, template]) => [key, template.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, name: string) => labels[name])]));
+}
+
+/** promtool test rules: ComposureDataShrank fires on these samples (held for 10 minutes) for exactly these label sets. */
+function promtoolFires(samples: Sample[], expected: Record<string, string>[]): void {
   const dir = tempDir("shrink-promtool");
   const series = samples.map((sample) => ({ series: `${sample.name}{${Object.entries(sample.labels).map(([key, value]) => `${key}="${value}"`).join(",")}}`, values: `${sample.value}x10` }));
-  const exp_alerts = expected.map(({ labels }) => ({ exp_labels: { severity: "critical", ...labels } }));
+  const exp_alerts = expected.map((labels) => ({ exp_labels: { severity: "critical", ...labels }, exp_annotations: annotationsOf("ComposureDataShrank", labels) }));
   const file = path.join(dir, "shrink.test.yml");
   writeFileSync(file, JSON.stringify({ rule_files: [alertRules], evaluation_interval: "1m", tests: [{ interval: "1m", input_series: series, alert_rule_test: [{ eval_time: "5m", alertname: "ComposureDataShrank", exp_alerts }] }] }));
   const result = spawnSync("promtool", ["test", "rules", file], { encoding: "utf8" });
@@ -120,7 +128,7 @@ describe("fact trends and the retention that guards their evidence", { timeout: 
       const samples = textfile();
       assert.equal(valueOf(samples, "composure_last_backup_suspect", labels), 1);
       assert.equal(valueOf(samples, "composure_last_backup_largest_drop_ratio", labels), 0.9);
-      promtoolFires(samples.filter((sample) => sample.name === "composure_last_backup_suspect"), [{ labels: { ...labels, tier: "medium" } }]);
+      promtoolFires(samples.filter((sample) => sample.name === "composure_last_backup_suspect"), [{ ...labels, tier: "medium" }]);
 
       assert.equal((await composure("verify", env)).code, 0, "the newest run is verified: only the evidence keeps the first");
       const kept = await prune(env);
