@@ -150,8 +150,9 @@ export function compareFacts(baseline: { runId: string; record: ServiceRecord },
 
 /** One loss as people read it: "shop.orders: 230,114 -> 12 rows", "table shop.items is gone (was 40 rows)". */
 export function describeLoss(loss: Loss): string {
-  if (loss.now !== undefined) return `${loss.what}: ${formatCount(loss.was ?? 0)} -> ${formatCount(loss.now)} ${loss.unit ?? ""}`.trimEnd();
-  const was = loss.was !== undefined ? ` (was ${formatCount(loss.was)} ${loss.unit ?? ""})`.replace(" )", ")") : "";
+  const unit = loss.unit ? ` ${loss.unit}` : "";
+  if (loss.now !== undefined) return `${loss.what}: ${formatCount(loss.was ?? 0)} -> ${formatCount(loss.now)}${unit}`;
+  const was = loss.was !== undefined ? ` (was ${formatCount(loss.was)}${unit})` : "";
   return `${loss.kind ?? "it"} ${loss.what} is gone${was}`;
 }
 
