@@ -5,7 +5,7 @@ TSX := node --import tsx
 # The commands run as one bundled file each (dist/<name>.mjs, built by scripts/bundle.ts from
 # scripts/ and the npm packages when a source changed): it starts in a third of the time of
 # compiling the TypeScript on every run.
-ENTRY_POINTS := backup restore verify list prune sync plan metrics cron schedule
+ENTRY_POINTS := backup restore verify list prune accept sync plan metrics cron schedule
 BUNDLE := dist/.built
 BUNDLED := node dist
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -18,7 +18,7 @@ export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFLICT CONFIG DESTIN
 export TIER METRICS_DIR CRON CRON_FILE CRON_LOG
 
 .DEFAULT_GOAL := help
-.PHONY: setup setup-demo setup-test prune sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
+.PHONY: setup setup-demo setup-test prune accept sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ list: $(BUNDLE) ## list complete runs (FROM=remote; ARGS=--json for scripts)
 
 prune: $(BUNDLE) ## apply the retention policies (FROM=local|remote|all DRY_RUN=1 prints keep/delete and why)
 	@$(BUNDLED)/prune.mjs
+
+accept: $(BUNDLE) ## accept a suspected data loss, so prune may delete the last good run before it (RUN=<id> and/or SERVICE=)
+	@$(BUNDLED)/accept.mjs
 
 sync: $(BUNDLE) ## upload every complete local run missing on the remote
 	@$(BUNDLED)/sync.mjs

@@ -1,6 +1,8 @@
 // make list [PROJECT=] [FROM=remote] [--json]: complete runs, newest first (incomplete ones are counted, not listed).
 import { listRunDirs } from "./lib/catalog/runs.ts";
-import { readManifest, type Manifest } from "./lib/catalog/manifest.ts";
+import { describeLoss, isSuspect } from "./lib/catalog/fact-trends.ts";
+import { readManifest, type Manifest, type ServiceRecord } from "./lib/catalog/manifest.ts";
+import { readAccepted } from "./lib/catalog/run-marks.ts";
 import { readUploadState } from "./lib/catalog/upload-state.ts";
 import { listRemoteRuns, readRemoteManifest, requireRemote } from "./lib/pipeline/offsite.ts";
 import { loadSettings, main, projectsToUse } from "./lib/cli.ts";
@@ -9,7 +11,7 @@ import { formatBytes } from "./lib/log.ts";
 
 await main(async () => {
   const config = loadSettings();
-  const rows: Record<string, string | number>[] = [];
+  const rows: Record<string, unknown>[] = [];
   let incomplete = 0;
   const remote = process.env.FROM === "remote" ? requireRemote(config) : undefined;
   for (const project of projectsToUse(config)) {
@@ -23,7 +25,7 @@ await main(async () => {
         continue;
       }
       const upload = await readUploadState(run.dir);
-      rows.push(rowOf(project, await readManifest(run.dir, project), upload ? upload.state : config.remote ? "not uploaded" : "-"));
+      rows.push(rowOf(project, await readManifest(run.dir, project), upload ? upload.state : config.remote ? "not uploaded" : "-", await readAccepted(run.dir)));
     }
   }
   if (process.argv.includes("--json")) {
@@ -38,8 +40,10 @@ await main(async () => {
   return ExitCode.ok;
 });
 
-function rowOf(project: string, manifest: Manifest, offsite: string): Record<string, string | number> {
+function rowOf(project: string, manifest: Manifest, offsite: string, accepted: string[] = []): Record<string, unknown> {
   const bytes = manifest.services.flatMap((service) => service.artifacts).reduce((sum, artifact) => sum + artifact.bytes, 0);
-  const services = manifest.services.map((service) => (service.status === "ok" ? service.name : `${service.name}(failed)`)).join(",");
-  return { project, run: manifest.runId, started: manifest.startedAt, outcome: manifest.outcome, services, bytes, offsite };
+  const marked = (service: ServiceRecord) => (service.status === "failed" ? "(failed)" : !isSuspect(service) ? "" : accepted.includes(service.name) ? "(loss accepted)" : "(suspect)");
+  const services = manifest.services.map((service) => `${service.name}${marked(service)}`).join(",");
+  const suspect = Object.fromEntries(manifest.services.filter(isSuspect).map((service) => [service.name, service.suspect!.map(describeLoss)]));
+  return { project, run: manifest.runId, started: manifest.startedAt, outcome: manifest.outcome, services, bytes, offsite, ...(Object.keys(suspect).length ? { suspect, accepted } : {}) };
 }

@@ -26,6 +26,9 @@ export const log = {
   error: (message: string) => write("error", message),
 };
 
+/** Digits grouped by thousands, for messages. */
+export const formatCount = (count: number) => count.toLocaleString("en-US");
+
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let value = bytes;

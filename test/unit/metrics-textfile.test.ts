@@ -9,6 +9,7 @@ import { parseConfig } from "../../scripts/lib/config/load.ts";
 import { buildRegistry, metricNames, renderRegistry } from "../../scripts/lib/metrics/registry.ts";
 import { updateStatus } from "../../scripts/lib/metrics/status.ts";
 import { checksFromFindings, deriveProjectState, recordInvocation, textfilePath, writeProjectMetrics } from "../../scripts/lib/metrics/textfile.ts";
+import { recordAccepted } from "../../scripts/lib/catalog/run-marks.ts";
 import { parseExposition, valueOf } from "../support/metrics.ts";
 
 const sha = "0".repeat(64);
@@ -184,5 +185,20 @@ describe("metrics textfile", () => {
       assert.match(name, /^composure_[a-z_]+$/);
       assert.ok(readme.includes(name), `README mentions ${name}`);
     }
+  });
+
+  test("a suspect newest backup: composure_last_backup_suspect 1 and the largest drop, until make accept", async () => {
+    const { config } = setup();
+    writeRun(config.destination, "shop", "20260101T020000Z", "2026-01-01T02:00:10Z", [{ name: "db", ok: true }]);
+    const manifestFile = path.join(config.destination, "shop", "20260101T020000Z", "manifest.json");
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8"));
+    Object.assign(manifest.services[0], { trend: { baseline: "20251231T020000Z", largestDrop: 0.9 }, suspect: [{ what: "shop.orders", unit: "rows", was: 10, now: 1 }] });
+    writeFileSync(manifestFile, JSON.stringify(manifest));
+    const labels = { project: "shop", service: "db", tier: "critical" };
+    const read = async () => parseExposition(readFileSync(await writeProjectMetrics(config, "shop"), "utf8"));
+    assert.equal(valueOf(await read(), "composure_last_backup_suspect", labels), 1);
+    assert.equal(valueOf(await read(), "composure_last_backup_largest_drop_ratio", labels), 0.9);
+    await recordAccepted(path.dirname(manifestFile), ["db"]);
+    assert.equal(valueOf(await read(), "composure_last_backup_suspect", labels), 0);
   });
 });

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { parseConfig } from "../../scripts/lib/config/load.ts";
-import { notify, payloadOf } from "../../scripts/lib/notifications/webhooks.ts";
+import { notify, payloadOf, summariesOf } from "../../scripts/lib/notifications/webhooks.ts";
 import { ConfigError } from "../../scripts/lib/errors.ts";
 
 interface Received {
@@ -77,4 +77,13 @@ describe("webhook notifications", () => {
     );
     assert.deepEqual(hooks([{ url: `${base}/x` }])[0], { url: `${base}/x`, events: ["start", "success", "failure"], method: "POST", timeout_seconds: 10 });
   });
+
+  test("a service suspected of data loss carries its losses in the payload, one line each", () => {
+    const record = { name: "db", strategy: "postgres", status: "ok" as const, stopped: [], downtimeSeconds: 0, durationSeconds: 1, artifacts: [], suspect: [{ what: "shop.orders", unit: "rows", was: 230_114, now: 12 }] };
+    const manifest = { format: "composure/1" as const, project: "shop", runId: "r", host: "h", startedAt: "", finishedAt: "", outcome: "success" as const, services: [record, { ...record, name: "web", suspect: undefined }] };
+    const [db, web] = summariesOf(manifest);
+    assert.deepEqual(db.suspect, ["shop.orders: 230,114 -> 12 rows"]);
+    assert.ok(!("suspect" in web));
+  });
 });
+

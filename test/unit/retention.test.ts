@@ -748,3 +748,84 @@ describe("retentionPolicySchema", () => {
     }
   });
 });
+
+describe("decideRetention: evidence of a suspected data loss", () => {
+  const now = new Date("2026-03-10T12:00:00Z");
+  const lost = { db: ["shop.orders"] };
+
+  test("keep_last 1: the run before the first suspect run is kept, and the reason says why and what lets it go", () => {
+    const runs = [run("a", "2026-03-07T02:00:00Z"), run("b", "2026-03-08T02:00:00Z"), run("c", "2026-03-09T02:00:00Z", { suspect: lost })];
+    const decisions = decideRetention(runs, { keep_last: 1 }, now);
+    assert.deepEqual(keptIds(decisions), ["b", "c"]);
+    assert.deepEqual(reasonsOf(decisions, "b"), ["last good run before suspected loss on shop.orders (service db in run c; 'make accept RUN=c' lets it go)"]);
+  });
+
+  test("later suspect runs do not move the guard: it stays before the oldest suspect run", () => {
+    const runs = [run("a", "2026-03-05T02:00:00Z"), run("b", "2026-03-06T02:00:00Z"), run("c", "2026-03-07T02:00:00Z", { suspect: lost }), run("d", "2026-03-08T02:00:00Z"), run("e", "2026-03-09T02:00:00Z", { suspect: { db: ["shop.items"] } })];
+    assert.deepEqual(keptIds(decideRetention(runs, { keep_last: 1 }, now)), ["b", "e"]);
+  });
+
+  test("once accepted (no longer suspect), the next suspect run guards its own predecessor, and nothing guards without one", () => {
+    const runs = [run("b", "2026-03-06T02:00:00Z"), run("c", "2026-03-07T02:00:00Z"), run("d", "2026-03-08T02:00:00Z"), run("e", "2026-03-09T02:00:00Z", { suspect: lost })];
+    assert.deepEqual(keptIds(decideRetention(runs, { keep_last: 1 }, now)), ["d", "e"]);
+    assert.deepEqual(keptIds(decideRetention(runs.map((entry) => ({ ...entry, suspect: undefined })), { keep_last: 1 }, now)), ["e"]);
+  });
+
+  test("the guarded run is the newest before the suspect run that holds the service, per service", () => {
+    const runs = [
+      run("a", "2026-03-05T02:00:00Z", { services: ["db", "cache"] }),
+      run("b", "2026-03-06T02:00:00Z", { services: ["cache"] }),
+      run("c", "2026-03-07T02:00:00Z", { services: ["db", "cache"], suspect: lost }),
+      run("d", "2026-03-08T02:00:00Z", { services: ["db", "cache"], suspect: { cache: ["db0"] } }),
+    ];
+    const decisions = decideRetention(runs, { keep_last: 1 }, now);
+    assert.deepEqual(keptIds(decisions), ["a", "c", "d"]);
+    assert.match(reasonsOf(decisions, "a").join(), /loss on shop.orders \(service db in run c/);
+    assert.match(reasonsOf(decisions, "c").join(), /loss on db0 \(service cache in run d/);
+  });
+
+  test("an empty list of losses is no suspicion; incomplete and future runs never count", () => {
+    const runs = [run("a", "2026-03-07T02:00:00Z"), run("b", "2026-03-08T02:00:00Z", { suspect: { db: [] } }), run("c", "2026-03-09T02:00:00Z", { complete: false, suspect: lost }), run("z", "2026-04-01T02:00:00Z", { suspect: lost })];
+    assert.deepEqual(keptIds(decideRetention(runs, { keep_last: 1 }, now, { incompleteGraceHours: 1 })), ["b", "z"]);
+  });
+});
+
+describe("decideRetention: requireVerified", () => {
+  const now = new Date("2026-03-10T12:00:00Z");
+  const reason = (services: string) => `no newer run of ${services} has passed make verify yet (retention.require_verified)`;
+
+  test("an unverified newer run does not let an older one go; a verified one does", () => {
+    const runs = [run("a", "2026-03-08T02:00:00Z"), run("b", "2026-03-09T02:00:00Z")];
+    const waiting = decideRetention(runs, { keep_last: 1 }, now, { requireVerified: true });
+    assert.deepEqual(keptIds(waiting), ["a", "b"]);
+    assert.deepEqual(reasonsOf(waiting, "a"), [reason("db")]);
+    assert.deepEqual(keptIds(decideRetention([runs[0], { ...runs[1], verified: ["db"] }], { keep_last: 1 }, now, { requireVerified: true })), ["b"]);
+  });
+
+  test("off by default", () => {
+    assert.deepEqual(keptIds(decideRetention([run("a", "2026-03-08T02:00:00Z"), run("b", "2026-03-09T02:00:00Z")], { keep_last: 1 }, now)), ["b"]);
+  });
+
+  test("each of the run's services needs its own newer verified run", () => {
+    const runs = [run("a", "2026-03-07T02:00:00Z", { services: ["db", "cache"] }), run("b", "2026-03-08T02:00:00Z", { services: ["db"], verified: ["db"] }), run("c", "2026-03-09T02:00:00Z", { services: ["db", "cache"] })];
+    const decisions = decideRetention(runs, { keep_last: 1 }, now, { requireVerified: true });
+    assert.deepEqual(keptIds(decisions), ["a", "b", "c"]);
+    assert.deepEqual(reasonsOf(decisions, "a"), [reason("cache")]);
+    assert.deepEqual(reasonsOf(decisions, "b"), [reason("db")]);
+  });
+
+  test("the newest verified run of a service is never deleted, so every deleted run has a verified successor", () => {
+    const runs = ["01", "02", "03", "04", "05"].map((day, index) => run(day, `2026-03-${day}T02:00:00Z`, { verified: index % 2 === 0 ? ["db"] : [] }));
+    const decisions = decideRetention(runs, { keep_last: 1 }, now, { requireVerified: true });
+    assert.deepEqual(keptIds(decisions), ["05"]);
+    const waiting = decideRetention(runs.map((entry) => (entry.id === "05" ? { ...entry, verified: [] } : entry)), { keep_last: 1 }, now, { requireVerified: true });
+    assert.deepEqual(keptIds(waiting), ["03", "04", "05"]);
+  });
+
+  test("a complete run without services, and runs already kept, need nothing more", () => {
+    const runs = [run("a", "2026-03-08T02:00:00Z", { services: [] }), run("b", "2026-03-09T02:00:00Z")];
+    const decisions = decideRetention(runs, { keep_last: 1 }, now, { requireVerified: true });
+    assert.deepEqual(keptIds(decisions), ["b"]);
+    assert.deepEqual(reasonsOf(decisions, "b"), ["last 1 of 1", "newest complete run of service db"]);
+  });
+});

@@ -41,7 +41,7 @@ function workspace(schedule: string) {
 describe("schedule and cron", () => {
   test("the default schedule: critical daily, medium weekly, low monthly, verify daily", () => {
     const { schedule } = parseConfig({}, ["volume"]);
-    assert.deepEqual(schedule, { critical: "0 2 * * *", medium: "0 3 * * 0", low: "0 4 1 * *", verify: "0 6 * * *", drill: "0 7 * * 6", prune: "30 5 * * *", sync: "0 5 * * *" });
+    assert.deepEqual(schedule, { critical: "0 2 * * *", medium: "0 3 * * 0", low: "0 4 1 * *", verify: "45 4 * * *", drill: "0 7 * * 6", prune: "30 5 * * *", sync: "0 5 * * *" });
   });
 
   test("cron expressions are validated: a date that never comes and a bad field are config errors naming the key", () => {
@@ -78,7 +78,7 @@ describe("schedule and cron", () => {
     assert.ok(lines[0].startsWith(`15 1 * * * ${user} PATH=`), lines[0]);
     assert.ok(lines[0].endsWith(`${make} -C ${repo} --no-print-directory backup TIER=critical ${tail}`), lines[0]);
     assert.ok(lines[1].startsWith(`0 3 * * 0 ${user} `) && lines[1].includes(" backup TIER=medium ") && lines[1].endsWith(tail), lines[1]);
-    assert.ok(lines[2].startsWith(`0 6 * * * ${user} `) && lines[2].includes(" verify RUN=latest ") && lines[2].endsWith(tail), lines[2]);
+    assert.ok(lines[2].startsWith(`45 4 * * * ${user} `) && lines[2].includes(" verify RUN=latest ") && lines[2].endsWith(tail), lines[2]);
     assert.ok(lines[3].startsWith(`0 7 * * 6 ${user} `) && lines[3].includes(" verify RUN=latest DEEP=1 ") && lines[3].endsWith(tail), lines[3]);
     assert.ok(!text.includes("TIER=low"));
     for (const line of lines) assert.ok(path.isAbsolute(line.split(" ").find((word) => word.endsWith("make"))!), line);

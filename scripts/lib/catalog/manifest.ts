@@ -81,6 +81,19 @@ export const artifactSchema = z
     message: "an archive artifact needs sha256 and compression (a repository artifact needs repository)",
   });
 
+/**
+ * A count that fell by more than the service's shrink_alert share since its previous good run, or
+ * a thing that held data and is gone (`now` absent). Names come from the data: shown, never used as paths.
+ */
+export const lossSchema = z.object({
+  what: z.string(),
+  /** table, index, keyspace, database, Redis database: set when the thing itself is gone. */
+  kind: z.string().optional(),
+  unit: z.string().optional(),
+  was: z.number().nonnegative().optional(),
+  now: z.number().nonnegative().optional(),
+});
+
 export const serviceRecordSchema = z.object({
   name: safeName,
   strategy: z.string(),
@@ -95,6 +108,10 @@ export const serviceRecordSchema = z.object({
   artifacts: z.array(artifactSchema),
   /** Facts about the service's backup as a whole, e.g. `capturedWith` for a node group of a cluster captured by another service. */
   facts: z.record(z.unknown()).optional(),
+  /** The facts compared with the service's previous good run (catalog/fact-trends.ts). */
+  trend: z.object({ baseline: safeName, largestDrop: z.number().min(0).max(1) }).optional(),
+  /** Suspected data loss since that run: the backup is good, the data it holds may not be. */
+  suspect: z.array(lossSchema).optional(),
 });
 
 export const manifestSchema = z.object({
@@ -111,6 +128,7 @@ export const manifestSchema = z.object({
 });
 
 export type Artifact = z.infer<typeof artifactSchema>;
+export type Loss = z.infer<typeof lossSchema>;
 export type ServiceRecord = z.infer<typeof serviceRecordSchema>;
 export type Manifest = z.infer<typeof manifestSchema>;
 

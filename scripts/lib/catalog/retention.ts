@@ -68,6 +68,20 @@
  *   Kept with reason "invalid start time: keep" and otherwise ignored; they are
  *   listed after all other runs, ordered by id (greater first).
  *
+ * Evidence of a suspected data loss
+ *   `suspect` names, per service, what a run's backup lost since the service's previous good run
+ *   (fact-trends.ts), unless an operator accepted it. For each service, the newest complete run
+ *   before its oldest suspect run that holds the service is kept, reason "last good run before
+ *   suspected loss on shop.orders (...)": a suspect run never makes the copy from before the loss
+ *   deletable. Once accepted, the next suspect run (if any) guards its own predecessor.
+ *
+ * requireVerified (option, default false; `retention.require_verified` in composure.yml, default true)
+ *   A complete run that would be deleted is kept unless, for each of its services, a newer
+ *   complete run lists the service in `verified` (its artifacts passed make verify). Reason:
+ *   "no newer run of db has passed make verify yet (retention.require_verified)". The newest
+ *   verified run of a service is therefore never deleted, so what is deleted always has a
+ *   verified successor. With an empty policy every run is kept anyway.
+ *
  * Complete runs that nothing keeps are deleted with reason "not kept by any rule".
  *
  * Errors (thrown, nothing decided)
@@ -95,6 +109,10 @@ export interface RunFacts {
   complete: boolean;
   /** Services with a successful artifact set in this run. */
   services: string[];
+  /** Service -> what its backup in this run lost (e.g. ["shop.orders"]): suspected and not accepted. */
+  suspect?: Record<string, string[]>;
+  /** Services whose artifacts in this run passed make verify. */
+  verified?: string[];
 }
 
 export interface RetentionDecision {
@@ -109,6 +127,8 @@ export interface RetentionOptions {
   incompleteGraceHours?: number;
   /** Buckets are always computed in UTC; no other zone is supported. */
   timeZone?: "UTC";
+  /** Delete a run only behind a newer verified run of each of its services. Default false. */
+  requireVerified?: boolean;
 }
 
 const POLICY_KEYS = [
@@ -323,6 +343,9 @@ export function decideRetention(
     }
   }
 
+  keepEvidence(eligible, keepBy);
+  if (options.requireVerified) keepUntilVerifiedSuccessor(eligible, keepBy);
+
   for (const e of entries) {
     if (e.run.complete || Number.isNaN(e.ms)) continue;
     if (nowMs - e.ms > graceHours * MS_PER_HOUR) {
@@ -337,4 +360,31 @@ export function decideRetention(
   }
 
   return entries.map((e) => ({ id: e.run.id, keep: e.keep, reasons: e.reasons }));
+}
+
+type KeepBy = (e: Entry, reason: string) => void;
+
+/** For each service, the newest run before its oldest suspect run that holds it (eligible: newest first). */
+function keepEvidence(eligible: Entry[], keepBy: KeepBy): void {
+  const isSuspectOf = (e: Entry, service: string) => (e.run.suspect?.[service]?.length ?? 0) > 0;
+  const services = [...new Set(eligible.flatMap((e) => Object.keys(e.run.suspect ?? {}).filter((service) => isSuspectOf(e, service))))].sort();
+  for (const service of services) {
+    let oldestSuspect = eligible.length - 1;
+    while (!isSuspectOf(eligible[oldestSuspect]!, service)) oldestSuspect--;
+    const suspect = eligible[oldestSuspect]!;
+    const before = eligible.slice(oldestSuspect + 1).find((e) => e.run.services.includes(service));
+    if (!before) continue;
+    const lost = suspect.run.suspect![service]!.join(", ");
+    keepBy(before, `last good run before suspected loss on ${lost} (service ${service} in run ${suspect.run.id}; 'make accept RUN=${suspect.run.id}' lets it go)`);
+  }
+}
+
+/** Keeps each run not kept yet that has a service without a newer verified run (eligible: newest first). */
+function keepUntilVerifiedSuccessor(eligible: Entry[], keepBy: KeepBy): void {
+  const verifiedNewer = new Set<string>();
+  for (const e of eligible) {
+    const unverified = [...new Set(e.run.services)].filter((service) => !verifiedNewer.has(service)).sort();
+    if (!e.keep && unverified.length > 0) keepBy(e, `no newer run of ${unverified.join(", ")} has passed make verify yet (retention.require_verified)`);
+    for (const service of e.run.verified ?? []) verifiedNewer.add(service);
+  }
 }

@@ -4,7 +4,7 @@ import { mkdir, readdir } from "node:fs/promises";
 import path from "node:path";
 import { didYouMean } from "../config/did-you-mean.ts";
 import { UsageError } from "../errors.ts";
-import { manifestFile, readManifest, type Manifest } from "./manifest.ts";
+import { manifestFile, readManifest, type Manifest, type ServiceRecord } from "./manifest.ts";
 
 /** Sortable UTC id such as 20261122T013005Z (with -2, -3 ... if taken within the same second). */
 export function formatRunId(date: Date): string {
@@ -80,4 +80,21 @@ export async function findRun(destination: string, project: string, selector: st
     throw new UsageError(`run ${selector} of project ${project} not found${known.length ? ` (newest: ${known.join(", ")}; see 'make list')` : ""}`);
   }
   return { manifest: await readManifest(run.dir, project), dir: run.dir };
+}
+
+/**
+ * Each named service's record in the newest complete run that backed it up (rescue copies left
+ * out, unreadable manifests skipped): what a new backup's facts are compared with.
+ */
+export async function lastGoodRecords(destination: string, project: string, services: string[]): Promise<Map<string, { runId: string; record: ServiceRecord }>> {
+  const found = new Map<string, { runId: string; record: ServiceRecord }>();
+  for (const run of await listRunDirs(destination, project)) {
+    if (found.size === services.length) break;
+    if (!run.complete || isRescueRun(run.id)) continue;
+    const manifest = await readManifest(run.dir, project).catch(() => undefined);
+    for (const record of manifest?.services ?? []) {
+      if (record.status === "ok" && services.includes(record.name) && !found.has(record.name)) found.set(record.name, { runId: run.id, record });
+    }
+  }
+  return found;
 }

@@ -36,6 +36,14 @@ const readArgv: Reader = (value) => {
   return { problem: `expected a JSON argv array such as ["sh", "-c", "your command"], got ${JSON.stringify(value)}` };
 };
 
+/** "false" (or no, off, 0) turns the check off; anything else is a share for the schema to read. */
+const readShareOrOff: Reader = (value) => {
+  const off = readBoolean(value);
+  if (off.value === false) return off;
+  const share = value.trim();
+  return { value: /^\d+(\.\d+)?$/.test(share) ? Number(share) : share };
+};
+
 const labelReaders: Record<string, { path: string[]; read: Reader }> = {
   "composure.strategy": { path: ["strategy"], read: readString },
   "composure.stop": { path: ["stop"], read: readBoolean },
@@ -47,6 +55,7 @@ const labelReaders: Record<string, { path: string[]; read: Reader }> = {
   "composure.exec.pre": { path: ["exec", "pre"], read: readArgv },
   "composure.exec.post": { path: ["exec", "post"], read: readArgv },
   "composure.exec.timeout": { path: ["exec", "timeout"], read: readNumber },
+  "composure.shrink_alert": { path: ["shrink_alert"], read: readShareOrOff },
 };
 
 export const knownLabels = Object.keys(labelReaders);

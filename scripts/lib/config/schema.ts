@@ -21,6 +21,15 @@ export const execHooksSchema = z
   })
   .strict();
 
+/**
+ * How far a count may fall since the service's previous good run before the backup is marked
+ * suspect: a share (0.5 or "50%": more than half gone), or false to compare nothing.
+ */
+export const shrinkAlertSchema = z
+  .union([z.literal(false), z.number(), z.string().regex(/^\d+(\.\d+)?%$/, 'expected a share such as "50%" or 0.5, or false')])
+  .transform((value) => (typeof value === "string" ? Number(value.slice(0, -1)) / 100 : value))
+  .refine((value) => value === false || (value > 0 && value < 1), 'expected a share between 0 and 1 (exclusive) such as "50%" or 0.5, or false');
+
 export const serviceSettingsSchema = z
   .object({
     strategy: z.string().min(1).optional(),
@@ -31,6 +40,7 @@ export const serviceSettingsSchema = z
     volumes: z.array(z.string().min(1)).optional(),
     bind_mounts: z.boolean().optional(),
     exec: execHooksSchema.optional(),
+    shrink_alert: shrinkAlertSchema.optional(),
     /** Strategy-specific options, validated by the strategy's own schema. */
     options: z.record(z.unknown()).optional(),
   })
@@ -58,7 +68,8 @@ export const scheduleSchema = z
     critical: cronJob.default("0 2 * * *"),
     medium: cronJob.default("0 3 * * 0"),
     low: cronJob.default("0 4 1 * *"),
-    verify: cronJob.default("0 6 * * *"),
+    // verify before prune: retention.require_verified deletes a run only behind a verified newer one
+    verify: cronJob.default("45 4 * * *"),
     /** Weekly restore drill of the latest run (make verify DEEP=1). */
     drill: cronJob.default("0 7 * * 6"),
     prune: cronJob.default("30 5 * * *"),
@@ -140,6 +151,8 @@ const retentionSchema = z
     remote: retentionPolicySchema.optional(),
     tiers: z.object({ critical: locationsSchema.optional(), medium: locationsSchema.optional(), low: locationsSchema.optional() }).strict().optional(),
     incomplete_grace_hours: z.number().positive().default(24),
+    /** A run is deleted only once a newer complete run of each of its services passed make verify. */
+    require_verified: z.boolean().default(true),
   })
   .strict();
 

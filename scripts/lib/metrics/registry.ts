@@ -17,6 +17,8 @@ export const metricDefinitions = {
   composure_last_downtime_seconds: { help: "How long the service's containers were stopped in its newest run (0 for hot backups).", labels: serviceLabels },
   composure_last_archive_bytes: { help: "Bytes of the service's artifacts in its newest good backup: archive files as stored (compressed), repository snapshots as read (the source's size).", labels: serviceLabels },
   composure_last_added_bytes: { help: "Bytes the service's newest good backup added to storage: an archive file's size, or what a repository snapshot added after deduplication and compression.", labels: serviceLabels },
+  composure_last_backup_suspect: { help: "1 when the service's newest good backup is suspected of data loss (a table, index, keyspace or Redis database gone, or a count fell by more than its shrink_alert share since the run before) and nobody accepted it yet (make accept), else 0.", labels: serviceLabels },
+  composure_last_backup_largest_drop_ratio: { help: "The largest share by which any count of the service's newest good backup fell since its previous good run (1: something is gone, 0: nothing fell). Absent when there was nothing to compare.", labels: serviceLabels },
   composure_repository_bytes: { help: "Size on disk of the project's restic repository (the repository storage engine). Absent when the project has none.", labels: ["project"] as const },
   composure_backups: { help: "Number of complete runs holding a good backup of the service, per location (local for now).", labels: [...serviceLabels, "location"] as const },
   composure_last_verify_success: { help: "1 when the last make verify found every artifact of the service intact, 0 otherwise.", labels: serviceLabels },
@@ -37,7 +39,8 @@ export interface ServiceState {
   service: string;
   tier: Tier;
   lastRun?: { at: number; ok: boolean; durationSeconds: number; downtimeSeconds: number };
-  lastSuccess?: { at: number; bytes: number; addedBytes: number };
+  /** suspect: suspected data loss not accepted; largestDrop: from the fact trend, when there was one. */
+  lastSuccess?: { at: number; bytes: number; addedBytes: number; suspect?: boolean; largestDrop?: number };
   localBackups: number;
   verify?: CheckResult;
   restoreDrill?: CheckResult;
@@ -67,6 +70,8 @@ export function buildRegistry(state: ProjectState): Registry {
       gauges.composure_last_success_timestamp_seconds.set(labels, entry.lastSuccess.at);
       gauges.composure_last_archive_bytes.set(labels, entry.lastSuccess.bytes);
       gauges.composure_last_added_bytes.set(labels, entry.lastSuccess.addedBytes);
+      gauges.composure_last_backup_suspect.set(labels, bit(entry.lastSuccess.suspect ?? false));
+      if (entry.lastSuccess.largestDrop !== undefined) gauges.composure_last_backup_largest_drop_ratio.set(labels, entry.lastSuccess.largestDrop);
     }
     if (entry.lastRun) {
       gauges.composure_last_run_timestamp_seconds.set(labels, entry.lastRun.at);

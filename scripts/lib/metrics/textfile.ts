@@ -6,6 +6,8 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { readManifest, type Manifest } from "../catalog/manifest.ts";
+import { isSuspect } from "../catalog/fact-trends.ts";
+import { readAccepted } from "../catalog/run-marks.ts";
 import { readUploadState, type UploadState } from "../catalog/upload-state.ts";
 import { isRescueRun, listRunDirs } from "../catalog/runs.ts";
 import type { Config, Tier } from "../config/schema.ts";
@@ -25,6 +27,8 @@ export function textfilePath(directory: string, project: string): string {
 export interface CatalogRun {
   manifest: Manifest;
   upload?: UploadState;
+  /** Services whose suspected losses in this run were accepted (make accept). */
+  accepted?: string[];
 }
 
 /** The complete runs of the project (rescue copies left out), newest first; unreadable manifests are skipped. */
@@ -33,7 +37,7 @@ async function readCatalog(destination: string, project: string): Promise<Catalo
   for (const run of await listRunDirs(destination, project)) {
     if (!run.complete || isRescueRun(run.id)) continue;
     try {
-      runs.push({ manifest: await readManifest(run.dir, project), upload: await readUploadState(run.dir) });
+      runs.push({ manifest: await readManifest(run.dir, project), upload: await readUploadState(run.dir), accepted: await readAccepted(run.dir) });
     } catch (error) {
       log.warn(`metrics: skipping run ${run.id}: ${messageOf(error)}`);
     }
@@ -52,11 +56,11 @@ function lastUpload(runs: CatalogRun[]): Record<string, CheckResult> {
 
 /** A project's state from its catalog and status file: what the textfile says. */
 export function deriveProjectState(project: string, runs: CatalogRun[], status: ProjectStatus, config: Pick<Config, "services">): ProjectState {
-  const manifests = runs.map((run) => run.manifest);
+
   const services = new Map<string, ServiceState>();
   // the tier the last plan resolved (labels included), else the newest manifest's, else composure.yml's, else medium
   const recordedTier = new Map<string, Tier>();
-  for (const manifest of [...manifests].reverse()) {
+  for (const { manifest } of [...runs].reverse()) {
     for (const record of manifest.services) {
       if (record.tier) recordedTier.set(record.name, record.tier);
     }
@@ -69,7 +73,7 @@ export function deriveProjectState(project: string, runs: CatalogRun[], status: 
     return entry;
   };
   for (const name of Object.keys(status.services)) entryOf(name);
-  for (const manifest of manifests) {
+  for (const { manifest, accepted } of runs) {
     const at = Date.parse(manifest.finishedAt) / 1000;
     for (const record of manifest.services) {
       const entry = entryOf(record.name);
@@ -82,6 +86,8 @@ export function deriveProjectState(project: string, runs: CatalogRun[], status: 
         at,
         bytes: record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
         addedBytes: record.artifacts.reduce((sum, artifact) => sum + (artifact.repository ? artifact.repository.addedBytes : artifact.bytes), 0),
+        suspect: isSuspect(record) && !accepted?.includes(record.name),
+        largestDrop: record.trend?.largestDrop,
       };
     }
   }
@@ -143,10 +149,18 @@ export async function recordInvocation(config: Config, project: string, invocati
       for (const planned of invocation.planned ?? []) status.services[planned.name] = { tier: planned.tier ?? defaultTier, excluded: planned.excluded };
       if (invocation.checks) Object.assign(status.checks[invocation.checks.kind], invocation.checks.results);
     });
-    const file = await writeProjectMetrics(config, project);
-    log.info(`metrics: wrote ${file}`);
   } catch (error) {
-    log.error(`metrics: could not record the ${invocation.command} of project ${project}: ${messageOf(error)}`);
+    return void log.error(`metrics: could not record the ${invocation.command} of project ${project}: ${messageOf(error)}`);
+  }
+  await refreshMetrics(config, project, invocation.command);
+}
+
+/** Rewrites the textfile from the catalog. Never throws: metrics must not change a command's result; a failure is logged. */
+export async function refreshMetrics(config: Config, project: string, cause = "changes"): Promise<void> {
+  try {
+    log.info(`metrics: wrote ${await writeProjectMetrics(config, project)}`);
+  } catch (error) {
+    log.error(`metrics: could not record the ${cause} of project ${project}: ${messageOf(error)}`);
   }
 }
 

@@ -6,6 +6,7 @@
 import http from "node:http";
 import https from "node:https";
 import os from "node:os";
+import { describeLoss } from "../catalog/fact-trends.ts";
 import type { Manifest } from "../catalog/manifest.ts";
 import type { Webhook, WebhookEvent } from "../config/schema.ts";
 import { messageOf } from "../errors.ts";
@@ -19,6 +20,8 @@ export interface ServiceSummary {
   bytes?: number;
   durationSeconds?: number;
   downtimeSeconds?: number;
+  /** Suspected data loss since the service's previous good run, one line each ("shop.orders: 230,114 -> 12 rows"). */
+  suspect?: string[];
 }
 
 export interface NotificationPayload {
@@ -47,6 +50,7 @@ export function summariesOf(manifest: Manifest, tierOf: (service: string) => str
     bytes: record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
     durationSeconds: record.durationSeconds,
     downtimeSeconds: record.downtimeSeconds,
+    ...(record.suspect ? { suspect: record.suspect.map(describeLoss) } : {}),
   }));
 }
 

@@ -6,7 +6,8 @@ import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { writeManifest, type Artifact, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
-import { createRunDir, projectDir } from "../catalog/runs.ts";
+import { compareFacts, defaultShrinkAlert, describeLoss } from "../catalog/fact-trends.ts";
+import { createRunDir, lastGoodRecords, projectDir } from "../catalog/runs.ts";
 import { storageEngineOf, type Config } from "../config/schema.ts";
 import { execCapture } from "../docker/containers.ts";
 import { describeEngineError } from "../docker/engine.ts";
@@ -58,6 +59,7 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     });
     const recordOf = new Map(captured.flat().map((record) => [record.name, record]));
     records.push(...plan.services.filter((entry) => !entry.excluded).map((entry) => recordOf.get(entry.service.name)!));
+    await compareWithPreviousRuns(config, plan, runId, records);
     const failed = records.filter((record) => record.status === "failed").length;
     const manifest: Manifest = {
       format: "composure/1",
@@ -80,6 +82,28 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     await cleanup.releaseAll();
     uninstallSignals();
     await unlock();
+  }
+}
+
+/**
+ * Fact trends: each good record against the same service's previous good run. A suspect record
+ * stays good (the data is what it is); the warning says what fell and what keeps the evidence.
+ */
+async function compareWithPreviousRuns(config: Config, plan: ProjectPlan, runId: string, records: ServiceRecord[]): Promise<void> {
+  const good = records.filter((record) => record.status === "ok");
+  const baselines = await lastGoodRecords(config.destination, plan.project.name, good.map((record) => record.name));
+  for (const record of good) {
+    const baseline = baselines.get(record.name);
+    const settings = plan.services.find((planned) => planned.service.name === record.name)?.settings;
+    const trend = baseline && compareFacts(baseline, record, settings?.shrink_alert ?? defaultShrinkAlert);
+    if (!trend) continue;
+    record.trend = { baseline: trend.baseline, largestDrop: trend.largestDrop };
+    if (trend.losses.length === 0) continue;
+    record.suspect = trend.losses;
+    log.warn(
+      `${record.name}: SUSPECTED DATA LOSS since run ${trend.baseline}: ${trend.losses.map(describeLoss).join("; ")}. ` +
+        `The backup is kept as it is; make prune keeps the last good run before it until 'make accept RUN=${runId} SERVICE=${record.name}' (or set shrink_alert for this service)`,
+    );
   }
 }
 

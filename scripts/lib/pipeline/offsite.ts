@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { manifestFile, manifestSchema, readManifest, type Manifest } from "../catalog/manifest.ts";
 import { isRescueRun, listRunDirs, projectDir } from "../catalog/runs.ts";
+import { acceptedFile, readAccepted, verifiedFile } from "../catalog/run-marks.ts";
 import { uploadStateFile, writeUploadState } from "../catalog/upload-state.ts";
 import type { Config } from "../config/schema.ts";
 import { RemoteError, UsageError, messageOf } from "../errors.ts";
@@ -34,7 +35,7 @@ export async function uploadRun(config: Config, remote: Remote, runDir: string, 
   try {
     log.info(`uploading run ${manifest.runId} to ${remote.description}`);
     if (usesRepository(manifest)) await uploadRepository(remote, repositoryOf(config, manifest.project));
-    await remote.upload(runDir, base, { exclude: [manifestFile, uploadStateFile, "*.partial", "*.tmp"] });
+    await remote.upload(runDir, base, { exclude: [manifestFile, uploadStateFile, verifiedFile, "*.partial", "*.tmp"] });
     await checkRemoteCopy(config, remote, base, manifest);
     await remote.upload(path.join(runDir, manifestFile), `${base}/${manifestFile}`);
     await writeUploadState(runDir, { state: "uploaded", at: new Date().toISOString(), remote: remote.description });
@@ -86,23 +87,52 @@ async function checkRemoteCopy(config: Config, remote: Remote, base: string, man
   }
 }
 
-/** Complete runs on the remote, newest first (a run folder without manifest.json is incomplete). */
-export async function listRemoteRuns(remote: Remote, project: string): Promise<string[]> {
+/** The files of each complete run on the remote, newest first (a run folder without manifest.json is incomplete). */
+export async function listRemoteRunFiles(remote: Remote, project: string): Promise<Map<string, Set<string>>> {
   const entries = await remote.list(project, { hashes: false }); // names are enough: no hash requests
-  return [...new Set(entries.filter((entry) => entry.path.endsWith(`/${manifestFile}`)).map((entry) => entry.path.split("/")[0]))].sort().reverse();
+  const files = new Map<string, Set<string>>();
+  for (const entry of entries) {
+    const [run, ...rest] = entry.path.split("/");
+    if (!files.has(run)) files.set(run, new Set());
+    files.get(run)!.add(rest.join("/"));
+  }
+  const complete = [...files.keys()].filter((run) => files.get(run)!.has(manifestFile)).sort().reverse();
+  return new Map(complete.map((run) => [run, files.get(run)!]));
 }
 
-export async function readRemoteManifest(remote: Remote, project: string, runId: string, keepAs?: string): Promise<Manifest> {
-  const dir = path.join(os.tmpdir(), `composure-manifest-${process.pid}-${runId}`);
+/** Complete runs on the remote, newest first. */
+export async function listRemoteRuns(remote: Remote, project: string): Promise<string[]> {
+  return [...(await listRemoteRunFiles(remote, project)).keys()];
+}
+
+/** Downloads one file of a remote run into a private temporary folder and reads it there. */
+async function readRemoteRunFile<T>(remote: Remote, project: string, runId: string, name: string, read: (file: string) => Promise<T>): Promise<T> {
+  const dir = path.join(os.tmpdir(), `composure-remote-${process.pid}-${runId}`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   try {
-    await remote.downloadFile(`${project}/${runId}/${manifestFile}`, path.join(dir, manifestFile));
-    const manifest = manifestSchema.parse(JSON.parse(await readFile(path.join(dir, manifestFile), "utf8")));
-    if (keepAs) await copyFile(path.join(dir, manifestFile), keepAs);
-    return manifest;
+    await remote.downloadFile(`${project}/${runId}/${name}`, path.join(dir, name));
+    return await read(path.join(dir, name));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+export async function readRemoteManifest(remote: Remote, project: string, runId: string, keepAs?: string): Promise<Manifest> {
+  return readRemoteRunFile(remote, project, runId, manifestFile, async (file) => {
+    const manifest = manifestSchema.parse(JSON.parse(await readFile(file, "utf8")));
+    if (keepAs) await copyFile(file, keepAs);
+    return manifest;
+  });
+}
+
+/** Services whose suspected losses in a remote run were accepted (its accepted.json). */
+export async function readRemoteAccepted(remote: Remote, project: string, runId: string): Promise<string[]> {
+  return readRemoteRunFile(remote, project, runId, acceptedFile, (file) => readAccepted(path.dirname(file)));
+}
+
+/** Puts a run's accepted.json beside its remote copy, so the acceptance outlives this host. */
+export async function uploadAccepted(remote: Remote, project: string, runDir: string): Promise<void> {
+  await remote.upload(path.join(runDir, acceptedFile), `${project}/${path.basename(runDir)}/${acceptedFile}`);
 }
 
 /**

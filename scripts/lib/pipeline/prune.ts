@@ -9,11 +9,13 @@ import { forgetAndPrune, projectSnapshots } from "../store/repository.ts";
 import { remoteRepositoryOf, repositoryOf, type Repository } from "../store/restic.ts";
 import { readManifest, type Manifest } from "../catalog/manifest.ts";
 import { decideRetention, type RetentionDecision, type RetentionPolicy, type RunFacts } from "../catalog/retention.ts";
-import { listRunDirs } from "../catalog/runs.ts";
+import { isSuspect } from "../catalog/fact-trends.ts";
+import { acceptedFile, readAccepted, readVerified } from "../catalog/run-marks.ts";
+import { listRunDirs, projectDir } from "../catalog/runs.ts";
 import { tiers, type Config, type Tier } from "../config/schema.ts";
 import type { Remote } from "../remote/types.ts";
 import { failpoint } from "../lifecycle/failpoint.ts";
-import { listRemoteRuns, readRemoteManifest } from "./offsite.ts";
+import { listRemoteRunFiles, readRemoteAccepted, readRemoteManifest } from "./offsite.ts";
 
 export type Location = "local" | "remote";
 
@@ -21,6 +23,10 @@ interface RunWithManifest {
   id: string;
   startedAt: Date;
   manifest?: Manifest;
+  /** Services whose suspected losses in this run an operator accepted (make accept). */
+  accepted?: string[];
+  /** Services whose artifacts in this run passed make verify. */
+  verified?: string[];
 }
 
 /** "20261122T013005Z" (and suffixed ids) -> the time it names. */
@@ -39,14 +45,21 @@ export function decide(config: Config, location: Location, runs: RunWithManifest
   for (const tier of tiers) {
     const facts: RunFacts[] = runs
       .filter((run) => !run.manifest || run.manifest.services.some((service) => (service.tier ?? "medium") === tier))
-      .map((run) => ({
-        id: run.id,
-        startedAt: run.startedAt,
-        complete: Boolean(run.manifest),
-        services: run.manifest?.services.filter((service) => service.status === "ok" && (service.tier ?? "medium") === tier).map((service) => service.name) ?? [],
-      }));
+      .map((run) => {
+        const good = run.manifest?.services.filter((service) => service.status === "ok" && (service.tier ?? "medium") === tier) ?? [];
+        const suspect = good.filter((service) => isSuspect(service) && !run.accepted?.includes(service.name));
+        return {
+          id: run.id,
+          startedAt: run.startedAt,
+          complete: Boolean(run.manifest),
+          services: good.map((service) => service.name),
+          suspect: Object.fromEntries(suspect.map((service) => [service.name, service.suspect!.map((loss) => loss.what)])),
+          verified: run.verified,
+        };
+      });
     if (facts.length === 0) continue;
-    for (const decision of decideRetention(facts, policyFor(config, location, tier), now, { incompleteGraceHours: config.retention.incomplete_grace_hours })) {
+    const options = { incompleteGraceHours: config.retention.incomplete_grace_hours, requireVerified: config.retention.require_verified };
+    for (const decision of decideRetention(facts, policyFor(config, location, tier), now, options)) {
       const verdict = verdicts.get(decision.id)!;
       verdict.keep ||= decision.keep;
       verdict.reasons.push(...decision.reasons.map((reason) => `${tier}: ${reason}`));
@@ -57,7 +70,7 @@ export function decide(config: Config, location: Location, runs: RunWithManifest
 
 export async function pruneLocal(config: Config, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
   const dirs = await listRunDirs(config.destination, project);
-  const runs = await Promise.all(dirs.map(async (run) => ({ id: run.id, startedAt: startOfRunId(run.id), manifest: run.complete ? await readManifest(run.dir, project) : undefined, dir: run.dir })));
+  const runs = await Promise.all(dirs.map(async (run) => ({ id: run.id, startedAt: startOfRunId(run.id), manifest: run.complete ? await readManifest(run.dir, project) : undefined, dir: run.dir, ...(await marksOf(run.dir)) })));
   const decisions = decide(config, "local", runs, now);
   await failpoint("prune:delete");
   if (!dryRun) {
@@ -83,9 +96,24 @@ async function dropUnreferencedSnapshots(repository: Repository, kept: Manifest[
   log.info(`repository ${repository.path}: forgot ${garbage.length} snapshot(s) no kept run refers to, and pruned their data`);
 }
 
+/** What was learned about a run after it was sealed: acceptances and verify results of this copy. */
+async function marksOf(runDir: string): Promise<Pick<RunWithManifest, "accepted" | "verified">> {
+  return { accepted: await readAccepted(runDir), verified: await readVerified(runDir) };
+}
+
+/**
+ * A remote run's marks: acceptances made here or off-site; verify results of the local copy (the
+ * remote copy was checked against the same manifest when it was uploaded).
+ */
+async function remoteMarksOf(config: Config, remote: Remote, project: string, id: string, files: Set<string>): Promise<Pick<RunWithManifest, "accepted" | "verified">> {
+  const local = await marksOf(path.join(projectDir(config.destination, project), id));
+  const offsite = files.has(acceptedFile) ? await readRemoteAccepted(remote, project, id) : [];
+  return { accepted: [...new Set([...local.accepted!, ...offsite])], verified: local.verified };
+}
+
 export async function pruneRemote(config: Config, remote: Remote, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
-  const ids = await listRemoteRuns(remote, project);
-  const runs = await Promise.all(ids.map(async (id) => ({ id, startedAt: startOfRunId(id), manifest: await readRemoteManifest(remote, project, id) })));
+  const listing = await listRemoteRunFiles(remote, project);
+  const runs = await Promise.all([...listing].map(async ([id, files]) => ({ id, startedAt: startOfRunId(id), manifest: await readRemoteManifest(remote, project, id), ...(await remoteMarksOf(config, remote, project, id, files)) })));
   const decisions = decide(config, "remote", runs, now);
   if (!dryRun) {
     for (const decision of decisions.filter((entry) => !entry.keep)) await remote.removeDir(`${project}/${decision.id}`);

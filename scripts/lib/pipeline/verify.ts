@@ -9,7 +9,8 @@ import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { canDecrypt, hashFile, readDecompressed } from "../archive/files.ts";
 import { createTarInspector } from "../archive/tar-inspector.ts";
-import { readManifest, type Artifact } from "../catalog/manifest.ts";
+import { readManifest, type Artifact, type Manifest } from "../catalog/manifest.ts";
+import { recordVerified } from "../catalog/run-marks.ts";
 import { isRescueRun, listRunDirs, projectDir, type RunEntry } from "../catalog/runs.ts";
 import { UsageError, messageOf } from "../errors.ts";
 import type { Config } from "../config/schema.ts";
@@ -95,7 +96,18 @@ async function verifyRun(run: RunEntry, project: string, repository: ReturnType<
     }
   }
   if (findings.length === 0) findings.push({ run: run.id, ok: manifest.outcome !== "failed", message: `no artifacts (outcome ${manifest.outcome})` });
+  await recordVerified(run.dir, verifiedServices(manifest, findings));
   return findings;
+}
+
+/**
+ * Per good service of the run: all its artifacts passed. A cluster member whose data another
+ * service captured passes with its capturer (retention.require_verified reads this).
+ */
+function verifiedServices(manifest: Manifest, findings: VerifyFinding[]): Record<string, boolean> {
+  const passed = (service: string) => findings.every((finding) => finding.service !== service || finding.ok);
+  const good = manifest.services.filter((service) => service.status === "ok");
+  return Object.fromEntries(good.map((service) => [service.name, passed(typeof service.facts?.capturedWith === "string" ? service.facts.capturedWith : service.name)]));
 }
 
 /** Returns undefined when the artifact is good, else what is wrong with it. */

@@ -10,7 +10,7 @@ import type { Artifact } from "../../catalog/manifest.ts";
 import type { ServiceInfo } from "../../compose/discover.ts";
 import { execCapture, type ContainerInfo, type ExecOptions } from "../../docker/containers.ts";
 import { StepError } from "../../errors.ts";
-import { log } from "../../log.ts";
+import { formatCount, log } from "../../log.ts";
 import type { ProbeResult, RestoreContext } from "../types.ts";
 import type { ArtifactStore } from "../../store/types.ts";
 
@@ -156,8 +156,7 @@ export function compareTableFacts(label: string, recorded: Partial<TableFacts> |
   return lines;
 }
 
-/** Digits grouped by thousands, for messages. */
-export const formatCount = (count: number) => count.toLocaleString("en-US");
+export { formatCount };
 
 /** The options of a recorded run (restore, probe): as recorded when they still parse, else the defaults. */
 export function optionsOrDefaults<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, raw: unknown): T {
