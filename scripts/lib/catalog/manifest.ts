@@ -81,6 +81,12 @@ export const artifactSchema = z
     message: "an archive artifact needs sha256 and compression (a repository artifact needs repository)",
   });
 
+/** A run's tag (make backup TAG=): a plain word, so that it is safe in file names, labels and TAG= lists. */
+export const tagSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "a tag is a word of letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)");
+
+/** A run's note (make backup NOTE=): one printable line. */
+export const noteSchema = z.string().max(500, "a note holds at most 500 characters").superRefine((value, ctx) => checkName(value, ctx));
+
 export const serviceRecordSchema = z.object({
   name: safeName,
   strategy: z.string(),
@@ -107,6 +113,10 @@ export const manifestSchema = z.object({
   outcome: z.enum(["success", "partial", "failed"]),
   /** Why the run was taken, e.g. "rescue before restoring run X". */
   reason: z.string().optional(),
+  /** make backup TAG=: words to find the run by (make list TAG=) and to pin it (retention.pin_tags). Absent in older manifests. */
+  tags: z.array(tagSchema).optional(),
+  /** make backup NOTE=: why the run was taken, in the operator's words. */
+  note: noteSchema.optional(),
   services: z.array(serviceRecordSchema),
 });
 
