@@ -68,6 +68,10 @@
  *   Kept with reason "invalid start time: keep" and otherwise ignored; they are
  *   listed after all other runs, ordered by id (greater first).
  *
+ * Pinned runs
+ *   A run with `pinned` set (make pin, or a tag of retention.pin_tags) is kept
+ *   with reason "pinned", whatever the rules say; it still counts in the rules.
+ *
  * Complete runs that nothing keeps are deleted with reason "not kept by any rule".
  *
  * Errors (thrown, nothing decided)
@@ -95,6 +99,8 @@ export interface RunFacts {
   complete: boolean;
   /** Services with a successful artifact set in this run. */
   services: string[];
+  /** Kept whatever the rules say (make pin, retention.pin_tags). */
+  pinned?: boolean;
 }
 
 export interface RetentionDecision {
@@ -161,6 +167,7 @@ export const REASON_INCOMPLETE_RUNNING = "incomplete, may still be running";
 export const REASON_INCOMPLETE_EXPIRED = "incomplete, older than grace period";
 export const REASON_INVALID_TIME = "invalid start time: keep";
 export const REASON_NOT_KEPT = "not kept by any rule";
+export const REASON_PINNED = "pinned";
 
 const MS_PER_HOUR = 3_600_000;
 const MS_PER_DAY = 86_400_000;
@@ -322,6 +329,8 @@ export function decideRetention(
       keepBy(e, `newest complete run of service ${service}`);
     }
   }
+
+  for (const e of entries) if (e.run.pinned) keepBy(e, REASON_PINNED);
 
   for (const e of entries) {
     if (e.run.complete || Number.isNaN(e.ms)) continue;

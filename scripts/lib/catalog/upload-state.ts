@@ -1,7 +1,8 @@
 // The outcome of a run's off-site upload, kept beside the run in upload.json (written by
 // pipeline/offsite.ts, read by the metrics): never uploaded itself.
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { writeFileAtomically } from "./manifest.ts";
 
 export const uploadStateFile = "upload.json";
 
@@ -21,7 +22,5 @@ export async function readUploadState(runDir: string): Promise<UploadState | und
 }
 
 export async function writeUploadState(runDir: string, state: UploadState): Promise<void> {
-  const file = path.join(runDir, uploadStateFile);
-  await writeFile(`${file}.tmp`, JSON.stringify(state), { mode: 0o600 });
-  await rename(`${file}.tmp`, file);
+  await writeFileAtomically(path.join(runDir, uploadStateFile), JSON.stringify(state));
 }

@@ -9,7 +9,8 @@ import { forgetAndPrune, projectSnapshots } from "../store/repository.ts";
 import { remoteRepositoryOf, repositoryOf, type Repository } from "../store/restic.ts";
 import { readManifest, type Manifest } from "../catalog/manifest.ts";
 import { decideRetention, type RetentionDecision, type RetentionPolicy, type RunFacts } from "../catalog/retention.ts";
-import { listRunDirs } from "../catalog/runs.ts";
+import { listRunDirs, projectDir } from "../catalog/runs.ts";
+import { pinReasons } from "../catalog/pins.ts";
 import { tiers, type Config, type Tier } from "../config/schema.ts";
 import type { Remote } from "../remote/types.ts";
 import { failpoint } from "../lifecycle/failpoint.ts";
@@ -21,6 +22,8 @@ interface RunWithManifest {
   id: string;
   startedAt: Date;
   manifest?: Manifest;
+  /** make pin, or a tag of retention.pin_tags: no policy deletes it. */
+  pinned?: boolean;
 }
 
 /** "20261122T013005Z" (and suffixed ids) -> the time it names. */
@@ -44,6 +47,7 @@ export function decide(config: Config, location: Location, runs: RunWithManifest
         startedAt: run.startedAt,
         complete: Boolean(run.manifest),
         services: run.manifest?.services.filter((service) => service.status === "ok" && (service.tier ?? "medium") === tier).map((service) => service.name) ?? [],
+        pinned: run.pinned,
       }));
     if (facts.length === 0) continue;
     for (const decision of decideRetention(facts, policyFor(config, location, tier), now, { incompleteGraceHours: config.retention.incomplete_grace_hours })) {
@@ -55,9 +59,16 @@ export function decide(config: Config, location: Location, runs: RunWithManifest
   return [...verdicts.values()].sort((a, b) => b.id.localeCompare(a.id));
 }
 
+const isPinned = (config: Config, runDir: string, manifest: Manifest | undefined) => pinReasons(runDir, manifest, config.retention.pin_tags).length > 0;
+
 export async function pruneLocal(config: Config, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
   const dirs = await listRunDirs(config.destination, project);
-  const runs = await Promise.all(dirs.map(async (run) => ({ id: run.id, startedAt: startOfRunId(run.id), manifest: run.complete ? await readManifest(run.dir, project) : undefined, dir: run.dir })));
+  const runs = await Promise.all(
+    dirs.map(async (run) => {
+      const manifest = run.complete ? await readManifest(run.dir, project) : undefined;
+      return { id: run.id, startedAt: startOfRunId(run.id), manifest, dir: run.dir, pinned: isPinned(config, run.dir, manifest) };
+    }),
+  );
   const decisions = decide(config, "local", runs, now);
   await failpoint("prune:delete");
   if (!dryRun) {
@@ -85,7 +96,13 @@ async function dropUnreferencedSnapshots(repository: Repository, kept: Manifest[
 
 export async function pruneRemote(config: Config, remote: Remote, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
   const ids = await listRemoteRuns(remote, project);
-  const runs = await Promise.all(ids.map(async (id) => ({ id, startedAt: startOfRunId(id), manifest: await readRemoteManifest(remote, project, id) })));
+  const runs = await Promise.all(
+    ids.map(async (id) => {
+      const manifest = await readRemoteManifest(remote, project, id);
+      // A pin is kept beside the local copy of the run: it holds for the remote copy too.
+      return { id, startedAt: startOfRunId(id), manifest, pinned: isPinned(config, path.join(projectDir(config.destination, project), id), manifest) };
+    }),
+  );
   const decisions = decide(config, "remote", runs, now);
   if (!dryRun) {
     for (const decision of decisions.filter((entry) => !entry.keep)) await remote.removeDir(`${project}/${decision.id}`);
