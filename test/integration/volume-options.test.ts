@@ -75,7 +75,7 @@ for (const engine of ["archive", "repository"] as const) describe(`exclude_paths
     const preview = await composure("restore", { ...env, SERVICE: "app", DRY_RUN: "1" });
     assert.equal(preview.code, 0, preview.stderr);
     assert.match(preview.stdout, /keep what the backup left out \(cache\/\*\*, .*\) as the live volume has it \(CLEAN=1 removes it\)/);
-    assert.match(preview.stdout, /keep the live secret paths \(\.secret\.key: \.secret\.key\) \(RESTORE_SECRETS=1/);
+    assert.match(preview.stdout, /keep the live secret paths \(\.secret\.key: \.secret\.key; what the live volume lacks comes from the backup; RESTORE_SECRETS=1/);
     const restore = await composure("restore", { ...env, SERVICE: "app", FORCE: "1", NO_RESCUE: "1" });
     assert.equal(restore.code, 0, restore.stderr);
     const after = await contents(volume);
@@ -89,6 +89,10 @@ for (const engine of ["archive", "repository"] as const) describe(`exclude_paths
     assert.equal(secrets.code, 0, secrets.stderr);
     assert.equal((await contents(volume))["./.secret.key"], "v1");
     assert.equal((await contents(volume))["./cache/a"], "live", "still keeps the excluded paths");
+    await inVolumes([`${volume}:/data`], "rm /data/.secret.key");
+    const missing = await composure("restore", { ...env, SERVICE: "app", FORCE: "1", NO_RESCUE: "1" });
+    assert.equal(missing.code, 0, missing.stderr);
+    assert.equal((await contents(volume))["./.secret.key"], "v1", "a secret file the live volume lacks comes from the backup");
     await inVolumes([`${volume}:/data`], "echo v3 > /data/.secret.key");
     const clean = await composure("restore", { ...env, SERVICE: "app", FORCE: "1", NO_RESCUE: "1", CLEAN: "1" });
     assert.equal(clean.code, 0, clean.stderr);

@@ -1,6 +1,7 @@
 // What a volume restore leaves as the live volume has it: the paths the backup left out
 // (exclude_paths as recorded at backup time, unless CLEAN=1) and the secret paths (recorded, or
-// set now; unless RESTORE_SECRETS=1). A volume that does not exist yet gets the backup's secrets.
+// set now; unless RESTORE_SECRETS=1). Only what the live volume has is kept: a secret it lacks (a
+// fresh or emptied volume) comes from the backup.
 import type { Artifact } from "../../catalog/manifest.ts";
 import { findTest, parsePathPatterns, type PathPattern } from "../../config/path-patterns.ts";
 import { withHelper } from "../../docker/helper.ts";
@@ -45,7 +46,7 @@ export function describeKeptPaths(ctx: RestoreContext<unknown>, artifact: Artifa
   if (exists && ctx.clean && leftOut.length) clauses.push(`CLEAN=1: ${verb("remove", "removed")} what the backup left out (${leftOut.join(", ")})`);
   if (exists && kept.secrets.length) {
     const found = said.liveSecrets ? `: ${said.liveSecrets.join(", ") || "none in the live volume"}` : "";
-    clauses.push(`${verb("keep", "kept")} the live secret paths (${kept.secrets.join(", ")}${found}) (RESTORE_SECRETS=1 restores the backup's)`);
+    clauses.push(`${verb("keep", "kept")} the live secret paths (${kept.secrets.join(", ")}${found}; what the live volume lacks comes from the backup; RESTORE_SECRETS=1 restores them all from the backup)`);
   }
   if (secrets.length && (!exists || ctx.restoreSecrets)) clauses.push(`${verb("restore", "restored")} the secret paths (${secrets.join(", ")}) from the backup${exists ? " (RESTORE_SECRETS=1)" : ": the volume is new"}`);
   return clauses;

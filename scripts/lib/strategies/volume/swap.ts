@@ -69,21 +69,19 @@ export async function extractInto(session: { helper: Helper; pipe: PipeDir | und
 }
 
 // $1 live root, $2 staged root, $3 the staging folder's name in the live root (never carried; "" beside),
-// then a find test for the kept paths. The staged copies of those paths go, the live ones are
-// linked in (hard links: instant, and the live files stay in place until the swap), each parent
-// folder keeping its mtime. A failure leaves the live volume as it was.
+// then a find test for the kept paths. Each live entry it matches replaces the staged one (hard
+// links: instant, and the live files stay in place until the swap), its parent folder keeping its
+// mtime; what the live volume lacks stays as restored. A failure leaves the live volume as it was.
 const carryOverScript = `
 set -e
 live=$1 staged=$2 skip=$3
 shift 3
-drop='for p; do t=$(stat -c %Y -- "\${p%/*}"); rm -rf -- "$p" || exit 1; touch -c -d "@$t" -- "\${p%/*}"; done'
 link='to=$1; shift; for p; do
   d="$to/\${p%/*}"; t=$(stat -c %Y -- "$d" 2>/dev/null) || { mkdir -p -- "$d"; t=; }
+  rm -rf -- "$to/$p" || exit 1
   cp -al -- "$p" "$to/$p" 2>/dev/null || { rm -rf -- "$to/$p" && cp -a -- "$p" "$to/$p"; } || exit 1
   [ -z "$t" ] || touch -c -d "@$t" -- "$d"
 done'
-cd -- "$staged"
-find . -mindepth 1 "$@" -prune -exec sh -c "$drop" sh {} +
 cd -- "$live"
 find . -mindepth 1 -path "./$skip" -prune -o "$@" -prune -exec sh -c "$link" sh "$staged" {} +
 `;
