@@ -5,7 +5,7 @@ TSX := node --import tsx
 # The commands run as one bundled file each (dist/<name>.mjs, built by scripts/bundle.ts from
 # scripts/ and the npm packages when a source changed): it starts in a third of the time of
 # compiling the TypeScript on every run.
-ENTRY_POINTS := backup restore verify list prune accept sync plan metrics cron schedule
+ENTRY_POINTS := backup restore verify list prune accept sync plan metrics cron schedule pin
 BUNDLE := dist/.built
 BUNDLED := node dist
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -15,10 +15,10 @@ TEST_IMAGES ?= busybox postgres mariadb sqlite redis prometheus victoriametrics 
 # The images the demo stack runs (compose/demo/compose.yml).
 DEMO_IMAGES ?= busybox postgres mariadb
 export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFLICT CONFIG DESTINATION LOCK_TIMEOUT FROM INTO DEEP
-export TIER METRICS_DIR CRON CRON_FILE CRON_LOG
+export TIER METRICS_DIR CRON CRON_FILE CRON_LOG TAG NOTE CLEAN RESTORE_SECRETS
 
 .DEFAULT_GOAL := help
-.PHONY: setup setup-demo setup-test prune accept sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
+.PHONY: setup setup-demo setup-test prune accept pin unpin sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -44,16 +44,16 @@ $(BUNDLE): node_modules $(shell find scripts -name '*.ts' 2>/dev/null)
 	@$(TSX) scripts/bundle.ts $(ENTRY_POINTS)
 	@touch $@
 
-backup: $(BUNDLE) ## back up every service (PROJECT= SERVICE= TIER=critical|medium|low DRY_RUN=1)
+backup: $(BUNDLE) ## back up every service (PROJECT= SERVICE= TIER=critical|medium|low TAG=a,b NOTE="..." DRY_RUN=1)
 	@$(BUNDLED)/backup.mjs
 
-restore: $(BUNDLE) ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote INTO=<project> DRY_RUN=1 FORCE=1 NO_RESCUE=1 CONFLICT=)
+restore: $(BUNDLE) ## restore a run (RUN=latest|<id> SERVICE= VOLUME= FROM=remote INTO=<project> DRY_RUN=1 FORCE=1 NO_RESCUE=1 CONFLICT= CLEAN=1 RESTORE_SECRETS=1)
 	@$(BUNDLED)/restore.mjs
 
 verify: $(BUNDLE) ## check manifests, sizes, sha256 and archives (RUN=latest|<id>|all); DEEP=1 also runs a restore drill
 	@$(BUNDLED)/verify.mjs
 
-list: $(BUNDLE) ## list complete runs (FROM=remote; ARGS=--json for scripts)
+list: $(BUNDLE) ## list complete runs (FROM=remote TAG=a,b; ARGS=--json for scripts)
 	@$(BUNDLED)/list.mjs $(ARGS)
 
 prune: $(BUNDLE) ## apply the retention policies (FROM=local|remote|all DRY_RUN=1 prints keep/delete and why)
@@ -61,6 +61,11 @@ prune: $(BUNDLE) ## apply the retention policies (FROM=local|remote|all DRY_RUN=
 
 accept: $(BUNDLE) ## accept a suspected data loss, so prune may delete the last good run before it (RUN=<id> and/or SERVICE=)
 	@$(BUNDLED)/accept.mjs
+pin: $(BUNDLE) ## pin a run: retention never deletes it (RUN=<id>|latest)
+	@$(BUNDLED)/pin.mjs pin
+
+unpin: $(BUNDLE) ## unpin a run pinned with make pin (RUN=<id>)
+	@$(BUNDLED)/pin.mjs unpin
 
 sync: $(BUNDLE) ## upload every complete local run missing on the remote
 	@$(BUNDLED)/sync.mjs

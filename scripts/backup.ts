@@ -1,6 +1,7 @@
-// make backup [PROJECT=] [SERVICE=] [TIER=critical|medium|low] [DRY_RUN=1]
+// make backup [PROJECT=] [SERVICE=] [TIER=critical|medium|low] [TAG=a,b] [NOTE=...] [DRY_RUN=1]
 import { flag, loadSettings, main, prepareEngine, projectsToUse } from "./lib/cli.ts";
 import { tiers } from "./lib/config/schema.ts";
+import { parseNote, parseTagList } from "./lib/catalog/manifest.ts";
 import { ExitCode } from "./lib/errors.ts";
 import { backupPlannedProject, narrowToTier, parseTier, recordFailedBackup } from "./lib/pipeline/monitored-backup.ts";
 import { planProject } from "./lib/pipeline/plan.ts";
@@ -11,6 +12,7 @@ await main(async () => {
   const tier = parseTier(process.env.TIER, tiers);
   const projects = projectsToUse(config);
   const dryRun = flag("DRY_RUN");
+  const marks = { tags: parseTagList(process.env.TAG), note: parseNote(process.env.NOTE) };
   let exitCode: number = ExitCode.ok;
   let helperImage: string;
   try {
@@ -31,7 +33,7 @@ await main(async () => {
       await printPlan(narrowToTier(plan, tier), helperImage);
       continue;
     }
-    const { ok } = await backupPlannedProject(config, plan, helperImage, tier);
+    const { ok } = await backupPlannedProject(config, plan, helperImage, tier, marks);
     if (!ok) exitCode = ExitCode.failed;
   }
   return exitCode;

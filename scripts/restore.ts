@@ -1,4 +1,4 @@
-// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [FROM=remote] [INTO=<project>] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1] [CONFLICT=]
+// make restore [RUN=latest|<id>] [SERVICE=] [VOLUME=] [FROM=remote] [INTO=<project>] [DRY_RUN=1] [FORCE=1] [NO_RESCUE=1] [CONFLICT=] [CLEAN=1] [RESTORE_SECRETS=1]
 import { flag, loadSettings, main, prepareEngine, projectsToUse } from "./lib/cli.ts";
 import { ExitCode, UsageError } from "./lib/errors.ts";
 import { fetchRemoteRun, requireRemote } from "./lib/pipeline/offsite.ts";
@@ -26,6 +26,8 @@ await main(async () => {
     rescue: !flag("NO_RESCUE"),
     interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
     conflict: process.env.CONFLICT || undefined,
+    clean: flag("CLEAN"),
+    restoreSecrets: flag("RESTORE_SECRETS"),
   });
   if (flag("DRY_RUN")) printPreview(outcome);
   return outcome.failed.length ? ExitCode.failed : ExitCode.ok;

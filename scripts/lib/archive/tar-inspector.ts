@@ -46,6 +46,11 @@ export interface InspectorOptions {
   validate?: boolean;
   /** Called for each real entry, after validation. */
   onEntry?: (entry: TarEntry) => void;
+  /**
+   * Entries (with their meta headers and data) for which this is true are dropped from the
+   * stream; the name is relative, without "./". A hard link to a dropped entry is refused.
+   */
+  exclude?: (name: string) => boolean;
 }
 
 /** Bad checksum, garbage, truncated archive. */
@@ -360,6 +365,11 @@ function roundUp(size: number): number {
 
 type Mode = 'header' | 'data' | 'meta' | 'end';
 
+/** A hard link whose target was left out of the stream: it could not be extracted. */
+export class TarExcludedLinkError extends Error {
+  override name = 'TarExcludedLinkError';
+}
+
 interface Pending {
   pax: Map<string, string>;
   longName?: string;
@@ -376,6 +386,9 @@ interface MetaInProgress {
 class TarInspector extends Transform {
   readonly #validate: boolean;
   readonly #onEntry: ((entry: TarEntry) => void) | undefined;
+  readonly #exclude: ((name: string) => boolean) | undefined;
+  /** The current entry's data is dropped (excluded), not passed on. */
+  #dropping = false;
   #mode: Mode = 'header';
   /** Archive offset of the first byte of the current chunk. */
   #offset = 0;
@@ -400,6 +413,7 @@ class TarInspector extends Transform {
     super();
     this.#validate = options.validate ?? true;
     this.#onEntry = options.onEntry;
+    this.#exclude = options.exclude;
   }
 
   get summary(): TarSummary {
@@ -433,7 +447,10 @@ class TarInspector extends Transform {
       from = end;
     };
     while (pos < chunk.length) {
-      if (this.#mode === 'data') {
+      if (this.#mode === 'data' && this.#dropping) {
+        pushAccepted(pos);
+        pos = from = this.#skipData(chunk, pos);
+      } else if (this.#mode === 'data') {
         pos = this.#skipData(chunk, pos);
       } else if (this.#mode === 'end') {
         pos = this.#checkTrailer(chunk, pos);
@@ -455,7 +472,7 @@ class TarInspector extends Transform {
           block = chunk.subarray(pos, pos + BLOCK);
           pos += BLOCK;
         }
-        let kind: 'entry' | 'meta' | 'end';
+        let kind: 'entry' | 'meta' | 'end' | 'dropped';
         try {
           kind = this.#readBlock(block, this.#offset + pos - BLOCK);
         } catch (error) {
@@ -466,6 +483,11 @@ class TarInspector extends Transform {
           pushAccepted(start);
           from = pos;
           this.#hold(block);
+        } else if (kind === 'dropped') {
+          pushAccepted(start);
+          from = pos;
+          this.#held = [];
+          this.#heldBytes = 0;
         } else if (copied || this.#held.length > 0) {
           pushAccepted(start);
           from = pos;
@@ -504,7 +526,7 @@ class TarInspector extends Transform {
     return chunk.length;
   }
 
-  #readBlock(block: Buffer, offset: number): 'entry' | 'meta' | 'end' {
+  #readBlock(block: Buffer, offset: number): 'entry' | 'meta' | 'end' | 'dropped' {
     if (block.equals(ZERO_BLOCK)) {
       if (this.#held.length > 0) throw new TarFormatError(`extended header without an entry at byte ${offset}`);
       this.#mode = 'end';
@@ -515,13 +537,18 @@ class TarInspector extends Transform {
       this.#startMeta(header);
       return 'meta';
     }
-    this.#acceptEntry(header);
-    return 'entry';
+    return this.#acceptEntry(header);
   }
 
-  #acceptEntry(header: Header): void {
+  #acceptEntry(header: Header): 'entry' | 'dropped' {
     const resolved = this.#resolve(header);
     const { entry } = resolved;
+    this.#dropping = this.#isExcluded(entry);
+    if (this.#dropping) {
+      this.#remaining = hasData(entry.type) ? roundUp(entry.size) : 0;
+      this.#mode = this.#remaining > 0 ? 'data' : 'header';
+      return 'dropped';
+    }
     if (this.#validate) {
       const violation = findViolation(resolved, this.#symlinks);
       if (violation) throw violation;
@@ -531,6 +558,16 @@ class TarInspector extends Transform {
     this.#onEntry?.(entry);
     this.#remaining = hasData(entry.type) ? roundUp(entry.size) : 0;
     this.#mode = this.#remaining > 0 ? 'data' : 'header';
+    return 'entry';
+  }
+
+  #isExcluded(entry: TarEntry): boolean {
+    if (!this.#exclude) return false;
+    if (this.#exclude(entry.name)) return true;
+    if (entry.type === 'hardlink' && this.#exclude(entry.linkName)) {
+      throw new TarExcludedLinkError(`"${displayName(entry.name)}" is a hard link to "${displayName(entry.linkName)}", which exclude_paths leaves out: exclude both, or neither`);
+    }
+    return false;
   }
 
   /** Applies pending GNU long names and PAX records (per-entry over global) to a header. */

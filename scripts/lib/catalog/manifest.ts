@@ -1,9 +1,10 @@
 // manifest.json seals a run: written LAST, by atomic rename. A run directory without one is
 // incomplete (interrupted or still running) and is ignored by list, verify, restore and retention.
 import { existsSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { open, readFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { UsageError } from "../errors.ts";
 
 export const manifestFormat = "composure/1";
 export const manifestFile = "manifest.json";
@@ -93,6 +94,17 @@ export const lossSchema = z.object({
   was: z.number().nonnegative().optional(),
   now: z.number().nonnegative().optional(),
 });
+/** What `make backup` adds to a run's manifest: tags (TAG=) and a note (NOTE=). */
+export interface RunLabels {
+  tags?: string[];
+  note?: string;
+}
+
+/** A run's tag (make backup TAG=): a plain word, so that it is safe in file names, labels and TAG= lists. */
+export const tagSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "a tag is a word of letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)");
+
+/** A run's note (make backup NOTE=): one printable line. */
+export const noteSchema = z.string().max(500, "a note holds at most 500 characters").superRefine((value, ctx) => checkName(value, ctx));
 
 export const serviceRecordSchema = z.object({
   name: safeName,
@@ -124,6 +136,10 @@ export const manifestSchema = z.object({
   outcome: z.enum(["success", "partial", "failed"]),
   /** Why the run was taken, e.g. "rescue before restoring run X". */
   reason: z.string().optional(),
+  /** make backup TAG=: words to find the run by (make list TAG=) and to pin it (retention.pin_tags). Absent in older manifests. */
+  tags: z.array(tagSchema).optional(),
+  /** make backup NOTE=: why the run was taken, in the operator's words. */
+  note: noteSchema.optional(),
   services: z.array(serviceRecordSchema),
 });
 
@@ -137,10 +153,37 @@ export class ManifestError extends Error {
 }
 
 export async function writeManifest(runDir: string, manifest: Manifest): Promise<void> {
-  const target = path.join(runDir, manifestFile);
-  const temporary = `${target}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
-  await rename(temporary, target);
+  await writeFileAtomically(path.join(runDir, manifestFile), `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/** Writes `file` (0600) whole or not at all: a temporary file, synced, renamed over it. */
+export async function writeFileAtomically(file: string, text: string): Promise<void> {
+  const temporary = `${file}.tmp`;
+  const handle = await open(temporary, "w", 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, file);
+}
+
+/** NOTE=: one printable line, or undefined when empty. */
+export function parseNote(value: string | undefined): string | undefined {
+  const note = value?.trim();
+  if (!note) return undefined;
+  const checked = noteSchema.safeParse(note);
+  if (!checked.success) throw new UsageError(`NOTE: ${checked.error.issues[0].message}`);
+  return note;
+}
+
+/** TAG=pre-upgrade,v2 -> ["pre-upgrade", "v2"], each checked; `variable` names the setting in the message. */
+export function parseTagList(value: string | undefined, variable = "TAG"): string[] {
+  const tags = [...new Set((value ?? "").split(",").map((tag) => tag.trim()).filter(Boolean))];
+  const bad = tags.filter((tag) => !tagSchema.safeParse(tag).success);
+  if (bad.length) throw new UsageError(`${variable}=${value}: ${bad.map((tag) => JSON.stringify(tag)).join(", ")} ${bad.length > 1 ? "are not tags" : "is not a tag"}: ${tagSchema.safeParse(bad[0]).error?.issues[0].message}; separate several with commas`);
+  return tags;
 }
 
 /** Reads and validates a run's manifest; every failure names the run and what is wrong. */

@@ -81,6 +81,9 @@
  *   "no newer run of db has passed make verify yet (retention.require_verified)". The newest
  *   verified run of a service is therefore never deleted, so what is deleted always has a
  *   verified successor. With an empty policy every run is kept anyway.
+ * Pinned runs
+ *   A run with `pinned` set (make pin, or a tag of retention.pin_tags) is kept
+ *   with reason "pinned", whatever the rules say; it still counts in the rules.
  *
  * Complete runs that nothing keeps are deleted with reason "not kept by any rule".
  *
@@ -113,6 +116,8 @@ export interface RunFacts {
   suspect?: Record<string, string[]>;
   /** Services whose artifacts in this run passed make verify. */
   verified?: string[];
+  /** Kept whatever the rules say (make pin, retention.pin_tags). */
+  pinned?: boolean;
 }
 
 export interface RetentionDecision {
@@ -181,6 +186,7 @@ export const REASON_INCOMPLETE_RUNNING = "incomplete, may still be running";
 export const REASON_INCOMPLETE_EXPIRED = "incomplete, older than grace period";
 export const REASON_INVALID_TIME = "invalid start time: keep";
 export const REASON_NOT_KEPT = "not kept by any rule";
+export const REASON_PINNED = "pinned";
 
 const MS_PER_HOUR = 3_600_000;
 const MS_PER_DAY = 86_400_000;
@@ -343,6 +349,7 @@ export function decideRetention(
     }
   }
 
+  for (const e of entries) if (e.run.pinned) keepBy(e, REASON_PINNED);
   keepEvidence(eligible, keepBy);
   if (options.requireVerified) keepUntilVerifiedSuccessor(eligible, keepBy);
 

@@ -4,10 +4,11 @@
 //   verify.json    each service's last make verify result for this copy of the run: it says
 //                  nothing about another copy, so it stays here.
 // Both written to a temporary name and renamed; a missing or unreadable file means nothing was recorded.
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { writeFileAtomically } from "./manifest.ts";
 
 export const acceptedFile = "accepted.json";
 export const verifiedFile = "verify.json";
@@ -26,11 +27,9 @@ export async function readJsonFile<T>(file: string, schema: z.ZodType<T, z.ZodTy
   }
 }
 
-/** Written to `<file>.<pid>.tmp`, then renamed over the file: readers see the old or the new content. */
+/** Readers see the old or the new content, never a part (manifest.ts writeFileAtomically). */
 export async function writeJsonAtomically(file: string, value: unknown): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
-  await rename(temporary, file);
+  await writeFileAtomically(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** Services whose suspected losses in this run were accepted. */

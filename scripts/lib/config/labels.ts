@@ -52,6 +52,8 @@ const labelReaders: Record<string, { path: string[]; read: Reader }> = {
   "composure.storage": { path: ["storage"], read: readString },
   "composure.volumes": { path: ["volumes"], read: readList },
   "composure.bind_mounts": { path: ["bind_mounts"], read: readBoolean },
+  "composure.exclude_paths": { path: ["exclude_paths"], read: readList },
+  "composure.secret_paths": { path: ["secret_paths"], read: readList },
   "composure.exec.pre": { path: ["exec", "pre"], read: readArgv },
   "composure.exec.post": { path: ["exec", "post"], read: readArgv },
   "composure.exec.timeout": { path: ["exec", "timeout"], read: readNumber },

@@ -3,6 +3,8 @@
 import { validateDetailed } from "node-cron";
 import { z } from "zod";
 import { retentionPolicySchema } from "../catalog/retention.ts";
+import { tagSchema } from "../catalog/manifest.ts";
+import { pathPatternsSchema } from "./path-patterns.ts";
 
 export const tiers = ["critical", "medium", "low"] as const;
 /** How a service's artifacts are kept: `archive` files (one per source) or a deduplicating restic `repository`. */
@@ -39,6 +41,10 @@ export const serviceSettingsSchema = z
     storage: storageEngine.optional(),
     volumes: z.array(z.string().min(1)).optional(),
     bind_mounts: z.boolean().optional(),
+    /** Volume strategy: left out of every volume at capture (path patterns, see path-patterns.ts). */
+    exclude_paths: pathPatternsSchema.optional(),
+    /** Volume strategy: backed up, but a restore keeps the live volume's files unless RESTORE_SECRETS=1. */
+    secret_paths: pathPatternsSchema.optional(),
     exec: execHooksSchema.optional(),
     shrink_alert: shrinkAlertSchema.optional(),
     /** Strategy-specific options, validated by the strategy's own schema. */
@@ -153,6 +159,8 @@ const retentionSchema = z
     incomplete_grace_hours: z.number().positive().default(24),
     /** A run is deleted only once a newer complete run of each of its services passed make verify. */
     require_verified: z.boolean().default(true),
+    /** Runs carrying any of these tags (make backup TAG=) are pinned: no policy deletes them. */
+    pin_tags: z.array(tagSchema).default([]),
   })
   .strict();
 

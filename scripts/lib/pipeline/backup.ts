@@ -5,7 +5,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { writeManifest, type Artifact, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
+import { writeManifest, type Artifact, type Manifest, type RunLabels, type ServiceRecord } from "../catalog/manifest.ts";
 import { compareFacts, defaultShrinkAlert, describeLoss } from "../catalog/fact-trends.ts";
 import { createRunDir, lastGoodRecords, projectDir } from "../catalog/runs.ts";
 import { storageEngineOf, type Config } from "../config/schema.ts";
@@ -32,7 +32,7 @@ export interface BackupOutcome {
   uploadError?: string;
 }
 
-export async function runBackup(config: Config, plan: ProjectPlan, helperImage: string, reason?: string): Promise<BackupOutcome> {
+export async function runBackup(config: Config, plan: ProjectPlan, helperImage: string, reason?: string, marks: RunLabels = {}): Promise<BackupOutcome> {
   const project = plan.project.name;
   const unlock = await acquireLock(projectDir(config.destination, project), "backup", config.lock.timeout_seconds);
   const cleanup = new CleanupStack();
@@ -43,7 +43,7 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     await removeLeftoverHelpers(project);
     const startedAt = new Date();
     const { runId, runDir } = await createRunDir(config.destination, project, startedAt);
-    log.info(`backup of project ${project}: run ${runId}`);
+    log.info(`backup of project ${project}: run ${runId}${marks.tags?.length ? ` (tags ${marks.tags.join(", ")})` : ""}`);
     const records: ServiceRecord[] = [];
     // What the strategies share across the services of this run (a cluster's capturer): dropped with the run.
     const scope = createRunScope();
@@ -70,6 +70,8 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
       finishedAt: new Date().toISOString(),
       outcome: failed === 0 ? "success" : failed === records.length ? "failed" : "partial",
       reason,
+      ...(marks.tags?.length ? { tags: marks.tags } : {}),
+      ...(marks.note ? { note: marks.note } : {}),
       services: records,
     };
     await failpoint("backup:seal");

@@ -2,6 +2,7 @@
 // with TIER=), the start / success / failure webhooks around runBackup, and in a `finally` the
 // node_exporter textfile, so a run that fails or throws is recorded too.
 import type { Config, Tier } from "../config/schema.ts";
+import type { RunLabels } from "../catalog/manifest.ts";
 import { UsageError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
 import { recordInvocation, defaultTier, type PlannedTier } from "../metrics/textfile.ts";
@@ -36,7 +37,7 @@ export interface MonitoredBackupResult {
  * Runs the backup of an already planned project with notifications and metrics around it.
  * `plan` is the full plan (all tiers), so the textfile learns every service's tier.
  */
-export async function backupPlannedProject(config: Config, plan: ProjectPlan, helperImage: string, tier?: Tier): Promise<MonitoredBackupResult> {
+export async function backupPlannedProject(config: Config, plan: ProjectPlan, helperImage: string, tier?: Tier, marks: RunLabels = {}): Promise<MonitoredBackupResult> {
   const project = plan.project.name;
   const webhooks = config.notifications.webhooks;
   const planned: PlannedTier[] = plan.services.map((entry) => ({ name: entry.service.name, tier: tierOfPlanned(entry), excluded: entry.excluded }));
@@ -54,7 +55,7 @@ export async function backupPlannedProject(config: Config, plan: ProjectPlan, he
     let manifest;
     let uploadError: string | undefined;
     try {
-      ({ manifest, uploadError } = await runBackup(config, chosen, helperImage, tier ? `backup of the ${tier} tier` : undefined));
+      ({ manifest, uploadError } = await runBackup(config, chosen, helperImage, tier ? `backup of the ${tier} tier` : undefined, marks));
     } catch (error) {
       await notify(webhooks, payloadOf("failure", project, { outcome: "failed", services, error: messageOf(error) }));
       throw error;

@@ -10,6 +10,7 @@ import { manifestFile, manifestSchema, readManifest, type Manifest } from "../ca
 import { isRescueRun, listRunDirs, projectDir } from "../catalog/runs.ts";
 import { acceptedFile, readAccepted, verifiedFile } from "../catalog/run-marks.ts";
 import { uploadStateFile, writeUploadState } from "../catalog/upload-state.ts";
+import { pinFile } from "../catalog/pins.ts";
 import type { Config } from "../config/schema.ts";
 import { RemoteError, UsageError, messageOf } from "../errors.ts";
 import { log } from "../log.ts";
@@ -35,7 +36,7 @@ export async function uploadRun(config: Config, remote: Remote, runDir: string, 
   try {
     log.info(`uploading run ${manifest.runId} to ${remote.description}`);
     if (usesRepository(manifest)) await uploadRepository(remote, repositoryOf(config, manifest.project));
-    await remote.upload(runDir, base, { exclude: [manifestFile, uploadStateFile, verifiedFile, "*.partial", "*.tmp"] });
+    await remote.upload(runDir, base, { exclude: [manifestFile, uploadStateFile, verifiedFile, pinFile, "*.partial", "*.tmp"] });
     await checkRemoteCopy(config, remote, base, manifest);
     await remote.upload(path.join(runDir, manifestFile), `${base}/${manifestFile}`);
     await writeUploadState(runDir, { state: "uploaded", at: new Date().toISOString(), remote: remote.description });

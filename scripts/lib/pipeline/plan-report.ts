@@ -21,6 +21,8 @@ export async function printPlan(plan: ProjectPlan, helperImage: string): Promise
       const size = sizes.get(selected.mount.source);
       out.push(`    ${mark} ${selected.mount.type} ${selected.mount.source} -> ${selected.mount.destination} (${size === undefined ? "size unknown" : formatBytes(size)})`);
     }
+    if (planned.settings.exclude_paths?.length) out.push(`      left out of each volume (exclude_paths): ${planned.settings.exclude_paths.join(", ")}`);
+    if (planned.settings.secret_paths?.length) out.push(`      secret paths (backed up; a restore keeps the live ones unless RESTORE_SECRETS=1): ${planned.settings.secret_paths.join(", ")}`);
     if (mark === "~" && planned.mounts.length) out.push(`      (~: data of the service; the ${planned.strategy} strategy archives its own dump or snapshot, not these volumes as they are)`);
     for (const skipped of planned.skipped) out.push(`    - ${skipped.mount.type} ${skipped.mount.source}: ${skipped.reason}`);
   }

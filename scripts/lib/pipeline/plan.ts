@@ -57,6 +57,7 @@ export async function planProject(config: Config, projectName: string, only?: st
   // Strategy options (composure.<kind>.* labels, services.<name>.options) are checked here, with
   // every other problem, so that a bad or missing option stops the run before anything is touched.
   for (const planned of services.filter((entry) => !entry.excluded)) {
+    problems.push(...volumePathProblems(planned));
     const schema = getStrategy(planned.strategy).options;
     const parsed = schema.safeParse(planned.settings.options ?? {});
     if (!parsed.success) {
@@ -65,4 +66,11 @@ export async function planProject(config: Config, projectName: string, only?: st
   }
   if (problems.length) throw new ConfigError(problems);
   return { project, services };
+}
+
+/** exclude_paths and secret_paths shape what the volume strategy archives; other strategies archive their own dumps. */
+function volumePathProblems(planned: PlannedService): string[] {
+  const set = (["exclude_paths", "secret_paths"] as const).filter((key) => planned.settings[key]?.length);
+  if (planned.strategy === "volume" || set.length === 0) return [];
+  return [`service ${planned.service.name}: ${set.join(" and ")} apply to the volume strategy only, and this service uses ${planned.strategy} (${planned.strategySource}): remove ${set.length > 1 ? "them" : "it"}, or set strategy: volume`];
 }

@@ -12,6 +12,7 @@ import { decideRetention, type RetentionDecision, type RetentionPolicy, type Run
 import { isSuspect } from "../catalog/fact-trends.ts";
 import { acceptedFile, readAccepted, readVerified } from "../catalog/run-marks.ts";
 import { listRunDirs, projectDir } from "../catalog/runs.ts";
+import { pinReasons } from "../catalog/pins.ts";
 import { tiers, type Config, type Tier } from "../config/schema.ts";
 import type { Remote } from "../remote/types.ts";
 import { failpoint } from "../lifecycle/failpoint.ts";
@@ -27,6 +28,8 @@ interface RunWithManifest {
   accepted?: string[];
   /** Services whose artifacts in this run passed make verify. */
   verified?: string[];
+  /** make pin, or a tag of retention.pin_tags: no policy deletes it. */
+  pinned?: boolean;
 }
 
 /** "20261122T013005Z" (and suffixed ids) -> the time it names. */
@@ -55,6 +58,7 @@ export function decide(config: Config, location: Location, runs: RunWithManifest
           services: good.map((service) => service.name),
           suspect: Object.fromEntries(suspect.map((service) => [service.name, service.suspect!.map((loss) => loss.what)])),
           verified: run.verified,
+          pinned: run.pinned,
         };
       });
     if (facts.length === 0) continue;
@@ -68,9 +72,16 @@ export function decide(config: Config, location: Location, runs: RunWithManifest
   return [...verdicts.values()].sort((a, b) => b.id.localeCompare(a.id));
 }
 
+const isPinned = (config: Config, runDir: string, manifest: Manifest | undefined) => pinReasons(runDir, manifest, config.retention.pin_tags).length > 0;
+
 export async function pruneLocal(config: Config, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
   const dirs = await listRunDirs(config.destination, project);
-  const runs = await Promise.all(dirs.map(async (run) => ({ id: run.id, startedAt: startOfRunId(run.id), manifest: run.complete ? await readManifest(run.dir, project) : undefined, dir: run.dir, ...(await marksOf(run.dir)) })));
+  const runs = await Promise.all(
+    dirs.map(async (run) => {
+      const manifest = run.complete ? await readManifest(run.dir, project) : undefined;
+      return { id: run.id, startedAt: startOfRunId(run.id), manifest, dir: run.dir, pinned: isPinned(config, run.dir, manifest), ...(await marksOf(run.dir)) };
+    }),
+  );
   const decisions = decide(config, "local", runs, now);
   await failpoint("prune:delete");
   if (!dryRun) {
@@ -113,7 +124,13 @@ async function remoteMarksOf(config: Config, remote: Remote, project: string, id
 
 export async function pruneRemote(config: Config, remote: Remote, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
   const listing = await listRemoteRunFiles(remote, project);
-  const runs = await Promise.all([...listing].map(async ([id, files]) => ({ id, startedAt: startOfRunId(id), manifest: await readRemoteManifest(remote, project, id), ...(await remoteMarksOf(config, remote, project, id, files)) })));
+  const runs = await Promise.all(
+    [...listing].map(async ([id, files]) => {
+      const manifest = await readRemoteManifest(remote, project, id);
+      // A pin is kept beside the local copy of the run: it holds for the remote copy too.
+      return { id, startedAt: startOfRunId(id), manifest, pinned: isPinned(config, path.join(projectDir(config.destination, project), id), manifest), ...(await remoteMarksOf(config, remote, project, id, files)) };
+    }),
+  );
   const decisions = decide(config, "remote", runs, now);
   if (!dryRun) {
     for (const decision of decisions.filter((entry) => !entry.keep)) await remote.removeDir(`${project}/${decision.id}`);

@@ -37,6 +37,10 @@ export interface RestoreRequest {
   interactive: boolean;
   /** CONFLICT=: the policy for existing data, for strategies that offer one (elasticsearch). */
   conflict?: string;
+  /** CLEAN=1: what the backup left out (exclude_paths) is removed from the live volumes too. */
+  clean?: boolean;
+  /** RESTORE_SECRETS=1: secret_paths are restored from the backup instead of kept. */
+  restoreSecrets?: boolean;
 }
 
 /** Per service in restore order: what was done (or, with DRY_RUN=1, would be done), or why not. */
@@ -98,6 +102,8 @@ async function planRestore(config: Config, helperImage: string, request: Restore
     rescue,
     dryRun,
     conflict: request.conflict,
+    clean: request.clean,
+    restoreSecrets: request.restoreSecrets,
     reader,
   });
   return { manifest, target, project, records, journal, contextFor };
@@ -238,7 +244,7 @@ function report(result: ServiceResult, phase: Phase, skipped: boolean): void {
 
 /** The command that repeats this restore for one service (the run is local by then, even FROM=remote). */
 function retryCommand(request: RestoreRequest, runId: string, service: string): string {
-  const settings = { PROJECT: request.project, RUN: runId, SERVICE: service, VOLUME: request.volume, INTO: request.into, CONFLICT: request.conflict };
+  const settings = { PROJECT: request.project, RUN: runId, SERVICE: service, VOLUME: request.volume, INTO: request.into, CONFLICT: request.conflict, CLEAN: request.clean && "1", RESTORE_SECRETS: request.restoreSecrets && "1" };
   const given = Object.entries(settings).filter(([, value]) => value).map(([name, value]) => `${name}=${value}`);
   return ["make restore", ...given, request.dryRun ? "DRY_RUN=1" : "FORCE=1"].join(" ");
 }

@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import { artifactFields, writeCompressed } from "../archive/files.ts";
 import { captureDirectory } from "../archive/tar-transfer.ts";
 import { formatBytes, startProgress } from "../log.ts";
+import { pathMatcher } from "../config/path-patterns.ts";
 import type { ArtifactStore, StoredArtifact, TreeSource } from "./types.ts";
 
 export interface ArchiveTarget {
@@ -21,7 +22,11 @@ export function archiveStore(target: ArchiveTarget): ArtifactStore {
     incremental: false,
     async putTree(name: string, source: TreeSource, label: string): Promise<StoredArtifact> {
       const file = path.join(target.dir, `${name}.tar.zst`);
-      const stored = await captureDirectory(source.helper, source.pipe, source.dir, file, target.level, label, { entries: source.entries, dereference: source.dereference });
+      const stored = await captureDirectory(source.helper, source.pipe, source.dir, file, target.level, label, {
+        entries: source.entries,
+        dereference: source.dereference,
+        exclude: source.exclude?.length ? pathMatcher(source.exclude) : undefined,
+      });
       return artifactFields(target.runDir, stored);
     },
     async putStream(name: string, stream: Readable, label?: string): Promise<StoredArtifact> {

@@ -11,6 +11,7 @@ import type { Helper } from "../docker/helper.ts";
 import type { Extraction } from "../archive/tar-transfer.ts";
 import type { TarEntry } from "../archive/tar-inspector.ts";
 import { formatBytes, log, startProgress } from "../log.ts";
+import { resticExcludes } from "../config/path-patterns.ts";
 import { clearStaleLocks, lastMessage, restic, resticError, resticInHelper, resticProcess, type Repository } from "./restic.ts";
 import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./types.ts";
 
@@ -49,7 +50,7 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
       }
       const paths = source.entries ? source.entries.map((entry) => path.posix.join(source.dir, entry)) : [source.dir];
       const started = performance.now();
-      const stdout = await resticInHelper(repository, source.helper, ["backup", "--json", "--quiet", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), "--", ...paths]);
+      const stdout = await resticInHelper(repository, source.helper, ["backup", "--json", "--quiet", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), ...resticExcludes(source.exclude ?? [], source.dir), "--", ...paths]);
       const summary = lastMessage<BackupSummary>(stdout, "summary");
       const seconds = (performance.now() - started) / 1000;
       log.info(`${label}: ${summary.total_files_processed} files (${summary.files_unmodified} unchanged, not read again), ${formatBytes(summary.total_bytes_processed)} -> ${formatBytes(summary.data_added_packed)} added to the repository in ${seconds.toFixed(1)} s`);

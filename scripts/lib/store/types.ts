@@ -8,6 +8,7 @@ import type { Artifact } from "../catalog/manifest.ts";
 import type { Helper } from "../docker/helper.ts";
 import type { PipeDir } from "../docker/pipe-dir.ts";
 import type { Extraction } from "../archive/tar-transfer.ts";
+import type { PathPattern } from "../config/path-patterns.ts";
 
 /** A directory of a helper container (with the FIFO folder of its session, when the engine is local). */
 export interface TreeSource {
@@ -23,6 +24,8 @@ export interface TreeSource {
    * their content does not, so an engine that skips unchanged files judges by size, mtime and inode.
    */
   relinked?: boolean;
+  /** Left out (exclude_paths, relative to dir): neither stored nor counted. */
+  exclude?: PathPattern[];
 }
 
 /** The manifest fields the store fills in; the strategy adds `volume` and `facts`. */

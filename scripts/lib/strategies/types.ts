@@ -88,6 +88,10 @@ export interface RestoreContext<Options> extends BaseContext<Options> {
   /** Where to keep a copy of the data about to be replaced; absent with NO_RESCUE=1. */
   rescue?: RescueSink;
   dryRun: boolean;
+  /** CLEAN=1: what the backup left out (exclude_paths) goes too; otherwise the live volume keeps it. */
+  clean?: boolean;
+  /** RESTORE_SECRETS=1: secret_paths come from the backup too; otherwise the live volume keeps them. */
+  restoreSecrets?: boolean;
   /** What to do with data that exists already, per restore (CONFLICT=); strategies that offer choices validate it. */
   conflict?: string;
   /** The run's artifacts read back, whichever engine stored them. */

@@ -10,29 +10,46 @@ import { prefetchSmallFiles } from "./prefetch.ts";
 import type { VolumeFacts } from "./service-data.ts";
 import { treeFacts } from "./tree-facts.ts";
 import type { ArtifactStore } from "../../store/types.ts";
+import { parsePathPatterns } from "../../config/path-patterns.ts";
+
+export interface CaptureMountOptions {
+  /** The service keeps writing meanwhile (hot mode): the facts may not match the stored tree exactly. */
+  live?: boolean;
+  /** A helper that has mountBinds(mounts) already (stop mode starts it while the service stops). */
+  session?: HelperSession;
+  /** exclude_paths: left out of every mount, recorded in the facts (a restore keeps the live ones). */
+  excludePaths?: string[];
+  /** secret_paths: stored, and recorded in the facts (a restore keeps the live ones unless asked). */
+  secretPaths?: string[];
+}
 
 /**
  * Stores each mount as a tree; returns the artifacts with the volume facts restore needs and
- * the tree facts restore drills compare with (read alongside tar: no added downtime). `live`:
- * the service keeps writing meanwhile (hot mode), so the facts may not match the archive exactly.
+ * the tree facts restore drills compare with (read alongside the capture: no added downtime).
  */
-export async function captureMounts(helperImage: string, project: string, mounts: SelectedMount[], store: ArtifactStore, live = false, session?: HelperSession): Promise<Artifact[]> {
-  if (session) return storeMounts(session.helper, session.pipe, mounts, store, live);
-  return withHelper(helperImage, project, mountBinds(mounts), (helper, pipe) => storeMounts(helper, pipe, mounts, store, live));
+export async function captureMounts(helperImage: string, project: string, mounts: SelectedMount[], store: ArtifactStore, options: CaptureMountOptions = {}): Promise<Artifact[]> {
+  if (options.session) return storeMounts(options.session.helper, options.session.pipe, mounts, store, options);
+  return withHelper(helperImage, project, mountBinds(mounts), (helper, pipe) => storeMounts(helper, pipe, mounts, store, options));
 }
 
 /** captureMounts with a helper that has mountBinds(mounts). */
-async function storeMounts(helper: Helper, pipe: PipeDir | undefined, mounts: SelectedMount[], store: ArtifactStore, live: boolean): Promise<Artifact[]> {
+async function storeMounts(helper: Helper, pipe: PipeDir | undefined, mounts: SelectedMount[], store: ArtifactStore, options: CaptureMountOptions): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
+  const exclude = parsePathPatterns(options.excludePaths ?? []);
   // Warming the page cache helps a full read; an incremental store reads only the changed files.
   if (!store.incremental) prefetchSmallFiles(helper, mounts.map((_, index) => mountDir(index)));
   for (const [index, selected] of mounts.entries()) {
-    const facts = treeFacts(helper, mountDir(index));
+    const facts = treeFacts(helper, mountDir(index), exclude);
     facts.catch(() => undefined); // awaited below, after the capture
-    const stored = await store.putTree(selected.archiveName, { helper, pipe, dir: mountDir(index) }, selected.archiveName);
-    artifacts.push({ ...stored, volume: await volumeFacts(selected), facts: { ...(await facts), ...(live ? { live } : {}) } });
+    const stored = await store.putTree(selected.archiveName, { helper, pipe, dir: mountDir(index), exclude }, selected.archiveName);
+    artifacts.push({ ...stored, volume: await volumeFacts(selected), facts: { ...(await facts), ...pathFacts(options) } });
   }
   return artifacts;
+}
+
+/** What a restore must know of the capture besides the tree: it was live, paths left out, secret paths. */
+function pathFacts({ live, excludePaths, secretPaths }: CaptureMountOptions): Record<string, unknown> {
+  return { ...(live ? { live } : {}), ...(excludePaths?.length ? { excludePaths } : {}), ...(secretPaths?.length ? { secretPaths } : {}) };
 }
 
 /** Where a helper sees mount number `index`. */

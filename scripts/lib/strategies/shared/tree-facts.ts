@@ -4,6 +4,7 @@
 // up to 8 files spread over the sorted names). Two metadata passes (one stat of every entry gives
 // the counts and the listing), plus at most 8 MiB of reads.
 import type { Helper } from "../../docker/helper.ts";
+import { findTest, type PathPattern } from "../../config/path-patterns.ts";
 
 export interface TreeFacts {
   kind: "tree";
@@ -17,10 +18,13 @@ export interface TreeFacts {
 }
 
 // Names with newlines split into several lines here; both sides split them the same way.
+// "$@" after the folder: a find test for entries left out (exclude_paths), pruned with what lies under them.
 const script = `
 cd -- "$1" || exit 2
+shift
+if [ $# -gt 0 ]; then set -- "$@" -prune -o; fi
 t=$(mktemp) || exit 2
-find . -mindepth 1 -print0 | xargs -0 -r stat -c '%F|%s|%n' | awk -v counts="$t" '
+find . -mindepth 1 "$@" -print0 | xargs -0 -r stat -c '%F|%s|%n' | awk -v counts="$t" '
   { n++ }
   /^regular (empty )?file\\|[0-9]+\\|/ { i = index($0, "|"); rest = substr($0, i + 1); j = index(rest, "|"); size = substr(rest, 1, j - 1); files++; bytes += size; print "f " size " " substr(rest, j + 1); next }
   /^[^|]+\\|[0-9]+\\|/ { i = index($0, "|"); rest = substr($0, i + 1); j = index(rest, "|"); print substr($0, 1, i - 1) " " substr(rest, j + 1); next }
@@ -29,13 +33,13 @@ find . -mindepth 1 -print0 | xargs -0 -r stat -c '%F|%s|%n' | awk -v counts="$t"
 cat "$t" "$t.listing"
 files=$(sed -n 's/^files //p' "$t")
 rm -f "$t" "$t.listing"
-find . -type f | sort | awk -v n="$files" 'BEGIN { k = int((n + 7) / 8) } (NR - 1) % k == 0' |
+find . "$@" -type f -print | sort | awk -v n="$files" 'BEGIN { k = int((n + 7) / 8) } (NR - 1) % k == 0' |
   while IFS= read -r name; do head -c 1048576 -- "$name" 2>/dev/null | sha256sum; done | sha256sum | sed 's/ .*//; s/^/sample /'
 `;
 
-/** Runs the facts script on `dir` of the helper. */
-export async function treeFacts(helper: Helper, dir: string): Promise<TreeFacts> {
-  const result = await helper.run(["sh", "-c", script, "sh", dir]);
+/** Runs the facts script on `dir` of the helper; what `exclude` matches is not counted (it was not captured). */
+export async function treeFacts(helper: Helper, dir: string, exclude: PathPattern[] = []): Promise<TreeFacts> {
+  const result = await helper.run(["sh", "-c", script, "sh", dir, ...(exclude.length ? findTest(exclude) : [])]);
   if (result.exitCode !== 0) throw new Error(`cannot read the facts of ${dir}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
   return parseTreeFacts(result.stdout);
 }

@@ -17,6 +17,8 @@ import type { VolumeFacts } from "../shared/service-data.ts";
 import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "../shared/tree-facts.ts";
 import { captureMounts, mountBinds, mountDir } from "../shared/mount-capture.ts";
 import { besideFolder, extractInto, swapBinds } from "./swap.ts";
+import { describeKeptPaths, keptPaths, liveSecretEntries, recordedPaths } from "./kept-paths.ts";
+import { parsePathPatterns } from "../../config/path-patterns.ts";
 import type { StopJournal } from "../../lifecycle/journal.ts";
 
 /** Containers outside the project are never stopped by composure: say so when they use a volume. */
@@ -73,12 +75,13 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
   async openSession(ctx) {
     await warnAboutForeignWriters(ctx);
     const hot = ctx.settings.stop === false;
-    if (hot || ctx.mounts.length === 0) return hotSession(() => captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, hot));
+    const paths = { excludePaths: ctx.settings.exclude_paths, secretPaths: ctx.settings.secret_paths };
+    if (hot || ctx.mounts.length === 0) return hotSession(() => captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, { ...paths, live: hot }));
     const services = [ctx.service.name, ...writersOf(ctx, ctx.mounts.map((selected) => selected.mount.source))];
     // The helper starts while the service stops; the release removes it while the service starts.
     const { stoppage, session: helper, release } = await stopWithHelper(ctx, containersToStop(ctx.project, [...new Set(services)]), mountBinds(ctx.mounts));
     return {
-      capture: () => captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, false, helper),
+      capture: () => captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, { ...paths, session: helper }),
       release,
       stopped: stoppage.stopped.map((container) => container.name),
       downtimeSeconds: stoppage.downtimeSeconds,
@@ -102,13 +105,14 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
       // Without a run to compare with: the facts of what the service's settings back up.
       const { selected: mounts } = selectMounts(ctx.project, ctx.service, ctx.settings, () => true);
       await withHelper(ctx.helperImage, ctx.project.name, mountBinds(mounts), async (helper) => {
-        for (const [index, selected] of mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, mountDir(index));
+        const exclude = parsePathPatterns(ctx.settings.exclude_paths ?? []);
+        for (const [index, selected] of mounts.entries()) volumes[selected.mount.source] = await treeFacts(helper, mountDir(index), exclude);
       });
       return { ok: true, differences: [], facts: { volumes } };
     }
     for (const artifact of recorded.filter((candidate) => candidate.volume && isTreeFacts(candidate.facts))) {
       const target = restoreTarget(ctx.project, ctx.service, artifact.volume!, ctx.sourceProject ?? ctx.project.name);
-      const live = await withHelper(ctx.helperImage, ctx.project.name, [`${target.name}:/volume:ro`], (helper) => treeFacts(helper, "/volume"));
+      const live = await withHelper(ctx.helperImage, ctx.project.name, [`${target.name}:/volume:ro`], (helper) => treeFacts(helper, "/volume", parsePathPatterns(recordedPaths(artifact, "excludePaths"))));
       volumes[target.name] = live;
       const found = compareTreeFacts(artifact.volume!.composeName ?? artifact.volume!.name, artifact.facts as unknown as TreeFacts, live);
       if ((artifact.facts as unknown as TreeFacts).live) notes.push(...found.map((line) => `${line} (hot-mode backup: written during the capture)`));
@@ -145,9 +149,11 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
   const toStop = containersToStop(ctx.project, users.map((service) => service.name));
   const what = `${target.kind} ${target.name} from ${artifact.path}`;
   if (ctx.dryRun) {
-    return `would restore ${what}: ${exists ? "replace its content" : "create it"}; stop ${toStop.map((c) => c.name).join(", ") || "nothing"}; ${exists && ctx.rescue ? "keep a rescue copy first" : "no rescue copy"}`;
+    const paths = describeKeptPaths(ctx, artifact, exists, { liveSecrets: exists ? await liveSecretEntries(ctx, artifact, target.name) : undefined });
+    return [`would restore ${what}: ${exists ? "replace its content" : "create it"}`, ...paths, `stop ${toStop.map((c) => c.name).join(", ") || "nothing"}`, exists && ctx.rescue ? "keep a rescue copy first" : "no rescue copy"].join("; ");
   }
   await ctx.reader.inspect(artifact); // what can be checked without the service down
+  const paths = describeKeptPaths(ctx, artifact, exists, { done: true });
   if (!exists) {
     log.info(`creating volume ${target.name} (it does not exist on this host)`);
     await createVolume({ name: target.name, driver: target.name === facts.name ? (facts.driver ?? "local") : "local", labels: target.labels, options: {} });
@@ -158,12 +164,14 @@ async function restoreVolume(ctx: RestoreContext<unknown>, artifact: Artifact, f
   try {
     await failpoint("restore:stop");
     if (exists && ctx.rescue) await keepRescueCopy(ctx, { ...facts, name: target.name, kind: target.kind });
-    swapped = await extractInto(session, target.name, beside, (helper, pipe, dir) => ctx.reader.extract(artifact, helper, pipe, dir, artifact.path), ctx.journal);
+    const keep = exists ? keptPaths(ctx, artifact).patterns : [];
+    swapped = await extractInto(session, target.name, beside, (helper, pipe, dir) => ctx.reader.extract(artifact, helper, pipe, dir, artifact.path), ctx.journal, keep);
   } finally {
     await release();
   }
   await swapped.afterRestart(ctx.helperImage, ctx.project.name);
-  return `restored ${what}${stoppage.stopped.length ? ` (stopped ${stoppage.stopped.map((c) => c.name).join(", ")} for ${stoppage.downtimeSeconds().toFixed(1)} s)` : ""}`;
+  const stopped = stoppage.stopped.length ? ` (stopped ${stoppage.stopped.map((c) => c.name).join(", ")} for ${stoppage.downtimeSeconds().toFixed(1)} s)` : "";
+  return [`restored ${what}${stopped}`, ...paths].join("; ");
 }
 
 async function keepRescueCopy(ctx: RestoreContext<unknown>, facts: VolumeFacts): Promise<void> {

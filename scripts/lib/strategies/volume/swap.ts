@@ -9,6 +9,7 @@
 // folder is inside the volume; the old content is deleted and the staged entries moved in.
 import path from "node:path";
 import type { ExtractTree } from "../../store/types.ts";
+import { findTest, type PathPattern } from "../../config/path-patterns.ts";
 import { restoredMetadataLines, shellQuote, swapInStagedLines, writeScript, type Extraction } from "../../archive/tar-transfer.ts";
 import type { PipeDir } from "../../docker/pipe-dir.ts";
 import { runningUsersOfVolume } from "../../docker/containers.ts";
@@ -41,9 +42,9 @@ export const swapBinds = (volume: string, beside: string | undefined) => (beside
 /**
  * Extracts a tree artifact (`extract` writes it into a folder of the helper) into a staging folder
  * and swaps it in for the content of `volume`, with a helper that has swapBinds(volume, beside).
- * Returns what is left to do once the service runs.
+ * What `keep` matches stays as the live volume has it. Returns what is left to do once the service runs.
  */
-export async function extractInto(session: { helper: Helper; pipe: PipeDir | undefined }, volume: string, beside: string | undefined, extract: ExtractTree, journal?: StopJournal): Promise<{ afterRestart(image: string, project: string): Promise<void> }> {
+export async function extractInto(session: { helper: Helper; pipe: PipeDir | undefined }, volume: string, beside: string | undefined, extract: ExtractTree, journal?: StopJournal, keep: PathPattern[] = []): Promise<{ afterRestart(image: string, project: string): Promise<void> }> {
   const { helper, pipe } = session;
   const entry: Staging = beside ? { volume, rootMtime: "", beside, old: `composure-old-${Date.now()}-${process.pid}` } : { volume, rootMtime: await rootMtimeOf(helper, volume) };
   await journal?.addStaging(entry);
@@ -53,6 +54,7 @@ export async function extractInto(session: { helper: Helper; pipe: PipeDir | und
     try {
       await failpoint("restore:extract");
       const extraction = await extract(helper, pipe, staging);
+      if (keep.length) await carryOver(helper, beside ? { live: "/volroot/_data", skip: "" } : { live: "/volume", skip: insideStaging }, staging, keep);
       await failpoint("restore:swap");
       const lines = beside ? besideSwapLines(extraction, entry.old!) : swapInStagedLines("/volume", insideStaging, extraction);
       await check(helper, ["sh", await writeScript(pipe!, "swap.sh", lines)], `cannot swap the restored files into ${volume}`);
@@ -64,6 +66,29 @@ export async function extractInto(session: { helper: Helper; pipe: PipeDir | und
     await journal?.removeStaging(volume);
   }
   return { afterRestart: (image, project) => (beside ? removeInBackground(image, project, beside, entry.old!) : Promise.resolve()) };
+}
+
+// $1 live root, $2 staged root, $3 the staging folder's name in the live root (never carried; "" beside),
+// then a find test for the kept paths. Each live entry it matches replaces the staged one (hard
+// links: instant, and the live files stay in place until the swap), its parent folder keeping its
+// mtime; what the live volume lacks stays as restored. A failure leaves the live volume as it was.
+const carryOverScript = `
+set -e
+live=$1 staged=$2 skip=$3
+shift 3
+link='to=$1; shift; for p; do
+  d="$to/\${p%/*}"; t=$(stat -c %Y -- "$d" 2>/dev/null) || { mkdir -p -- "$d"; t=; }
+  rm -rf -- "$to/$p" || exit 1
+  cp -al -- "$p" "$to/$p" 2>/dev/null || { rm -rf -- "$to/$p" && cp -a -- "$p" "$to/$p"; } || exit 1
+  [ -z "$t" ] || touch -c -d "@$t" -- "$d"
+done'
+cd -- "$live"
+find . -mindepth 1 -path "./$skip" -prune -o "$@" -prune -exec sh -c "$link" sh "$staged" {} +
+`;
+
+/** Puts the live volume's entries that `keep` matches into the staged tree, in place of the backup's. */
+async function carryOver(helper: Helper, from: { live: string; skip: string }, staging: string, keep: PathPattern[]): Promise<void> {
+  await check(helper, ["sh", "-c", carryOverScript, "sh", from.live, staging, from.skip, ...findTest(keep)], "cannot keep the live volume's excluded or secret paths");
 }
 
 async function rootMtimeOf(helper: Helper, volume: string): Promise<string> {
