@@ -128,11 +128,12 @@ const sqlite3 = (stack: Stack, sql: string) => inContainer(stack, "lite", `sqlit
 const sqlite: StrategyFixture = {
   strategy: "sqlite",
   service: "lite",
-  // The fixture app writes a row every 0.2 s on its own connection: the writer of a hot copy.
+  // The fixture app keeps its own database (app-ticks.db, not backed up); the writer below holds
+  // a second connection on the backed-up one, in WAL mode like the app's.
   compose: `
   lite:
     image: ${fixtureImage("sqlite")}
-    environment: { APP_INTERVAL: "0.2" }
+    environment: { APP_DB: /data/app-ticks.db, APP_INTERVAL: "0.5" }
     volumes: ["litedata:/data"]
     labels: { composure.strategy: sqlite, composure.sqlite.paths: /data/app.db }`,
   volumes: ["litedata"],
@@ -140,8 +141,10 @@ const sqlite: StrategyFixture = {
   hot: true,
   // Stopped, its files are at rest: a helper with sqlite3 copies them just as well.
   needsRunning: false,
-  ready: (stack) => eventually("sqlite", () => sqlite3(stack, "SELECT count(*) FROM ticks")).then(() => undefined),
-  seed: (stack) => sqlite3(stack, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO items SELECT i, 'item ' || i FROM n;").then(() => undefined),
+  ready: (stack) => eventually("sqlite", () => inContainer(stack, "lite", "test -s /data/app-ticks.db")).then(() => undefined),
+  seed: (stack) =>
+    sqlite3(stack, "PRAGMA journal_mode = WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE ticks (id INTEGER PRIMARY KEY, at TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO items SELECT i, 'item ' || i FROM n;").then(() => undefined),
+  write: (stack) => writerIn(stack, "lite", `while [ ! -e /tmp/stop-writer ]; do echo "INSERT INTO ticks (at) VALUES (datetime('now'));"; sleep 0.02; done | sqlite3 -batch -cmd ".timeout 20000" /data/app.db > /dev/null`),
   damage: (stack) => sqlite3(stack, "DELETE FROM items WHERE id % 3 = 0; UPDATE items SET name = 'changed'").then(() => undefined),
   checksum: (stack) => inContainer(stack, "lite", `sqlite3 -batch -cmd ".timeout 20000" /data/app.db "SELECT id, name FROM items ORDER BY id" | md5sum`),
 };
