@@ -130,7 +130,7 @@ describe("tags, notes and pins", { timeout: 600_000 }, () => {
   const project = busyboxProject("cmpt-pins", { app: ["data:/data"] });
   const destination = tempDir("pins-dest");
   const config = path.join(tempDir("pins-config"), "composure.yml");
-  writeFileSync(config, "retention:\n  local: { keep_last: 1 }\n  pin_tags: [pre-upgrade]\n");
+  writeFileSync(config, "retention:\n  local: { keep_last: 1 }\n  pin_tags: [pre-upgrade]\n  require_verified: false\n");
   const env = { PROJECT: project.name, DESTINATION: destination, CONFIG: config };
   const ids: string[] = [];
 
