@@ -1,7 +1,8 @@
 // The strategy conformance suite: every strategy's small fixture (test/support/strategy-fixtures.ts)
 // in one Compose stack, put through the same contract, in the spirit of restic's backend suite:
 // - a backup taken while writers commit is consistent: the restore drill of every service
-//   answers with exactly the facts recorded (archive engine), and hot services never restart;
+//   answers with the facts recorded (archive engine), hot services never restart, and what a
+//   drill reads of production (a snapshot repository) stays byte for byte as it was;
 // - after damage, a dry-run restore changes nothing, and a restore (repository engine) brings
 //   back exactly the checksummed data, which the strategy's own probe finds as recorded;
 // - a service whose container is stopped fails alone, with a message naming it;
@@ -12,7 +13,7 @@ import { readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, takeTurn, tempDir, whenNoneRuns, type Outcome } from "../support/composure.ts";
+import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, snapshotVolume, takeTurn, tempDir, whenNoneRuns, type Outcome } from "../support/composure.ts";
 import { strategyKinds } from "../../scripts/lib/strategies/registry.ts";
 import { probeLive } from "../support/probe.ts";
 import { fixtureStackYaml, strategyFixtures, type Stack } from "../support/strategy-fixtures.ts";
@@ -88,6 +89,8 @@ describe("strategy conformance: every strategy, the same contract", { timeout: 1
     assert.deepEqual(await Promise.all(hot.map((fixture) => startedAt(fixture.service))), startedBefore, "no hot service was restarted");
     for (const fixture of fixtures) assert.ok(await project.running(fixture.service), `${fixture.service} runs after the backup`);
 
+    const untouched = fixtures.flatMap((fixture) => fixture.untouchedByDrills ?? []).map((name) => project.volume(name));
+    const before = await Promise.all(untouched.map(snapshotVolume));
     const drill = await run("verify", { DEEP: "1", RUN: runId }, ["--json"]);
     assert.equal(drill.code, 0, drill.stderr);
     const results = JSON.parse(drill.stdout).drill.results as { service: string; strategy: string; ok: boolean; message: string; differences: string[] }[];
@@ -97,6 +100,7 @@ describe("strategy conformance: every strategy, the same contract", { timeout: 1
       assert.ok(result.ok, `${fixture.service}: ${result.message}`);
       assert.deepEqual(result.differences, [], `${fixture.service}: the restored copy answers with the recorded facts`);
     }
+    assert.deepEqual(await Promise.all(untouched.map(snapshotVolume)), before, `the drill left ${untouched.join(", ")} of production byte for byte as they were`);
     console.log(`# conformance drill of ${results.length} services: ${results.map((result) => result.service).join(", ")}`);
   });
 

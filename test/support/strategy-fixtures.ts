@@ -28,6 +28,8 @@ export interface StrategyFixture {
   secrets: string[];
   /** Why its sources stay archive files when the repository engine is chosen (absent: they go into the repository). */
   archiveOnly?: string;
+  /** Volumes of production a restore drill must leave byte for byte as they are (a snapshot repository the drill reads). */
+  untouchedByDrills?: string[];
   /** Captured while it runs (hot); otherwise it is stopped for its capture. */
   hot: boolean;
   /** Without its running container the backup cannot capture it: that service fails, alone. */
@@ -297,6 +299,8 @@ const elasticsearch: StrategyFixture = {
       - OPENSEARCH_JAVA_OPTS=-Xms384m -Xmx384m
     volumes: ["searchdata:/usr/share/opensearch/data", "snapshots:/snapshots"]`,
   volumes: ["searchdata", "snapshots"],
+  // Only one cluster may write to a snapshot repository: the drill's copy must not touch production's.
+  untouchedByDrills: ["snapshots"],
   secrets: [],
   hot: true,
   needsRunning: true,
