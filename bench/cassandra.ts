@@ -12,7 +12,7 @@ import type { BenchStack } from "./stack.ts";
 import { rawRead } from "./volume.ts";
 
 /** Rows of bench.events per 500 MB of SSTables (LZ4-compressed: 3.1 KB a row), measured on the fixture (Cassandra 5.0). */
-const rowsPer500Mb = 168_000;
+export const rowsPer500Mb = 168_000;
 const csv = "/tmp/bench-events.csv";
 
 // Rows of about 4 KB: ~1 KB of words (compressible) and 3 KB of hex (LZ4 cannot shrink it; zstd
@@ -45,15 +45,18 @@ const countStatements = Array.from({ length: 64 }, (_, index) => {
 }).join("\n");
 
 /** cqlsh and nodetool inside the node's container, and the table's row count. */
-function client(container: string, timeoutMs: number) {
+export function client(container: string, timeoutMs: number) {
   const inNode = (argv: string[], allowFailure = false) => run("docker", ["exec", container, ...argv], { timeoutMs, allowFailure });
   const cqlsh = async (statements: string, allowFailure = false) => (await inNode(["cqlsh", "--request-timeout=600", "-e", statements], allowFailure)).stdout;
   const count = async () => [...(await cqlsh(countStatements)).matchAll(/^\s*(\d+)\s*$/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
   return { inNode, cqlsh, count };
 }
 
-/** Creates bench.events and loads `rows` generated rows, flushed to SSTables, compactions done. */
-async function loadTable({ inNode, cqlsh, count }: ReturnType<typeof client>, rows: number, timeoutMs: number): Promise<void> {
+export type CassandraClient = ReturnType<typeof client>;
+
+/** Creates bench.events and loads `rows` generated rows through the first node; every node flushed to SSTables, compactions done. */
+export async function loadTable(nodes: CassandraClient[], rows: number, timeoutMs: number): Promise<void> {
+  const { inNode, cqlsh, count } = nodes[0];
   await cqlsh(schema);
   await inNode(["python3", "-c", generator, String(rows), csv]);
   // cqlsh exits 2 after any timeout, even one its retries overcame: count, and load once more (COPY upserts).
@@ -67,10 +70,14 @@ async function loadTable({ inNode, cqlsh, count }: ReturnType<typeof client>, ro
     loaded = await count();
   }
   await inNode(["rm", "-f", csv]);
+  for (const node of nodes) await settle(node, loads === 2, timeoutMs);
+}
+
+/** Flushes the node's memtables; waits for its compactions (they would compete with the measurements). */
+async function settle({ inNode }: CassandraClient, reloaded: boolean, timeoutMs: number): Promise<void> {
   await inNode(["nodetool", "flush", "bench"]);
   // A second load wrote the rows again: a major compaction keeps one copy, so the table has its usual size.
-  if (loads === 2) await inNode(["nodetool", "compact", "bench"]);
-  // Background compactions would compete with the measurements: let them finish first.
+  if (reloaded) await inNode(["nodetool", "compact", "bench"]);
   await waitUntil("end of Cassandra's compactions", async () => /^pending tasks:?\s+0\b/m.test((await inNode(["nodetool", "compactionstats"])).stdout), timeoutMs, 5000);
 }
 
@@ -91,7 +98,7 @@ export async function measureCassandra(stack: BenchStack, composure: Composure, 
     const rows = Math.max(2000, Math.round(rowsPer500Mb * sizeGb));
     say(`cassandra: generating ${rows.toLocaleString("en-US")} rows of about 4 KB with cqlsh COPY FROM`);
     const loading = process.hrtime.bigint();
-    await loadTable(node, rows, timeoutMs);
+    await loadTable([node], rows, timeoutMs);
     const loadSeconds = Number(process.hrtime.bigint() - loading) / 1e9;
     const mountpoint = await stack.mountpoint(volume);
     const tableBytes = await duBytes(path.join(mountpoint, "data", "bench"));

@@ -12,9 +12,12 @@ export const busyboxImage = process.env.COMPOSURE_IMAGE_BUSYBOX ?? "composure-fi
 export const postgresImage = process.env.COMPOSURE_IMAGE_POSTGRES ?? "composure-fixture/postgres:latest";
 export const cassandraImage = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
 export const opensearchImage = process.env.COMPOSURE_IMAGE_OPENSEARCH ?? "composure-fixture/opensearch:latest";
+export const mariadbImage = process.env.COMPOSURE_IMAGE_MARIADB ?? "composure-fixture/mariadb:latest";
+export const sqliteImage = process.env.COMPOSURE_IMAGE_SQLITE ?? "composure-fixture/sqlite:latest";
+export const prometheusImage = process.env.COMPOSURE_IMAGE_PROMETHEUS ?? "composure-fixture/prometheus:latest";
 
 /** Every part `BENCH_ONLY=` can name, in the order they run. */
-export const sections = ["volume", "smallfiles", "postgres", "peers", "repository", "s3", "scaling", "cassandra", "opensearch"] as const;
+export const sections = ["volume", "smallfiles", "postgres", "peers", "repository", "s3", "scaling", "cassandra", "opensearch", "stack"] as const;
 export type Section = (typeof sections)[number];
 
 export interface Settings {

@@ -8,7 +8,7 @@ import { busyboxImage, dropCaches, measure, root, round } from "./common.ts";
 import { projectName } from "./stack.ts";
 
 /** Variables the Makefile exports (often empty), and STORAGE, that would change what a script does: set per command here. */
-const composureVariables = ["STORAGE", "PROJECT", "SERVICE", "RUN", "VOLUME", "DRY_RUN", "FORCE", "NO_RESCUE", "CONFLICT", "CONFIG", "DESTINATION", "LOCK_TIMEOUT", "FROM", "TIER", "METRICS_DIR", "CRON", "CRON_FILE", "CRON_LOG", "AGE_IDENTITY_FILE", "COMPOSURE_FAILPOINT"];
+const composureVariables = ["STORAGE", "PROJECT", "SERVICE", "RUN", "VOLUME", "DRY_RUN", "FORCE", "NO_RESCUE", "CONFLICT", "CONFIG", "DESTINATION", "LOCK_TIMEOUT", "FROM", "TIER", "METRICS_DIR", "CRON", "CRON_FILE", "CRON_LOG", "AGE_IDENTITY_FILE", "COMPOSURE_FAILPOINT", "PARALLELISM"];
 
 export interface ComposureRun {
   seconds: number;

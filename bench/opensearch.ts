@@ -11,15 +11,15 @@ import type { BenchStack } from "./stack.ts";
 import { rawRead } from "./volume.ts";
 
 /** Documents per 500 MB of primary store, measured on the fixture (OpenSearch 2.19, about 3.3 KB each). */
-const documentsPer500Mb = 160_000;
+export const documentsPer500Mb = 160_000;
 const index = "bench";
 const batch = 2000;
 
-const settings = {
-  // No refresh while loading (one at the end); a single shard without replicas: one node.
-  settings: { number_of_shards: 1, number_of_replicas: 0, refresh_interval: "-1" },
+/** No refresh while loading (one at the end); one shard per node, no replicas. */
+const settings = (shards: number) => ({
+  settings: { number_of_shards: shards, number_of_replicas: 0, refresh_interval: "-1" },
   mappings: { properties: { id: { type: "long" }, at: { type: "date" }, kind: { type: "keyword" }, customer: { type: "keyword" }, amount: { type: "double" }, text: { type: "text" }, payload: { type: "binary" } } },
-};
+});
 
 interface Request {
   body?: string;
@@ -30,7 +30,7 @@ interface Request {
 }
 
 /** The node's HTTP API at a host:port on 127.0.0.1: JSON in, JSON out, bounded by a time limit. */
-function api(hostPort: string) {
+export function api(hostPort: string) {
   if (!hostPort.startsWith("127.0.0.1:")) throw new Error(`OpenSearch is published on ${hostPort}, not on 127.0.0.1: refusing to send it data`);
   return async (method: string, apiPath: string, { body, ndjson = false, timeoutMs = 600_000 }: Request = {}): Promise<any> => {
     // A referenced timer: AbortSignal.timeout's is not, and a fetch still connecting does not keep
@@ -51,9 +51,9 @@ function api(hostPort: string) {
 
 type Api = ReturnType<typeof api>;
 
-/** Creates the index and loads `documents` generated documents, refreshed, flushed, merges done. */
-async function loadIndex(call: Api, documents: number, timeoutMs: number): Promise<void> {
-  await call("PUT", `/${index}`, { body: JSON.stringify(settings) });
+/** Creates the index (`shards`: the cluster's nodes) and loads `documents` generated documents, refreshed, flushed, merges done. */
+export async function loadIndex(call: Api, documents: number, timeoutMs: number, shards = 1): Promise<void> {
+  await call("PUT", `/${index}`, { body: JSON.stringify(settings(shards)) });
   for (let first = 0; first < documents; first += batch) {
     const answer = await call("POST", "/_bulk?filter_path=errors,items.*.error", { body: searchDocuments(index, first, Math.min(batch, documents - first)), ndjson: true });
     if (answer.errors) throw new Error(`bulk indexing failed: ${JSON.stringify(answer).slice(0, 300)}`);

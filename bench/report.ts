@@ -5,6 +5,7 @@ import type { EngineFigures } from "./common.ts";
 import type { PeerFigures } from "./peers.ts";
 import type { PostgresFigures } from "./postgres.ts";
 import type { RepositoryFigures } from "./repository.ts";
+import type { StackFigures } from "./reference-stack.ts";
 import type { S3Figures } from "./s3.ts";
 import type { ScalingFigures } from "./scaling.ts";
 import type { VolumeFigures } from "./volume.ts";
@@ -21,6 +22,7 @@ export interface Results {
   /** Reported without targets (the issue asks only for the figures). */
   cassandra?: CassandraFigures;
   opensearch?: EngineFigures;
+  stack?: StackFigures;
   not_measured: Record<string, string>;
 }
 
@@ -83,9 +85,35 @@ export function checkTargets(results: Results): Target[] {
     targets.push({ dataset: "scaling", target: "backup time linear in size (R² >= 0.95)", measured: `R² ${fixed(scaling.r_squared, 3)}; ${fixed(scaling.fixed_s)} s + ${fixed(scaling.per_gb_s)} s/GB${last.size_gb < 0.5 ? " (below 0.5 GB start-up costs and machine noise dominate)" : ""}`, result: verdict(scaling.r_squared >= 0.95) });
     targets.push({ dataset: "scaling", target: `peak RSS flat ${fixed(first.size_gb, 2)}-${fixed(last.size_gb, 2)} GB (max <= 1.25x min)`, measured: `${fixed(scaling.peak_rss_min_mb, 1)}-${fixed(scaling.peak_rss_max_mb, 1)} MB`, result: verdict(scaling.peak_rss_max_mb <= scaling.peak_rss_min_mb * 1.25 && scaling.peak_rss_max_mb <= 200) });
   }
+  if (results.stack) stackTargets(results.stack, targets);
   const rss = [volume?.peak_rss_mb, smallfiles?.peak_rss_mb, postgres?.peak_rss_mb, scaling?.peak_rss_max_mb].filter((value): value is number => value !== undefined);
   if (rss.length) targets.push({ dataset: "all", target: "peak RSS <= 200 MB", measured: `${fixed(Math.max(...rss), 1)} MB`, result: verdict(Math.max(...rss) <= 200) });
   return targets;
+}
+
+function stackTargets(figures: StackFigures, targets: Target[]): void {
+  const { sequential_s, parallel_s, downtime_sequential_s, downtime_parallel_s } = figures;
+  targets.push({ dataset: "stack", target: `default parallelism (${figures.parallelism}) <= 0.6x PARALLELISM=1`, measured: `${s(parallel_s)} vs ${s(sequential_s)} (${fixed(parallel_s / sequential_s)}x)`, result: verdict(parallel_s <= 0.6 * sequential_s) });
+  const stopMode = Object.keys(downtime_sequential_s);
+  if (!stopMode.length) targets.push({ dataset: "stack", target: "stop-mode downtime within 10% of PARALLELISM=1's", measured: "no service was stopped for its capture", result: "n/a" });
+  for (const service of stopMode) {
+    const [sequential, parallel] = [downtime_sequential_s[service], downtime_parallel_s[service]];
+    if (parallel === undefined) {
+      targets.push({ dataset: "stack", target: `${service}: stop-mode downtime within 10% of PARALLELISM=1's`, measured: "not stopped in the default run", result: "MISS" });
+      continue;
+    }
+    targets.push({ dataset: "stack", target: `${service}: stop-mode downtime within 10% of PARALLELISM=1's`, measured: `${s(parallel)} vs ${s(sequential)} (${fixed(parallel / sequential)}x)`, result: verdict(parallel <= 1.1 * sequential) });
+  }
+}
+
+function stackRows(figures: StackFigures): Row[] {
+  const list = (values: Record<string, number>, format: (value: number) => string) => Object.entries(values).map(([name, value]) => `${name} ${format(value)}`).join(", ");
+  return [
+    ["stack", "data (every volume)", size(figures.bytes), `${list(figures.service_bytes, size)}; seeded in ${s(figures.load_s)}`, ""],
+    ["stack", "make backup, PARALLELISM=1", s(figures.sequential_s), `captures: ${list(figures.capture_sequential_s, s)}`, ""],
+    ["stack", `make backup, default parallelism (${figures.parallelism})`, s(figures.parallel_s), `${fixed(figures.parallel_s / figures.sequential_s)}x PARALLELISM=1; stored ${size(figures.stored_bytes)}; captures: ${list(figures.capture_parallel_s, s)}`, ""],
+    ...Object.entries(figures.downtime_sequential_s).map(([service, sequential]): Row => ["stack", `  ${service}: stop-mode downtime, PARALLELISM=1`, s(sequential), `default parallelism: ${figures.downtime_parallel_s[service] === undefined ? "not stopped" : s(figures.downtime_parallel_s[service])}`, ""]),
+  ];
 }
 
 function repositoryTargets(figures: RepositoryFigures, targets: Target[]): void {
@@ -190,6 +218,7 @@ export function formatTable(results: Results, targets: Target[]): string {
     }
   }
   if (results.opensearch) engineRows("opensearch", { engine: "OpenSearch", dataset: "index", records: "documents", backup: "fs repository snapshot", restore: "snapshot restore" }, results.opensearch);
+  if (results.stack) rows.push(...stackRows(results.stack));
   for (const [name, reason] of Object.entries(results.not_measured)) rows.push([name, "-", "-", `not measured: ${reason}`, ""]);
   for (const target of targets) rows.push([target.dataset, `target: ${target.target}`, "", target.measured, target.result]);
 
