@@ -18,7 +18,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { busyboxImage, cassandraImage, coldCache, docker, interrupt, isInterrupted, limitMs, mariadbImage, opensearchImage, postgresImage, prometheusImage, sqliteImage, readSettings, removeDir, root, run, say, stopChildren, versionOf, type Section } from "./common.ts";
+import { busyboxImage, cassandraImage, coldCache, docker, inJvmTurn, interrupt, isInterrupted, limitMs, mariadbImage, opensearchImage, postgresImage, prometheusImage, sqliteImage, readSettings, removeDir, root, run, say, stopChildren, versionOf, type Section } from "./common.ts";
 import { measureCassandra } from "./cassandra.ts";
 import { Composure } from "./composure.ts";
 import { generateMixed, generateSmallFiles } from "./datasets.ts";
@@ -55,6 +55,7 @@ const services: Record<Exclude<Section, "peers" | "stack">, ServiceSpec> = {
   cassandra: { name: "cass", volume: "cassdata", kind: "cassandra" },
   opensearch: { name: "search", volume: "searchdata", kind: "opensearch" },
 };
+const jvmSections = new Set<Section>(["cassandra", "opensearch", "stack"]);
 const wanted = (Object.keys(services) as (keyof typeof services)[]).filter((section) => only.has(section));
 const stack = new BenchStack(
   work,
@@ -126,11 +127,13 @@ async function main(): Promise<void> {
 
   await stack.up();
   if (only.has("postgres")) await waitForPostgres(stack, services.postgres.name);
-  // A part that fails is reported with its reason; the other parts still run.
+  await referenceStack?.down(); // leftovers of an interrupted run
+  // A part that fails is reported with its reason; the other parts still run. The JVM engines'
+  // parts wait for the machine's Cassandra turn, as the integration tests do.
   const part = async (section: Section, body: () => Promise<void>) => {
     if (!only.has(section)) return;
     try {
-      await body();
+      await (jvmSections.has(section) ? inJvmTurn(body) : body());
     } catch (error) {
       if (isInterrupted()) throw error;
       say(`${section}: FAILED: ${(error as Error).message}`);

@@ -8,9 +8,8 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { takeTurn } from "../test/support/composure.ts";
 import { client, loadTable, rowsPer500Mb } from "./cassandra.ts";
-import { cassandraImage, docker, duBytes, mariadbImage, mb, prometheusImage, removeDir, round, run, say, seconds, sqliteImage, waitUntil } from "./common.ts";
+import { duBytes, mariadbImage, mb, prometheusImage, removeDir, round, run, say, seconds, sqliteImage, waitUntil } from "./common.ts";
 import { Composure, type StackRun } from "./composure.ts";
 import { generateMixed } from "./datasets.ts";
 import { api, documentsPer500Mb, loadIndex } from "./opensearch.ts";
@@ -59,23 +58,6 @@ export class ReferenceStack extends ComposeStack {
   /** `docker exec` in a service's container. */
   async exec(service: string, argv: string[], timeoutMs: number): Promise<string> {
     return (await run("docker", ["exec", await this.containerId(service), ...argv], { timeoutMs })).stdout;
-  }
-}
-
-/**
- * The machine's JVM turn, shared with the integration tests (test/support/composure.ts): one
- * Cassandra cluster at a time on 2 cores. Waits for the turn, then until no Cassandra container
- * of anyone runs; returns the release.
- */
-export async function jvmTurn(timeoutMs: number): Promise<() => void> {
-  say("waiting for the machine's Cassandra turn (no other Cassandra container running)");
-  const release = await takeTurn("cassandra", timeoutMs);
-  try {
-    await waitUntil("machine without other Cassandra containers", async () => (await docker("ps", "-q", "--filter", `ancestor=${cassandraImage}`)) === "", timeoutMs, 5000);
-    return release;
-  } catch (error) {
-    release();
-    throw error;
   }
 }
 
@@ -151,8 +133,10 @@ async function backupWhole(composure: Composure, destination: string, env: Recor
 }
 
 export interface StackFigures {
-  /** Every volume of the stack, and per service. */
+  /** Every volume of the stack, and per service (redo logs, commit logs and system tables included). */
   bytes: number;
+  /** The data loaded: BENCH_SIZE GB, split between the services. */
+  seeded_bytes: number;
   service_bytes: Record<string, number>;
   load_s: number;
   /** The default's units at once: composure's own rule (parallelismOf), the cores, at most 4. */
@@ -169,22 +153,22 @@ export interface StackFigures {
 }
 
 export async function measureStack(stack: ReferenceStack, sizeGb: number, work: string, timeoutMs: number): Promise<StackFigures> {
-  await stack.down();
-  const releaseTurn = await jvmTurn(timeoutMs);
   try {
     say("stack: starting MariaDB, the Cassandra ring, the OpenSearch cluster, the app, SQLite and Prometheus");
     await stack.start();
     await ready(stack, 600_000);
-    const loadSeconds = await seed(stack, sizeGb * 1e9, timeoutMs);
+    const seeded = sizeGb * 1024 ** 3;
+    const loadSeconds = await seed(stack, seeded, timeoutMs);
     const bytes = await serviceBytes(stack);
     const total = Object.values(bytes).reduce((sum, value) => sum + value, 0);
-    say(`stack: ${mb(total)} MB in its volumes, seeded in ${round(loadSeconds, 1)} s`);
+    say(`stack: ${mb(total)} MB in its volumes (the engines' logs and system tables besides the data), seeded in ${round(loadSeconds, 1)} s`);
     const composure = new Composure(work, timeoutMs, stackProject);
     const sequential = await backupWhole(composure, path.join(work, "stack-sequential"), { PARALLELISM: "1" });
     const parallel = await backupWhole(composure, path.join(work, "stack-parallel"), {});
     const stored = (run: StackRun) => run.services.flatMap((record) => record.artifacts).reduce((sum, artifact) => sum + artifact.bytes, 0);
     return {
       bytes: total,
+      seeded_bytes: Math.round(seeded),
       service_bytes: bytes,
       load_s: round(loadSeconds),
       parallelism: Math.min(os.availableParallelism(), 4),
@@ -197,7 +181,6 @@ export async function measureStack(stack: ReferenceStack, sizeGb: number, work: 
       stored_bytes: stored(parallel),
     };
   } finally {
-    releaseTurn();
     await stack.down();
   }
 }
