@@ -2,7 +2,8 @@
 // SERVICE= of the same project. Created fresh at the start (leftovers of an interrupted run are
 // removed first) and removed at the end with its volumes, by name. The JVM engines (Cassandra,
 // OpenSearch) start only for their own part and are removed after it, so they take no CPU or
-// memory from the other measurements.
+// memory from the other measurements. ComposeStack is any bench project by name (the stack
+// section's is composure-bench-stack, bench/reference-stack.ts); the service blocks are shared.
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
