@@ -15,9 +15,12 @@ export const documentsPer500Mb = 160_000;
 const index = "bench";
 const batch = 2000;
 
-/** No refresh while loading (one at the end); one shard per node, no replicas. */
+/**
+ * No refresh while loading (one at the end); one shard per node, no replicas. Store sizes not
+ * cached (10 s by default): the index is measured right after it grows.
+ */
 const settings = (shards: number) => ({
-  settings: { number_of_shards: shards, number_of_replicas: 0, refresh_interval: "-1" },
+  settings: { number_of_shards: shards, number_of_replicas: 0, refresh_interval: "-1", "store.stats_refresh_interval": "0s" },
   mappings: { properties: { id: { type: "long" }, at: { type: "date" }, kind: { type: "keyword" }, customer: { type: "keyword" }, amount: { type: "double" }, text: { type: "text" }, payload: { type: "binary" } } },
 });
 
