@@ -1,7 +1,7 @@
 // make bench: one run on generated, deterministic data, printing one table of absolute times and
 // the ratios the issue targets (PASS/MISS), and writing everything to bench/results.json.
 //   BENCH_SIZE=1            GB of the mixed volume; the other datasets scale with it
-//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers repository s3 scaling cassandra opensearch (peers implies volume)
+//   BENCH_ONLY=a,b          a subset of: volume smallfiles postgres peers repository s3 scaling cassandra opensearch stack (peers implies volume)
 //   BENCH_SCALING=0         skip the scaling series (0.25, 0.5, 1, 2 x BENCH_SIZE)
 //   BENCH_DROP_CACHES=1     drop the page cache before each timed read (root; empties the whole machine's cache)
 //   BENCH_INSTALL=0         never apt-get install a missing peer (restic)
@@ -13,11 +13,12 @@
 // engine and restic alone); off-site copies to a local S3 server (rclone serve s3: composure's
 // upload and download of the mixed volume's run against rclone copy alone); the scaling series; a Cassandra table and an OpenSearch index (500 MB
 // per GB of BENCH_SIZE; their strategies against a raw read of the engine's data directory,
-// figures only).
+// figures only); a whole stack shaped like the reference (about BENCH_SIZE GB in a project of its
+// own) backed up with PARALLELISM=1 and with the default.
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { busyboxImage, cassandraImage, coldCache, docker, interrupt, isInterrupted, limitMs, opensearchImage, postgresImage, readSettings, removeDir, root, run, say, stopChildren, versionOf, type Section } from "./common.ts";
+import { busyboxImage, cassandraImage, coldCache, docker, inJvmTurn, interrupt, isInterrupted, limitMs, mariadbImage, opensearchImage, postgresImage, prometheusImage, sqliteImage, readSettings, removeDir, root, run, say, stopChildren, versionOf, type Section } from "./common.ts";
 import { measureCassandra } from "./cassandra.ts";
 import { Composure } from "./composure.ts";
 import { generateMixed, generateSmallFiles } from "./datasets.ts";
@@ -28,6 +29,7 @@ import { measureRepository, resticMissing } from "./repository.ts";
 import { checkTargets, formatTable, type Results } from "./report.ts";
 import { measureS3 } from "./s3.ts";
 import { measureScaling } from "./scaling.ts";
+import { measureStack, ReferenceStack } from "./reference-stack.ts";
 import { BenchStack, removeHelpers, volumesOf, type ServiceSpec } from "./stack.ts";
 import { measureVolume } from "./volume.ts";
 
@@ -43,7 +45,7 @@ const { sizeGb, only, work } = settings;
 const timeoutMs = limitMs(sizeGb);
 const smallFileCount = Math.max(1000, Math.round(100_000 * sizeGb));
 
-const services: Record<Exclude<Section, "peers">, ServiceSpec> = {
+const services: Record<Exclude<Section, "peers" | "stack">, ServiceSpec> = {
   volume: { name: "app", volume: "data", kind: "busybox" },
   smallfiles: { name: "files", volume: "smallfiles", kind: "busybox" },
   postgres: { name: "db", volume: "pgdata", kind: "postgres" },
@@ -53,12 +55,14 @@ const services: Record<Exclude<Section, "peers">, ServiceSpec> = {
   cassandra: { name: "cass", volume: "cassdata", kind: "cassandra" },
   opensearch: { name: "search", volume: "searchdata", kind: "opensearch" },
 };
+const jvmSections = new Set<Section>(["cassandra", "opensearch", "stack"]);
 const wanted = (Object.keys(services) as (keyof typeof services)[]).filter((section) => only.has(section));
 const stack = new BenchStack(
   work,
   wanted.map((section) => services[section]),
   Object.values(services).flatMap(volumesOf),
 );
+const referenceStack = only.has("stack") ? new ReferenceStack(work) : undefined;
 
 let cleaned = false;
 async function cleanUp(): Promise<void> {
@@ -67,6 +71,7 @@ async function cleanUp(): Promise<void> {
   stopChildren();
   await removeHelpers();
   await stack.down();
+  await referenceStack?.down();
   removeDir(work);
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -100,8 +105,9 @@ async function machineAndVersions(): Promise<Record<string, unknown>> {
       go: await versionOf("go", ["version"], /go\d+\.\d+(\.\d+)?/),
       busybox_image: await imageVersion(busyboxImage),
       postgres_image: only.has("postgres") ? await imageVersion(postgresImage) : undefined,
-      cassandra_image: only.has("cassandra") ? await imageVersion(cassandraImage) : undefined,
-      opensearch_image: only.has("opensearch") ? await imageVersion(opensearchImage) : undefined,
+      cassandra_image: only.has("cassandra") || only.has("stack") ? await imageVersion(cassandraImage) : undefined,
+      opensearch_image: only.has("opensearch") || only.has("stack") ? await imageVersion(opensearchImage) : undefined,
+      ...(only.has("stack") ? { mariadb_image: await imageVersion(mariadbImage), sqlite_image: await imageVersion(sqliteImage), prometheus_image: await imageVersion(prometheusImage) } : {}),
     },
   };
 }
@@ -110,7 +116,8 @@ async function main(): Promise<void> {
   await docker("info", "--format", "{{.ServerVersion}}").catch((error: Error) => {
     throw new Error(`make bench needs a running Docker engine: ${error.message}`);
   });
-  const images = ["busybox", ...(["postgres", "cassandra", "opensearch"] as const).filter((section) => only.has(section))];
+  const stackImages = only.has("stack") ? ["mariadb", "cassandra", "opensearch", "sqlite", "prometheus"] : [];
+  const images = [...new Set(["busybox", ...(["postgres", "cassandra", "opensearch"] as const).filter((section) => only.has(section)), ...stackImages])];
   await run("bash", [path.join(root, "test/images/build.sh"), ...images], { timeoutMs: 3_600_000 });
   const header = await machineAndVersions();
   say(`BENCH_SIZE=${sizeGb} GB, parts: ${[...only].join(", ")}; scratch ${work}`);
@@ -120,11 +127,13 @@ async function main(): Promise<void> {
 
   await stack.up();
   if (only.has("postgres")) await waitForPostgres(stack, services.postgres.name);
-  // A part that fails is reported with its reason; the other parts still run.
+  await referenceStack?.down(); // leftovers of an interrupted run
+  // A part that fails is reported with its reason; the other parts still run. The JVM engines'
+  // parts wait for the machine's Cassandra turn, as the integration tests do.
   const part = async (section: Section, body: () => Promise<void>) => {
     if (!only.has(section)) return;
     try {
-      await body();
+      await (jvmSections.has(section) ? inJvmTurn(body) : body());
     } catch (error) {
       if (isInterrupted()) throw error;
       say(`${section}: FAILED: ${(error as Error).message}`);
@@ -166,6 +175,9 @@ async function main(): Promise<void> {
   });
   await part("opensearch", async () => {
     results.opensearch = await measureOpenSearch(stack, composure, services.opensearch.name, services.opensearch.volume, sizeGb, work, timeoutMs);
+  });
+  await part("stack", async () => {
+    results.stack = await measureStack(referenceStack!, sizeGb, work, timeoutMs);
   });
   if (Object.keys(results.not_measured).some((section) => results.not_measured[section].startsWith("failed:"))) process.exitCode = 1;
 

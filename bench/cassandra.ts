@@ -6,31 +6,31 @@
 // node is recreated on an empty volume, a new ring with new tokens as after a disaster, and the
 // same run restored again: the bulk loader (sstableloader) path, per GB next to the import's.
 import path from "node:path";
-import { duBytes, mb, measureEngine, round, run, say, waitUntil, type AfterRestore, type EngineFigures } from "./common.ts";
+import { duBytes, mb, measureEngineWithSlope, round, run, say, waitUntil, type AfterRestore, type EngineFigures, type Growth, type SlopeFigures } from "./common.ts";
 import type { Composure } from "./composure.ts";
 import type { BenchStack } from "./stack.ts";
 import { rawRead } from "./volume.ts";
 
 /** Rows of bench.events per 500 MB of SSTables (LZ4-compressed: 3.1 KB a row), measured on the fixture (Cassandra 5.0). */
-const rowsPer500Mb = 168_000;
+export const rowsPer500Mb = 168_000;
 const csv = "/tmp/bench-events.csv";
 
 // Rows of about 4 KB: ~1 KB of words (compressible) and 3 KB of hex (LZ4 cannot shrink it; zstd
 // halves it), in partitions of 100 rows. Python's Random is the same on every machine for a seed.
 const generator = `
 import random, sys
-rows, out = int(sys.argv[1]), sys.argv[2]
-rng = random.Random(500)
+rows, out, first = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+rng = random.Random(500 + first)
 words = ["alpha", "beta", "gamma", "delta", "order", "customer", "status", "shipped", "pending", "total", "amount", "EUR", "note"]
 with open(out, "w") as f:
-    for i in range(rows):
+    for i in range(first, first + rows):
         text = " ".join(words[(i * k + k * k) % 13] for k in range(1, 160))
         f.write("%d,%d,%d,%s,%d,%s %s\\n" % (i // 100, i % 100, 1700000000000 + i * 1000, words[i % 13], i * 7919 % 100000, text, rng.randbytes(1536).hex()))
 `;
 
 const schema = [
-  "CREATE KEYSPACE bench WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};",
-  "CREATE TABLE bench.events (bucket int, seq int, at timestamp, kind text, amount int, body text, PRIMARY KEY (bucket, seq));",
+  "CREATE KEYSPACE IF NOT EXISTS bench WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1};",
+  "CREATE TABLE IF NOT EXISTS bench.events (bucket int, seq int, at timestamp, kind text, amount int, body text, PRIMARY KEY (bucket, seq));",
 ].join("\n");
 
 // Batches of 10 rows (40 KB) stay below Cassandra's batch_size_fail_threshold (50 KiB).
@@ -45,36 +45,47 @@ const countStatements = Array.from({ length: 64 }, (_, index) => {
 }).join("\n");
 
 /** cqlsh and nodetool inside the node's container, and the table's row count. */
-function client(container: string, timeoutMs: number) {
+export function client(container: string, timeoutMs: number) {
   const inNode = (argv: string[], allowFailure = false) => run("docker", ["exec", container, ...argv], { timeoutMs, allowFailure });
   const cqlsh = async (statements: string, allowFailure = false) => (await inNode(["cqlsh", "--request-timeout=600", "-e", statements], allowFailure)).stdout;
   const count = async () => [...(await cqlsh(countStatements)).matchAll(/^\s*(\d+)\s*$/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
   return { inNode, cqlsh, count };
 }
 
-/** Creates bench.events and loads `rows` generated rows, flushed to SSTables, compactions done. */
-async function loadTable({ inNode, cqlsh, count }: ReturnType<typeof client>, rows: number, timeoutMs: number): Promise<void> {
+export type CassandraClient = ReturnType<typeof client>;
+
+/**
+ * Creates bench.events (unless there) and loads generated rows `first` to `first + rows - 1`
+ * through the first node (the table holds the rows before `first`); every node flushed to
+ * SSTables, compactions done.
+ */
+export async function loadTable(nodes: CassandraClient[], rows: number, timeoutMs: number, first = 0): Promise<void> {
+  const { inNode, cqlsh, count } = nodes[0];
   await cqlsh(schema);
-  await inNode(["python3", "-c", generator, String(rows), csv]);
+  await inNode(["python3", "-c", generator, String(rows), csv, String(first)]);
   // cqlsh exits 2 after any timeout, even one its retries overcame: count, and load once more (COPY upserts).
   let loads = 0;
   let loaded = 0;
-  while (loaded !== rows) {
-    if (loads === 2) throw new Error(`Cassandra holds ${loaded} of ${rows} rows after 2 loads`);
-    if (loads === 1) say(`cassandra: ${loaded} of ${rows} rows after the first load (cqlsh gave up on some batches): loading again`);
+  while (loaded !== first + rows) {
+    if (loads === 2) throw new Error(`Cassandra holds ${loaded} of ${first + rows} rows after 2 loads`);
+    if (loads === 1) say(`cassandra: ${loaded} of ${first + rows} rows after the first load (cqlsh gave up on some batches): loading again`);
     await cqlsh(copyFrom, true);
     loads += 1;
     loaded = await count();
   }
   await inNode(["rm", "-f", csv]);
+  for (const node of nodes) await settle(node, loads === 2, timeoutMs);
+}
+
+/** Flushes the node's memtables; waits for its compactions (they would compete with the measurements). */
+async function settle({ inNode }: CassandraClient, reloaded: boolean, timeoutMs: number): Promise<void> {
   await inNode(["nodetool", "flush", "bench"]);
   // A second load wrote the rows again: a major compaction keeps one copy, so the table has its usual size.
-  if (loads === 2) await inNode(["nodetool", "compact", "bench"]);
-  // Background compactions would compete with the measurements: let them finish first.
+  if (reloaded) await inNode(["nodetool", "compact", "bench"]);
   await waitUntil("end of Cassandra's compactions", async () => /^pending tasks:?\s+0\b/m.test((await inNode(["nodetool", "compactionstats"])).stdout), timeoutMs, 5000);
 }
 
-export interface CassandraFigures extends EngineFigures {
+export interface CassandraFigures extends EngineFigures, SlopeFigures {
   /** The same run restored into a new ring (new tokens): sstableloader. */
   restore_new_ring_s: number;
   restore_new_ring_records_ok: boolean;
@@ -89,17 +100,20 @@ export async function measureCassandra(stack: BenchStack, composure: Composure, 
     const release = async (allowFailure = false) => /^\s*(\d[\w.-]*)\s*$/m.exec(await node.cqlsh("SELECT release_version FROM system.local;", allowFailure))?.[1];
     await waitUntil("answer from Cassandra's CQL port", async () => (await release(true)) !== undefined, 300_000);
     const rows = Math.max(2000, Math.round(rowsPer500Mb * sizeGb));
-    say(`cassandra: generating ${rows.toLocaleString("en-US")} rows of about 4 KB with cqlsh COPY FROM`);
-    const loading = process.hrtime.bigint();
-    await loadTable(node, rows, timeoutMs);
-    const loadSeconds = Number(process.hrtime.bigint() - loading) / 1e9;
+    say(`cassandra: generating ${rows.toLocaleString("en-US")} rows of about 4 KB with cqlsh COPY FROM (half, then the rest; twice as many for the slope)`);
     const mountpoint = await stack.mountpoint(volume);
-    const tableBytes = await duBytes(path.join(mountpoint, "data", "bench"));
-    const dataDirBytes = await duBytes(path.join(mountpoint, "data"));
-    say(`cassandra: table ${mb(tableBytes)} MB on disk (data directory ${mb(dataDirBytes)} MB), loaded in ${round(loadSeconds, 1)} s`);
-
+    const datasetBytes = () => duBytes(path.join(mountpoint, "data", "bench"));
+    const growth: Growth = {
+      // The node is new after the restore into a new ring: its container asked each time.
+      grow: async (count, first) => loadTable([client(await stack.containerId(service), timeoutMs)], count, timeoutMs, first),
+      datasetBytes,
+      describe: async (loadSeconds) => {
+        const [tableBytes, dataDirBytes] = [await datasetBytes(), await duBytes(path.join(mountpoint, "data"))];
+        say(`cassandra: table ${mb(tableBytes)} MB on disk (data directory ${mb(dataDirBytes)} MB), loaded in ${round(loadSeconds, 1)} s`);
+        return { engine_version: (await release()) ?? "?", records: rows, dataset_bytes: tableBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
+      },
+    };
     const readRaw = () => rawRead(stack.volumeName(volume), timeoutMs, "data");
-    const dataset = { engine_version: (await release()) ?? "?", records: rows, dataset_bytes: tableBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
     const count = async () => client(await stack.containerId(service), timeoutMs).count();
     const newRing = { restore_new_ring_s: 0, restore_new_ring_records_ok: false };
     const restoreIntoNewRing: AfterRestore = async (runId, destination) => {
@@ -114,8 +128,8 @@ export async function measureCassandra(stack: BenchStack, composure: Composure, 
       Object.assign(newRing, { restore_new_ring_s: round(restore.seconds), restore_new_ring_records_ok: restored === rows });
       return newRing;
     };
-    const figures = await measureEngine({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count, afterRestore: restoreIntoNewRing }, dataset);
-    const perGb = (seconds: number) => round(seconds / (tableBytes / 1e9));
+    const figures = await measureEngineWithSlope({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count, afterRestore: restoreIntoNewRing }, rows, growth);
+    const perGb = (seconds: number) => round(seconds / (figures.dataset_bytes / 1e9));
     return { ...figures, ...newRing, restore_s_per_gb: perGb(figures.restore_s), restore_new_ring_s_per_gb: perGb(newRing.restore_new_ring_s) };
   } finally {
     await stack.remove(service);

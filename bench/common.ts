@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { takeTurn } from "../test/support/composure.ts";
 import type { BackupRun, Composure } from "./composure.ts";
 
 export const root = path.resolve(import.meta.dirname, "..");
@@ -12,9 +13,12 @@ export const busyboxImage = process.env.COMPOSURE_IMAGE_BUSYBOX ?? "composure-fi
 export const postgresImage = process.env.COMPOSURE_IMAGE_POSTGRES ?? "composure-fixture/postgres:latest";
 export const cassandraImage = process.env.COMPOSURE_IMAGE_CASSANDRA ?? "composure-fixture/cassandra:latest";
 export const opensearchImage = process.env.COMPOSURE_IMAGE_OPENSEARCH ?? "composure-fixture/opensearch:latest";
+export const mariadbImage = process.env.COMPOSURE_IMAGE_MARIADB ?? "composure-fixture/mariadb:latest";
+export const sqliteImage = process.env.COMPOSURE_IMAGE_SQLITE ?? "composure-fixture/sqlite:latest";
+export const prometheusImage = process.env.COMPOSURE_IMAGE_PROMETHEUS ?? "composure-fixture/prometheus:latest";
 
 /** Every part `BENCH_ONLY=` can name, in the order they run. */
-export const sections = ["volume", "smallfiles", "postgres", "peers", "repository", "s3", "scaling", "cassandra", "opensearch"] as const;
+export const sections = ["volume", "smallfiles", "postgres", "peers", "repository", "s3", "scaling", "cassandra", "opensearch", "stack"] as const;
 export type Section = (typeof sections)[number];
 
 export interface Settings {
@@ -210,6 +214,13 @@ export interface RoundTripFigures {
   peak_rss_mb: number;
 }
 
+/** A composure backup of one service that must have used `strategy`. */
+async function backupWith(composure: Composure, service: string, strategy: string, destination: string): Promise<BackupRun> {
+  const backup = await composure.backup(service, destination);
+  if (backup.strategy !== strategy) throw new Error(`composure backed up ${service} with the ${backup.strategy} strategy, not ${strategy}`);
+  return backup;
+}
+
 /**
  * Backs up one service with composure into a destination of its own, checks that the expected
  * strategy did it, restores that run, and removes the destination. The caller checks the data.
@@ -220,8 +231,7 @@ export type AfterRestore = (runId: string, destination: string) => Promise<Recor
 export async function timeRoundTrip(composure: Composure, service: string, strategy: string, label: string, work: string, afterRestore?: AfterRestore): Promise<{ backup: BackupRun; figures: RoundTripFigures; more: Record<string, number | boolean> }> {
   const destination = path.join(work, `${service}-backups`);
   try {
-    const backup = await composure.backup(service, destination);
-    if (backup.strategy !== strategy) throw new Error(`composure backed up ${service} with the ${backup.strategy} strategy, not ${strategy}`);
+    const backup = await backupWith(composure, service, strategy, destination);
     say(`${label}: composure backup ${round(backup.seconds)} s (capture ${backup.serviceSeconds} s, down ${backup.downtimeSeconds} s), ${mb(backup.storedBytes)} MB, node peak RSS ${backup.peakRssMb} MB`);
     const restore = await composure.restore(service, destination, backup.runId);
     say(`${label}: composure restore ${round(restore.seconds)} s`);
@@ -298,6 +308,101 @@ export async function measureEngine(engine: EngineRun, dataset: LoadedDataset): 
     restore_records_ok: restored === dataset.records,
     ...more,
   };
+}
+
+/** Ordinary least squares through (x, y) points. */
+export function fitLine(points: [number, number][]): { slope: number; intercept: number; rSquared: number } {
+  const n = points.length;
+  const meanX = points.reduce((sum, [x]) => sum + x, 0) / n;
+  const meanY = points.reduce((sum, [, y]) => sum + y, 0) / n;
+  const sxx = points.reduce((sum, [x]) => sum + (x - meanX) ** 2, 0);
+  const sxy = points.reduce((sum, [x, y]) => sum + (x - meanX) * (y - meanY), 0);
+  const slope = sxx ? sxy / sxx : 0;
+  const intercept = meanY - slope * meanX;
+  const total = points.reduce((sum, [, y]) => sum + (y - meanY) ** 2, 0);
+  const residual = points.reduce((sum, [x, y]) => sum + (y - intercept - slope * x) ** 2, 0);
+  return { slope, intercept, rSquared: total ? 1 - residual / total : 1 };
+}
+
+export interface SlopePoint {
+  factor: number;
+  /** The table's or index's own bytes at this size. */
+  dataset_bytes: number;
+  raw_read_s: number;
+  backup_s: number;
+}
+
+/** Backup time per GB of the dataset, next to the raw read's, from the points (least squares). */
+export interface SlopeFigures {
+  slope_points: SlopePoint[];
+  slope_s_per_gb: number;
+  raw_slope_s_per_gb: number;
+  /** The backup's fixed cost: its line at 0 bytes. */
+  intercept_s: number;
+}
+
+/** A point of the slope without a restore: a raw read and a composure backup of the dataset as it is now. */
+export async function slopePoint(engine: EngineRun, factor: number, datasetBytes: number): Promise<SlopePoint> {
+  const raw = await engine.readRaw();
+  const destination = path.join(engine.work, `${engine.service}-slope-${factor}`);
+  try {
+    const backup = await backupWith(engine.composure, engine.service, engine.strategy, destination);
+    say(`${engine.label}: ${factor}x (${mb(datasetBytes)} MB): raw read ${round(raw)} s, composure backup ${round(backup.seconds)} s`);
+    return { factor, dataset_bytes: datasetBytes, raw_read_s: round(raw), backup_s: round(backup.seconds) };
+  } finally {
+    removeDir(destination);
+  }
+}
+
+export function slopeOf(points: SlopePoint[]): SlopeFigures {
+  const line = (seconds: (point: SlopePoint) => number) => fitLine(points.map((point) => [point.dataset_bytes / 1e9, seconds(point)]));
+  const backup = line((point) => point.backup_s);
+  return { slope_points: points, slope_s_per_gb: round(backup.slope), raw_slope_s_per_gb: round(line((point) => point.raw_read_s).slope), intercept_s: round(backup.intercept) };
+}
+
+/** How an engine's dataset grows in place: `count` more records from record `first` on. */
+export interface Growth {
+  grow: (count: number, first: number) => Promise<void>;
+  /** The table's or index's own bytes now. */
+  datasetBytes: () => Promise<number>;
+  /** What was loaded at 1x, given how long the loads took. */
+  describe: (loadSeconds: number) => Promise<LoadedDataset>;
+}
+
+/**
+ * The dataset grown in place to 0.5x, 1x and 2x of `records`: a raw read and a backup at 0.5x
+ * and 2x, the whole measurement (measureEngine) at 1x, and the slope through the three.
+ */
+export async function measureEngineWithSlope(engine: EngineRun, records: number, growth: Growth): Promise<EngineFigures & SlopeFigures> {
+  const half = Math.round(records / 2);
+  let started = process.hrtime.bigint();
+  await growth.grow(half, 0);
+  let loadSeconds = seconds(started);
+  const low = await slopePoint(engine, 0.5, await growth.datasetBytes());
+  started = process.hrtime.bigint();
+  await growth.grow(records - half, half);
+  loadSeconds += seconds(started);
+  const figures = await measureEngine(engine, await growth.describe(loadSeconds));
+  await growth.grow(records, records);
+  const high = await slopePoint(engine, 2, await growth.datasetBytes());
+  const middle = { factor: 1, dataset_bytes: figures.dataset_bytes, raw_read_s: figures.raw_read_s, backup_s: figures.backup_s };
+  return { ...figures, ...slopeOf([low, middle, high]) };
+}
+
+/**
+ * Runs `body` in the machine's JVM turn, shared with the integration tests
+ * (test/support/composure.ts takeTurn): one Cassandra cluster at a time on this engine. Waits for
+ * the turn, then until no Cassandra container of anyone runs (it removes none).
+ */
+export async function inJvmTurn<T>(body: () => Promise<T>, timeoutMs = 1_800_000): Promise<T> {
+  say("waiting for the machine's Cassandra turn (no other Cassandra container running)");
+  const release = await takeTurn("cassandra", timeoutMs);
+  try {
+    await waitUntil("machine without other Cassandra containers", async () => (await docker("ps", "-q", "--filter", `ancestor=${cassandraImage}`)) === "", timeoutMs, 5000);
+    return await body();
+  } finally {
+    release();
+  }
 }
 
 /** Polls `check` every `everyMs` until it returns true; throws `what` after `timeoutMs`. */

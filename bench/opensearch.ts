@@ -4,22 +4,25 @@
 // the fs repository under path.repo, the repository through the host FIFO into zstd; hot) and its
 // restore (unpack, register read-only, delete and restore the index), against a raw read of the
 // node's data directory.
-import { duBytes, mb, measureEngine, round, say, waitUntil, type EngineFigures } from "./common.ts";
+import { duBytes, mb, measureEngineWithSlope, round, say, waitUntil, type EngineFigures, type Growth, type SlopeFigures } from "./common.ts";
 import type { Composure } from "./composure.ts";
 import { searchDocuments } from "./datasets.ts";
 import type { BenchStack } from "./stack.ts";
 import { rawRead } from "./volume.ts";
 
 /** Documents per 500 MB of primary store, measured on the fixture (OpenSearch 2.19, about 3.3 KB each). */
-const documentsPer500Mb = 160_000;
+export const documentsPer500Mb = 160_000;
 const index = "bench";
 const batch = 2000;
 
-const settings = {
-  // No refresh while loading (one at the end); a single shard without replicas: one node.
-  settings: { number_of_shards: 1, number_of_replicas: 0, refresh_interval: "-1" },
+/**
+ * No refresh while loading (one at the end); one shard per node, no replicas. Store sizes not
+ * cached (10 s by default): the index is measured right after it grows.
+ */
+const settings = (shards: number) => ({
+  settings: { number_of_shards: shards, number_of_replicas: 0, refresh_interval: "-1", "store.stats_refresh_interval": "0s" },
   mappings: { properties: { id: { type: "long" }, at: { type: "date" }, kind: { type: "keyword" }, customer: { type: "keyword" }, amount: { type: "double" }, text: { type: "text" }, payload: { type: "binary" } } },
-};
+});
 
 interface Request {
   body?: string;
@@ -30,7 +33,7 @@ interface Request {
 }
 
 /** The node's HTTP API at a host:port on 127.0.0.1: JSON in, JSON out, bounded by a time limit. */
-function api(hostPort: string) {
+export function api(hostPort: string) {
   if (!hostPort.startsWith("127.0.0.1:")) throw new Error(`OpenSearch is published on ${hostPort}, not on 127.0.0.1: refusing to send it data`);
   return async (method: string, apiPath: string, { body, ndjson = false, timeoutMs = 600_000 }: Request = {}): Promise<any> => {
     // A referenced timer: AbortSignal.timeout's is not, and a fetch still connecting does not keep
@@ -51,11 +54,15 @@ function api(hostPort: string) {
 
 type Api = ReturnType<typeof api>;
 
-/** Creates the index and loads `documents` generated documents, refreshed, flushed, merges done. */
-async function loadIndex(call: Api, documents: number, timeoutMs: number): Promise<void> {
-  await call("PUT", `/${index}`, { body: JSON.stringify(settings) });
-  for (let first = 0; first < documents; first += batch) {
-    const answer = await call("POST", "/_bulk?filter_path=errors,items.*.error", { body: searchDocuments(index, first, Math.min(batch, documents - first)), ndjson: true });
+/**
+ * Creates the index (`shards`: the cluster's nodes) unless `from` is past its start, and loads
+ * generated documents `from` to `from + documents - 1`; refreshed, flushed, merges done.
+ */
+export async function loadIndex(call: Api, documents: number, timeoutMs: number, shards = 1, from = 0): Promise<void> {
+  if (from === 0) await call("PUT", `/${index}`, { body: JSON.stringify(settings(shards)) });
+  else await call("PUT", `/${index}/_settings`, { body: JSON.stringify({ index: { refresh_interval: "-1" } }) });
+  for (let first = from; first < from + documents; first += batch) {
+    const answer = await call("POST", "/_bulk?filter_path=errors,items.*.error", { body: searchDocuments(index, first, Math.min(batch, from + documents - first)), ndjson: true });
     if (answer.errors) throw new Error(`bulk indexing failed: ${JSON.stringify(answer).slice(0, 300)}`);
   }
   await call("PUT", `/${index}/_settings`, { body: JSON.stringify({ index: { refresh_interval: null } }) });
@@ -65,27 +72,31 @@ async function loadIndex(call: Api, documents: number, timeoutMs: number): Promi
   await waitUntil("end of OpenSearch's merges", async () => (await call("GET", `/${index}/_stats/merge`))._all.total.merges.current === 0, timeoutMs);
 }
 
-export async function measureOpenSearch(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number): Promise<EngineFigures> {
+export type OpenSearchFigures = EngineFigures & SlopeFigures;
+
+export async function measureOpenSearch(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number): Promise<OpenSearchFigures> {
   await stack.start(service);
   try {
     const call = api(await stack.published(service, 9200));
     await waitUntil("healthy OpenSearch node", async () => (await call("GET", "/_cluster/health?wait_for_status=yellow&timeout=5s", { timeoutMs: 10_000 })).timed_out === false, 300_000);
     const count = async () => (await call("GET", `/${index}/_count`)).count as number;
     const documents = Math.max(1000, Math.round(documentsPer500Mb * sizeGb));
-    say(`opensearch: indexing ${documents.toLocaleString("en-US")} documents of about 4.5 KB through _bulk`);
-    const loading = process.hrtime.bigint();
-    await loadIndex(call, documents, timeoutMs);
-    const loadSeconds = Number(process.hrtime.bigint() - loading) / 1e9;
-    const loaded = await count();
-    if (loaded !== documents) throw new Error(`the index holds ${loaded} of ${documents} documents`);
-    const indexBytes: number = (await call("GET", `/${index}/_stats/store`))._all.primaries.store.size_in_bytes;
-    const dataDirBytes = await duBytes(await stack.mountpoint(volume));
-    say(`opensearch: index ${mb(indexBytes)} MB (data directory ${mb(dataDirBytes)} MB), loaded in ${round(loadSeconds, 1)} s`);
-
+    say(`opensearch: indexing ${documents.toLocaleString("en-US")} documents of about 4.5 KB through _bulk (half, then the rest; twice as many for the slope)`);
+    const datasetBytes = async (): Promise<number> => (await call("GET", `/${index}/_stats/store`))._all.primaries.store.size_in_bytes;
+    const growth: Growth = {
+      grow: (more, first) => loadIndex(call, more, timeoutMs, 1, first),
+      datasetBytes,
+      describe: async (loadSeconds) => {
+        const loaded = await count();
+        if (loaded !== documents) throw new Error(`the index holds ${loaded} of ${documents} documents`);
+        const [indexBytes, dataDirBytes] = [await datasetBytes(), await duBytes(await stack.mountpoint(volume))];
+        say(`opensearch: index ${mb(indexBytes)} MB (data directory ${mb(dataDirBytes)} MB), loaded in ${round(loadSeconds, 1)} s`);
+        const version: string = (await call("GET", "/")).version.number;
+        return { engine_version: version, records: documents, dataset_bytes: indexBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
+      },
+    };
     const readRaw = () => rawRead(stack.volumeName(volume), timeoutMs);
-    const version: string = (await call("GET", "/")).version.number;
-    const dataset = { engine_version: version, records: documents, dataset_bytes: indexBytes, data_dir_bytes: dataDirBytes, load_s: round(loadSeconds) };
-    return await measureEngine({ composure, service, strategy: "elasticsearch", label: "opensearch", work, readRaw, count }, dataset);
+    return await measureEngineWithSlope({ composure, service, strategy: "elasticsearch", label: "opensearch", work, readRaw, count }, documents, growth);
   } finally {
     await stack.remove(service);
   }

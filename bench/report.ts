@@ -1,10 +1,12 @@
 // The one table `make bench` prints (absolute figures, then the issue's targets with PASS/MISS)
 // and the target checks themselves, kept apart from the measuring so they can be read alone.
 import type { CassandraFigures } from "./cassandra.ts";
-import type { EngineFigures } from "./common.ts";
+import type { EngineFigures, SlopeFigures } from "./common.ts";
 import type { PeerFigures } from "./peers.ts";
 import type { PostgresFigures } from "./postgres.ts";
 import type { RepositoryFigures } from "./repository.ts";
+import type { StackFigures } from "./reference-stack.ts";
+import type { OpenSearchFigures } from "./opensearch.ts";
 import type { S3Figures } from "./s3.ts";
 import type { ScalingFigures } from "./scaling.ts";
 import type { VolumeFigures } from "./volume.ts";
@@ -18,9 +20,10 @@ export interface Results {
   repository?: RepositoryFigures;
   s3?: S3Figures;
   scaling?: ScalingFigures;
-  /** Reported without targets (the issue asks only for the figures). */
+  /** Targets on the slope only (the rest: figures). */
   cassandra?: CassandraFigures;
-  opensearch?: EngineFigures;
+  opensearch?: OpenSearchFigures;
+  stack?: StackFigures;
   not_measured: Record<string, string>;
 }
 
@@ -83,9 +86,50 @@ export function checkTargets(results: Results): Target[] {
     targets.push({ dataset: "scaling", target: "backup time linear in size (R² >= 0.95)", measured: `R² ${fixed(scaling.r_squared, 3)}; ${fixed(scaling.fixed_s)} s + ${fixed(scaling.per_gb_s)} s/GB${last.size_gb < 0.5 ? " (below 0.5 GB start-up costs and machine noise dominate)" : ""}`, result: verdict(scaling.r_squared >= 0.95) });
     targets.push({ dataset: "scaling", target: `peak RSS flat ${fixed(first.size_gb, 2)}-${fixed(last.size_gb, 2)} GB (max <= 1.25x min)`, measured: `${fixed(scaling.peak_rss_min_mb, 1)}-${fixed(scaling.peak_rss_max_mb, 1)} MB`, result: verdict(scaling.peak_rss_max_mb <= scaling.peak_rss_min_mb * 1.25 && scaling.peak_rss_max_mb <= 200) });
   }
+  if (results.cassandra) slopeTargets("cassandra", results.cassandra, targets);
+  if (results.opensearch) slopeTargets("opensearch", results.opensearch, targets);
+  if (results.stack) stackTargets(results.stack, targets);
   const rss = [volume?.peak_rss_mb, smallfiles?.peak_rss_mb, postgres?.peak_rss_mb, scaling?.peak_rss_max_mb].filter((value): value is number => value !== undefined);
   if (rss.length) targets.push({ dataset: "all", target: "peak RSS <= 200 MB", measured: `${fixed(Math.max(...rss), 1)} MB`, result: verdict(Math.max(...rss) <= 200) });
   return targets;
+}
+
+function slopeTargets(name: string, figures: SlopeFigures, targets: Target[]): void {
+  const { slope_s_per_gb, raw_slope_s_per_gb, intercept_s } = figures;
+  targets.push({ dataset: name, target: "backup slope (0.5x-2x) <= 3x the raw read's", measured: `${fixed(slope_s_per_gb)} vs ${fixed(raw_slope_s_per_gb)} s/GB (${x(slope_s_per_gb / raw_slope_s_per_gb)})`, result: verdict(slope_s_per_gb <= 3 * raw_slope_s_per_gb) });
+  targets.push({ dataset: name, target: "backup fixed cost (intercept) <= 15 s", measured: s(intercept_s), result: verdict(intercept_s <= 15) });
+}
+
+function slopeRows(name: string, dataset: string, figures: SlopeFigures): Row[] {
+  return [
+    ...figures.slope_points.map((point): Row => [name, `${point.factor}x: ${dataset} ${size(point.dataset_bytes)}`, s(point.backup_s), `composure backup; raw read ${s(point.raw_read_s)}`, ""]),
+    [name, "backup slope (least squares)", `${fixed(figures.slope_s_per_gb)} s/GB`, `raw read ${fixed(figures.raw_slope_s_per_gb)} s/GB; fixed cost ${s(figures.intercept_s)}`, ""],
+  ];
+}
+
+function stackTargets(figures: StackFigures, targets: Target[]): void {
+  const { sequential_s, parallel_s, downtime_sequential_s, downtime_parallel_s } = figures;
+  targets.push({ dataset: "stack", target: `default parallelism (${figures.parallelism}) <= 0.6x PARALLELISM=1`, measured: `${s(parallel_s)} vs ${s(sequential_s)} (${fixed(parallel_s / sequential_s)}x)`, result: verdict(parallel_s <= 0.6 * sequential_s) });
+  const stopMode = Object.keys(downtime_sequential_s);
+  if (!stopMode.length) targets.push({ dataset: "stack", target: "stop-mode downtime within 10% of PARALLELISM=1's", measured: "no service was stopped for its capture", result: "n/a" });
+  for (const service of stopMode) {
+    const [sequential, parallel] = [downtime_sequential_s[service], downtime_parallel_s[service]];
+    if (parallel === undefined) {
+      targets.push({ dataset: "stack", target: `${service}: stop-mode downtime within 10% of PARALLELISM=1's`, measured: "not stopped in the default run", result: "MISS" });
+      continue;
+    }
+    targets.push({ dataset: "stack", target: `${service}: stop-mode downtime within 10% of PARALLELISM=1's`, measured: `${s(parallel)} vs ${s(sequential)} (${fixed(parallel / sequential)}x)`, result: verdict(parallel <= 1.1 * sequential) });
+  }
+}
+
+function stackRows(figures: StackFigures): Row[] {
+  const list = (values: Record<string, number>, format: (value: number) => string) => Object.entries(values).map(([name, value]) => `${name} ${format(value)}`).join(", ");
+  return [
+    ["stack", "data (every volume)", size(figures.bytes), `${size(figures.seeded_bytes)} seeded in ${s(figures.load_s)}; ${list(figures.service_bytes, size)}`, ""],
+    ["stack", "make backup, PARALLELISM=1", s(figures.sequential_s), `captures: ${list(figures.capture_sequential_s, s)}`, ""],
+    ["stack", `make backup, default parallelism (${figures.parallelism})`, s(figures.parallel_s), `${fixed(figures.parallel_s / figures.sequential_s)}x PARALLELISM=1; stored ${size(figures.stored_bytes)}; captures: ${list(figures.capture_parallel_s, s)}`, ""],
+    ...Object.entries(figures.downtime_sequential_s).map(([service, sequential]): Row => ["stack", `  ${service}: stop-mode downtime, PARALLELISM=1`, s(sequential), `default parallelism: ${figures.downtime_parallel_s[service] === undefined ? "not stopped" : s(figures.downtime_parallel_s[service])}`, ""]),
+  ];
 }
 
 function repositoryTargets(figures: RepositoryFigures, targets: Target[]): void {
@@ -189,7 +233,12 @@ export function formatTable(results: Results, targets: Target[]): string {
       rows.push(["cassandra", "composure restore into a new ring (sstableloader)", s(cassandra.restore_new_ring_s), `${fixed(cassandra.restore_new_ring_s_per_gb)} s/GB against ${fixed(cassandra.restore_s_per_gb)} s/GB through nodetool import; ${back}`, ""]);
     }
   }
-  if (results.opensearch) engineRows("opensearch", { engine: "OpenSearch", dataset: "index", records: "documents", backup: "fs repository snapshot", restore: "snapshot restore" }, results.opensearch);
+  if (results.cassandra) rows.push(...slopeRows("cassandra", "table", results.cassandra));
+  if (results.opensearch) {
+    engineRows("opensearch", { engine: "OpenSearch", dataset: "index", records: "documents", backup: "fs repository snapshot", restore: "snapshot restore" }, results.opensearch);
+    rows.push(...slopeRows("opensearch", "index", results.opensearch));
+  }
+  if (results.stack) rows.push(...stackRows(results.stack));
   for (const [name, reason] of Object.entries(results.not_measured)) rows.push([name, "-", "-", `not measured: ${reason}`, ""]);
   for (const target of targets) rows.push([target.dataset, `target: ${target.target}`, "", target.measured, target.result]);
 

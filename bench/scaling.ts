@@ -2,7 +2,7 @@
 // a slice of the same mix), backed up by composure at each size: time should grow linearly with
 // the bytes and peak RSS should stay flat.
 import path from "node:path";
-import { duBytes, mb, removeDir, round, say } from "./common.ts";
+import { duBytes, fitLine, mb, removeDir, round, say } from "./common.ts";
 import type { Composure } from "./composure.ts";
 import { generateMixed } from "./datasets.ts";
 import type { BenchStack } from "./stack.ts";
@@ -64,18 +64,4 @@ export async function measureScaling(stack: BenchStack, composure: Composure, se
   const fit = fitLine(steps.map((step) => [step.size_gb, step.backup_s]));
   const rss = steps.map((step) => Math.max(step.peak_rss_mb, step.tree_peak_rss_mb ?? 0));
   return { steps, fixed_s: round(fit.intercept), per_gb_s: round(fit.slope), r_squared: round(fit.rSquared, 3), peak_rss_min_mb: Math.min(...rss), peak_rss_max_mb: Math.max(...rss) };
-}
-
-/** Ordinary least squares through (x, y) points. */
-export function fitLine(points: [number, number][]): { slope: number; intercept: number; rSquared: number } {
-  const n = points.length;
-  const meanX = points.reduce((sum, [x]) => sum + x, 0) / n;
-  const meanY = points.reduce((sum, [, y]) => sum + y, 0) / n;
-  const sxx = points.reduce((sum, [x]) => sum + (x - meanX) ** 2, 0);
-  const sxy = points.reduce((sum, [x, y]) => sum + (x - meanX) * (y - meanY), 0);
-  const slope = sxx ? sxy / sxx : 0;
-  const intercept = meanY - slope * meanX;
-  const total = points.reduce((sum, [, y]) => sum + (y - meanY) ** 2, 0);
-  const residual = points.reduce((sum, [x, y]) => sum + (y - intercept - slope * x) ** 2, 0);
-  return { slope, intercept, rSquared: total ? 1 - residual / total : 1 };
 }
