@@ -532,6 +532,20 @@ describe('a tar inspector reading broken archives', () => {
     }
   });
 
+  it('with zeroPadding, refuses a non-zero byte in the padding after file data (chunked anywhere)', async () => {
+    const archive = Buffer.concat([fileEntry('a', 'x'.repeat(700)), fileEntry('b'), END_OF_ARCHIVE]);
+    archive[512 + 900] = 1; // past a's 700 data bytes, before b's header at 1536
+    assert.equal((await runThrough(archive)).error, undefined, 'padding is not checked by default');
+    for (const chunkSize of [64 * 1024, 100, 7]) {
+      const { error } = await runThrough(archive, { zeroPadding: true }, chunkSize);
+      assert.ok(error instanceof TarFormatError);
+      assert.match(error.message, /^non-zero padding after an entry's data at byte 1412$/);
+    }
+    archive[512 + 900] = 0;
+    archive[512 + 699] = 1; // the last data byte is data, not padding
+    assert.equal((await runThrough(archive, { zeroPadding: true }, 7)).error, undefined);
+  });
+
   it('reports an entry without a name as a format error', async () => {
     await assertFormatError(Buffer.concat([fileEntry(''), END_OF_ARCHIVE]), /entry without a name at byte 0/);
   });

@@ -51,6 +51,11 @@ export interface InspectorOptions {
    * stream; the name is relative, without "./". A hard link to a dropped entry is refused.
    */
   exclude?: (name: string) => boolean;
+  /**
+   * Refuse non-zero bytes in the padding after an entry's data (default false: some writers leave
+   * garbage there). Where every byte must be accounted for (an export file), this closes the gap.
+   */
+  zeroPadding?: boolean;
 }
 
 /** Bad checksum, garbage, truncated archive. */
@@ -387,6 +392,9 @@ class TarInspector extends Transform {
   readonly #validate: boolean;
   readonly #onEntry: ((entry: TarEntry) => void) | undefined;
   readonly #exclude: ((name: string) => boolean) | undefined;
+  readonly #zeroPadding: boolean;
+  /** Padding bytes at the end of the current entry's data. */
+  #padding = 0;
   /** The current entry's data is dropped (excluded), not passed on. */
   #dropping = false;
   #mode: Mode = 'header';
@@ -414,6 +422,7 @@ class TarInspector extends Transform {
     this.#validate = options.validate ?? true;
     this.#onEntry = options.onEntry;
     this.#exclude = options.exclude;
+    this.#zeroPadding = options.zeroPadding ?? false;
   }
 
   get summary(): TarSummary {
@@ -511,9 +520,17 @@ class TarInspector extends Transform {
 
   #skipData(chunk: Buffer, pos: number): number {
     const count = Math.min(this.#remaining, chunk.length - pos);
+    if (this.#zeroPadding) this.#checkPadding(chunk, pos, count);
     this.#remaining -= count;
     if (this.#remaining === 0) this.#mode = 'header';
     return pos + count;
+  }
+
+  #checkPadding(chunk: Buffer, pos: number, count: number): void {
+    const dataLeft = this.#remaining - this.#padding;
+    for (let i = Math.max(dataLeft, 0); i < count; i++) {
+      if (chunk[pos + i] !== 0) throw new TarFormatError(`non-zero padding after an entry's data at byte ${this.#offset + pos + i}`);
+    }
   }
 
   /** After the end-of-archive marker only zeros may follow (busybox would read on after a lone zero block). */
@@ -545,8 +562,7 @@ class TarInspector extends Transform {
     const { entry } = resolved;
     this.#dropping = this.#isExcluded(entry);
     if (this.#dropping) {
-      this.#remaining = hasData(entry.type) ? roundUp(entry.size) : 0;
-      this.#mode = this.#remaining > 0 ? 'data' : 'header';
+      this.#startData(entry);
       return 'dropped';
     }
     if (this.#validate) {
@@ -556,9 +572,15 @@ class TarInspector extends Transform {
     this.#rememberSymlink(resolved);
     this.#count(entry);
     this.#onEntry?.(entry);
-    this.#remaining = hasData(entry.type) ? roundUp(entry.size) : 0;
-    this.#mode = this.#remaining > 0 ? 'data' : 'header';
+    this.#startData(entry);
     return 'entry';
+  }
+
+  #startData(entry: TarEntry): void {
+    const size = hasData(entry.type) ? entry.size : 0;
+    this.#remaining = roundUp(size);
+    this.#padding = this.#remaining - size;
+    this.#mode = this.#remaining > 0 ? 'data' : 'header';
   }
 
   #isExcluded(entry: TarEntry): boolean {
