@@ -546,6 +546,15 @@ describe('a tar inspector reading broken archives', () => {
     assert.equal((await runThrough(archive, { zeroPadding: true }, 7)).error, undefined);
   });
 
+  it('with zeroPadding, refuses a non-zero byte in the padding of a GNU long name', async () => {
+    const archive = Buffer.concat([gnuLongEntry('L', 'n'.repeat(150)), fileEntry('short'), END_OF_ARCHIVE]);
+    archive[512 + 300] = 1;
+    for (const chunkSize of [64 * 1024, 100]) {
+      const { error } = await runThrough(archive, { zeroPadding: true }, chunkSize);
+      assert.match(String(error?.message), /^non-zero padding after an entry's data at byte 812$/);
+    }
+  });
+
   it('reports an entry without a name as a format error', async () => {
     await assertFormatError(Buffer.concat([fileEntry(''), END_OF_ARCHIVE]), /entry without a name at byte 0/);
   });

@@ -52,7 +52,7 @@ export interface InspectorOptions {
    */
   exclude?: (name: string) => boolean;
   /**
-   * Refuse non-zero bytes in the padding after an entry's data (default false: some writers leave
+   * Refuse non-zero bytes in the padding after an entry's data or an extended header (default false: some writers leave
    * garbage there). Where every byte must be accounted for (an export file), this closes the gap.
    */
   zeroPadding?: boolean;
@@ -528,8 +528,13 @@ class TarInspector extends Transform {
 
   #checkPadding(chunk: Buffer, pos: number, count: number): void {
     const dataLeft = this.#remaining - this.#padding;
-    for (let i = Math.max(dataLeft, 0); i < count; i++) {
-      if (chunk[pos + i] !== 0) throw new TarFormatError(`non-zero padding after an entry's data at byte ${this.#offset + pos + i}`);
+    this.#checkZeros(chunk, pos + Math.max(dataLeft, 0), pos + count);
+  }
+
+  /** chunk[from, to) is padding: zeros only. */
+  #checkZeros(chunk: Buffer, from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      if (chunk[i] !== 0) throw new TarFormatError(`non-zero padding after an entry's data at byte ${this.#offset + i}`);
     }
   }
 
@@ -665,6 +670,7 @@ class TarInspector extends Transform {
     const count = Math.min(this.#remaining, chunk.length - pos);
     const bodyCount = Math.min(count, meta.body.length - meta.filled);
     chunk.copy(meta.body, meta.filled, pos, pos + bodyCount);
+    if (this.#zeroPadding) this.#checkZeros(chunk, pos + bodyCount, pos + count);
     meta.filled += bodyCount;
     this.#hold(chunk.subarray(pos, pos + count));
     this.#remaining -= count;

@@ -50,28 +50,35 @@ export async function exportRun(config: Config, project: string, selector: strin
   if (!existsSync(path.dirname(target))) throw new UsageError(`the folder ${path.dirname(target)} of FILE=${file} does not exist`);
   // Under the project lock: a prune meanwhile could delete the run or its snapshots.
   const unlock = await acquireLock(projectDir(config.destination, project), "export", config.lock.timeout_seconds);
-  // Beside the target: the copy of the snapshots needs room where the operator chose to put the export.
-  const staging = await mkdtemp(path.join(path.dirname(target), `.${path.basename(target)}-`));
+  let staging: string | undefined;
   try {
+    // Beside the target: the copy of the snapshots needs room where the operator chose to put the export.
+    staging = await mkdtemp(path.join(path.dirname(target), `.${path.basename(target)}-`));
     const { manifest, dir } = await completeRun(config.destination, project, selector);
-    const root = path.join(staging, exportFolder);
-    await mkdir(root, { mode: 0o700 });
     const repository = usesRepository(manifest) ? repositoryOf(config, project) : undefined;
-    const ids = repository ? await exportSnapshots(repository, manifest, root, staging) : new Map<string, string>();
-    await stageRun(dir, ids, path.join(root, manifest.runId));
-    const descriptor: z.infer<typeof descriptorSchema> = { format: exportFormat, project, run: manifest.runId, host: os.hostname(), exportedAt: new Date().toISOString() };
-    await writeFile(path.join(root, descriptorFile), `${JSON.stringify(descriptor, null, 2)}\n`, { mode: 0o600 });
+    const ids = await stageExport(staging, manifest, dir, repository);
     log.info(`writing run ${manifest.runId} of project ${project} to ${target}`);
     const damaged = (sums: Checksums) => refuseIf(artifactProblems(manifest, sums), `run ${manifest.runId} is damaged in ${dir}, so it is not exported (make verify RUN=${manifest.runId} says more)`);
     const sums = await packFolder(staging, exportFolder, target, { first: [descriptorFile], last: [path.join(manifest.runId, manifestFile)], check: damaged });
     const bytes = (await stat(target)).size;
-    log.info(`exported run ${manifest.runId} of project ${project}: ${target} (${formatBytes(bytes)}, ${sums.size + 1} files checked by its ${checksumListFile}${ids.size ? `, ${ids.size} snapshot(s) in its restic repository` : ""})`);
+    log.info(`exported run ${manifest.runId} of project ${project}: ${target} (${formatBytes(bytes)}, ${sums.size} files checked by its ${checksumListFile}${ids.size ? `, ${ids.size} snapshot(s) in its restic repository` : ""})`);
     if (repository) log.warn(`the snapshots in ${target} open with the repository password file ${repository.passwordFile}, which is NOT in the export: the importing host needs a copy of that file as its repository password file (repository.password_file; by default <destination>/.repository-password)`);
     return { file: target, bytes, runId: manifest.runId, snapshots: ids.size };
   } finally {
-    await rm(staging, { recursive: true, force: true });
+    if (staging) await rm(staging, { recursive: true, force: true });
     await unlock();
   }
+}
+
+/** The export's folder in `staging`: the snapshots' repository, the run's folder, export.json. Returns the snapshots' ids in the export. */
+async function stageExport(staging: string, manifest: Manifest, runDir: string, repository: Repository | undefined): Promise<Map<string, string>> {
+  const root = path.join(staging, exportFolder);
+  await mkdir(root, { mode: 0o700 });
+  const ids = repository ? await exportSnapshots(repository, manifest, root, staging) : new Map<string, string>();
+  await stageRun(runDir, ids, path.join(root, manifest.runId));
+  const descriptor: z.infer<typeof descriptorSchema> = { format: exportFormat, project: manifest.project, run: manifest.runId, host: os.hostname(), exportedAt: new Date().toISOString() };
+  await writeFile(path.join(root, descriptorFile), `${JSON.stringify(descriptor, null, 2)}\n`, { mode: 0o600 });
+  return ids;
 }
 
 async function completeRun(destination: string, project: string, selector: string): Promise<{ manifest: Manifest; dir: string }> {
