@@ -1,7 +1,7 @@
 // One folder as one self-checking tar file (make export / make import). The folder gets a
 // SHA256SUMS list of every other file in it (sha256sum's format: `sha256sum -c SHA256SUMS` checks
 // an extracted copy by hand), then GNU tar writes it in the order asked for. Reading it back, the
-// tar inspector sees every byte before tar does: a header whose checksum fails, non-zero padding,
+// tar inspector sees every byte before tar does: a header whose checksum fails or is written otherwise than GNU tar does, non-zero padding,
 // anything but plain files and folders of the one top folder is refused; then every file is
 // checked against the list (none missing, none added). A flipped byte fails one of the two.
 import { createReadStream } from "node:fs";
@@ -75,7 +75,7 @@ async function writeTar(dir: string, names: string[], target: string): Promise<v
  * naming what failed; returns the folder and the checksums.
  */
 export async function unpackFolder(file: string, into: string, top: string): Promise<{ folder: string; sums: Checksums }> {
-  const inspector = createTarInspector({ zeroPadding: true, onEntry: (entry) => refuseOutside(entry, top) });
+  const inspector = createTarInspector({ strict: true, onEntry: (entry) => refuseOutside(entry, top) });
   // --ignore-zeros: tar reads to the end instead of closing the pipe at the end-of-archive marker
   // (what follows it is the inspector's to check: zeros only).
   const tar = $({ cwd: into, quiet: true, nothrow: true })`tar --extract --file=- --ignore-zeros --no-same-owner --no-same-permissions`;

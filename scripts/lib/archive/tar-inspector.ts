@@ -52,10 +52,12 @@ export interface InspectorOptions {
    */
   exclude?: (name: string) => boolean;
   /**
-   * Refuse non-zero bytes in the padding after an entry's data or an extended header (default false: some writers leave
-   * garbage there). Where every byte must be accounted for (an export file), this closes the gap.
+   * Every byte accounted for (an export file, written by GNU tar): the padding after an entry's
+   * data or an extended header must be zeros, and a header's checksum field must read as GNU tar
+   * writes it (six octal digits, NUL, space), so that no byte a reader skips can change unseen.
+   * Off by default: other writers leave garbage in padding or write the field otherwise.
    */
-  zeroPadding?: boolean;
+  strict?: boolean;
 }
 
 /** Bad checksum, garbage, truncated archive. */
@@ -186,6 +188,12 @@ function checksumMatches(block: Buffer): boolean {
   }
   const stored = parseOctal(block, 148, 8);
   return stored === unsigned || stored === unsigned - 0x100 * highBytes;
+}
+
+/** The checksum field as GNU tar writes it: six octal digits of the stored sum, NUL, space. */
+function hasGnuChecksumField(block: Buffer): boolean {
+  const stored = parseOctal(block, 148, 8);
+  return stored !== undefined && block.toString('latin1', 148, 156) === `${stored.toString(8).padStart(6, '0')}\0 `;
 }
 
 function readNumber(block: Buffer, start: number, length: number, label: string, offset: number): number {
@@ -392,7 +400,7 @@ class TarInspector extends Transform {
   readonly #validate: boolean;
   readonly #onEntry: ((entry: TarEntry) => void) | undefined;
   readonly #exclude: ((name: string) => boolean) | undefined;
-  readonly #zeroPadding: boolean;
+  readonly #strict: boolean;
   /** Padding bytes at the end of the current entry's data. */
   #padding = 0;
   /** The current entry's data is dropped (excluded), not passed on. */
@@ -422,7 +430,7 @@ class TarInspector extends Transform {
     this.#validate = options.validate ?? true;
     this.#onEntry = options.onEntry;
     this.#exclude = options.exclude;
-    this.#zeroPadding = options.zeroPadding ?? false;
+    this.#strict = options.strict ?? false;
   }
 
   get summary(): TarSummary {
@@ -520,7 +528,7 @@ class TarInspector extends Transform {
 
   #skipData(chunk: Buffer, pos: number): number {
     const count = Math.min(this.#remaining, chunk.length - pos);
-    if (this.#zeroPadding) this.#checkPadding(chunk, pos, count);
+    if (this.#strict) this.#checkPadding(chunk, pos, count);
     this.#remaining -= count;
     if (this.#remaining === 0) this.#mode = 'header';
     return pos + count;
@@ -555,6 +563,7 @@ class TarInspector extends Transform {
       return 'end';
     }
     const header = parseHeader(block, offset);
+    if (this.#strict && !hasGnuChecksumField(block)) throw new TarFormatError(`tar header at byte ${offset} has its checksum in an unexpected form`);
     if (META_TYPES.has(header.typeflag)) {
       this.#startMeta(header);
       return 'meta';
@@ -670,7 +679,7 @@ class TarInspector extends Transform {
     const count = Math.min(this.#remaining, chunk.length - pos);
     const bodyCount = Math.min(count, meta.body.length - meta.filled);
     chunk.copy(meta.body, meta.filled, pos, pos + bodyCount);
-    if (this.#zeroPadding) this.#checkZeros(chunk, pos + bodyCount, pos + count);
+    if (this.#strict) this.#checkZeros(chunk, pos + bodyCount, pos + count);
     meta.filled += bodyCount;
     this.#hold(chunk.subarray(pos, pos + count));
     this.#remaining -= count;
