@@ -5,7 +5,7 @@ TSX := node --import tsx
 # The commands run as one bundled file each (dist/<name>.mjs, built by scripts/bundle.ts from
 # scripts/ and the npm packages when a source changed): it starts in a third of the time of
 # compiling the TypeScript on every run.
-ENTRY_POINTS := backup restore verify list prune accept sync plan metrics cron schedule pin
+ENTRY_POINTS := backup restore verify list prune accept sync plan metrics cron schedule pin export import
 BUNDLE := dist/.built
 BUNDLED := node dist
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -15,10 +15,10 @@ TEST_IMAGES ?= busybox postgres mariadb sqlite redis prometheus victoriametrics 
 # The images the demo stack runs (compose/demo/compose.yml).
 DEMO_IMAGES ?= busybox postgres mariadb
 export PROJECT SERVICE RUN VOLUME DRY_RUN FORCE NO_RESCUE CONFLICT CONFIG DESTINATION LOCK_TIMEOUT FROM INTO DEEP
-export TIER METRICS_DIR CRON CRON_FILE CRON_LOG TAG NOTE CLEAN RESTORE_SECRETS
+export TIER METRICS_DIR CRON CRON_FILE CRON_LOG TAG NOTE CLEAN RESTORE_SECRETS FILE
 
 .DEFAULT_GOAL := help
-.PHONY: setup setup-demo setup-test prune accept pin unpin sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
+.PHONY: setup setup-demo setup-test prune accept pin unpin export import sync images-for-tests help install backup restore verify list plan images demo demo-down test typecheck test-unit test-integration bench metrics cron-install cron-remove schedule
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ pin: $(BUNDLE) ## pin a run: retention never deletes it (RUN=<id>|latest)
 
 unpin: $(BUNDLE) ## unpin a run pinned with make pin (RUN=<id>)
 	@$(BUNDLED)/pin.mjs unpin
+
+export: $(BUNDLE) ## write one run to one self-checking tar file, to carry it to another host (RUN=latest|<id> FILE=<path>)
+	@$(BUNDLED)/export.mjs
+
+import: $(BUNDLE) ## add the run in a make export file to this destination, every checksum checked first (FILE=<path>)
+	@$(BUNDLED)/import.mjs
 
 sync: $(BUNDLE) ## upload every complete local run missing on the remote
 	@$(BUNDLED)/sync.mjs

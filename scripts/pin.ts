@@ -2,7 +2,7 @@
 // make prune (here, and its off-site copy by make prune FROM=remote on this host).
 import { findRun, projectDir } from "./lib/catalog/runs.ts";
 import { pinningTags, readPin, removePin, writePin } from "./lib/catalog/pins.ts";
-import { loadSettings, main, projectsToUse } from "./lib/cli.ts";
+import { loadSettings, main, oneProject } from "./lib/cli.ts";
 import { ExitCode, UsageError } from "./lib/errors.ts";
 import { log } from "./lib/log.ts";
 import { acquireLock } from "./lib/pipeline/lock.ts";
@@ -12,11 +12,9 @@ const action = process.argv[2];
 await main(async () => {
   if (action !== "pin" && action !== "unpin") throw new UsageError("usage: scripts/pin.ts pin|unpin");
   const config = loadSettings();
-  const projects = projectsToUse(config);
-  if (projects.length !== 1) throw new UsageError(`make ${action} acts on one project at a time: set PROJECT= to one of ${projects.join(", ")}`);
+  const project = oneProject(config, action);
   const selector = process.env.RUN;
   if (!selector) throw new UsageError(`make ${action} needs RUN=<id> (make list shows the ids${action === "pin" ? "; RUN=latest pins the newest run" : ""})`);
-  const [project] = projects;
   // Under the project lock: a prune deciding meanwhile would not see the pin.
   const unlock = await acquireLock(projectDir(config.destination, project), action, config.lock.timeout_seconds);
   try {

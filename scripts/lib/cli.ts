@@ -100,6 +100,13 @@ export function projectsToUse(config: Config): string[] {
   throw new UsageError("no project named: set PROJECT=<compose project>, list projects in composure.yml, or run from the folder of a compose file");
 }
 
+/** The one project a command that acts on a single run works on: PROJECT=, else the only one configured. */
+export function oneProject(config: Config, command: string): string {
+  const projects = projectsToUse(config);
+  if (projects.length !== 1) throw new UsageError(`make ${command} acts on one project at a time: set PROJECT= to one of ${projects.join(", ")}`);
+  return projects[0];
+}
+
 export async function prepareEngine(config: Config): Promise<string> {
   await checkEngine();
   return ensureHelperImage(process.env.COMPOSURE_HELPER_IMAGE || config.helper_image || defaultHelperImage);

@@ -532,6 +532,39 @@ describe('a tar inspector reading broken archives', () => {
     }
   });
 
+  it('with strict, refuses a non-zero byte in the padding after file data (chunked anywhere)', async () => {
+    const archive = Buffer.concat([fileEntry('a', 'x'.repeat(700)), fileEntry('b'), END_OF_ARCHIVE]);
+    archive[512 + 900] = 1; // past a's 700 data bytes, before b's header at 1536
+    assert.equal((await runThrough(archive)).error, undefined, 'padding is not checked by default');
+    for (const chunkSize of [64 * 1024, 100, 7]) {
+      const { error } = await runThrough(archive, { strict: true }, chunkSize);
+      assert.ok(error instanceof TarFormatError);
+      assert.match(error.message, /^non-zero padding after an entry's data at byte 1412$/);
+    }
+    archive[512 + 900] = 0;
+    archive[512 + 699] = 1; // the last data byte is data, not padding
+    assert.equal((await runThrough(archive, { strict: true }, 7)).error, undefined);
+  });
+
+  it('with strict, refuses a header whose checksum field ends otherwise than GNU tar writes it', async () => {
+    for (const at of [154, 155]) {
+      const archive = Buffer.concat([fileEntry('a'), END_OF_ARCHIVE]);
+      archive[at] ^= 0x20; // NUL <-> space: the sum is the same, the field reads the same
+      assert.equal((await runThrough(archive)).error, undefined, 'not checked by default');
+      const { error } = await runThrough(archive, { strict: true });
+      assert.match(String(error?.message), /^tar header at byte 0 has its checksum in an unexpected form$/);
+    }
+  });
+
+  it('with strict, refuses a non-zero byte in the padding of a GNU long name', async () => {
+    const archive = Buffer.concat([gnuLongEntry('L', 'n'.repeat(150)), fileEntry('short'), END_OF_ARCHIVE]);
+    archive[512 + 300] = 1;
+    for (const chunkSize of [64 * 1024, 100]) {
+      const { error } = await runThrough(archive, { strict: true }, chunkSize);
+      assert.match(String(error?.message), /^non-zero padding after an entry's data at byte 812$/);
+    }
+  });
+
   it('reports an entry without a name as a format error', async () => {
     await assertFormatError(Buffer.concat([fileEntry(''), END_OF_ARCHIVE]), /entry without a name at byte 0/);
   });

@@ -51,6 +51,13 @@ export interface InspectorOptions {
    * stream; the name is relative, without "./". A hard link to a dropped entry is refused.
    */
   exclude?: (name: string) => boolean;
+  /**
+   * Every byte accounted for (an export file, written by GNU tar): the padding after an entry's
+   * data or an extended header must be zeros, and a header's checksum field must read as GNU tar
+   * writes it (six octal digits, NUL, space), so that no byte a reader skips can change unseen.
+   * Off by default: other writers leave garbage in padding or write the field otherwise.
+   */
+  strict?: boolean;
 }
 
 /** Bad checksum, garbage, truncated archive. */
@@ -181,6 +188,12 @@ function checksumMatches(block: Buffer): boolean {
   }
   const stored = parseOctal(block, 148, 8);
   return stored === unsigned || stored === unsigned - 0x100 * highBytes;
+}
+
+/** The checksum field as GNU tar writes it: six octal digits of the stored sum, NUL, space. */
+function hasGnuChecksumField(block: Buffer): boolean {
+  const stored = parseOctal(block, 148, 8);
+  return stored !== undefined && block.toString('latin1', 148, 156) === `${stored.toString(8).padStart(6, '0')}\0 `;
 }
 
 function readNumber(block: Buffer, start: number, length: number, label: string, offset: number): number {
@@ -387,6 +400,9 @@ class TarInspector extends Transform {
   readonly #validate: boolean;
   readonly #onEntry: ((entry: TarEntry) => void) | undefined;
   readonly #exclude: ((name: string) => boolean) | undefined;
+  readonly #strict: boolean;
+  /** Padding bytes at the end of the current entry's data. */
+  #padding = 0;
   /** The current entry's data is dropped (excluded), not passed on. */
   #dropping = false;
   #mode: Mode = 'header';
@@ -414,6 +430,7 @@ class TarInspector extends Transform {
     this.#validate = options.validate ?? true;
     this.#onEntry = options.onEntry;
     this.#exclude = options.exclude;
+    this.#strict = options.strict ?? false;
   }
 
   get summary(): TarSummary {
@@ -511,9 +528,22 @@ class TarInspector extends Transform {
 
   #skipData(chunk: Buffer, pos: number): number {
     const count = Math.min(this.#remaining, chunk.length - pos);
+    if (this.#strict) this.#checkPadding(chunk, pos, count);
     this.#remaining -= count;
     if (this.#remaining === 0) this.#mode = 'header';
     return pos + count;
+  }
+
+  #checkPadding(chunk: Buffer, pos: number, count: number): void {
+    const dataLeft = this.#remaining - this.#padding;
+    this.#checkZeros(chunk, pos + Math.max(dataLeft, 0), pos + count);
+  }
+
+  /** chunk[from, to) is padding: zeros only. */
+  #checkZeros(chunk: Buffer, from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      if (chunk[i] !== 0) throw new TarFormatError(`non-zero padding after an entry's data at byte ${this.#offset + i}`);
+    }
   }
 
   /** After the end-of-archive marker only zeros may follow (busybox would read on after a lone zero block). */
@@ -533,6 +563,7 @@ class TarInspector extends Transform {
       return 'end';
     }
     const header = parseHeader(block, offset);
+    if (this.#strict && !hasGnuChecksumField(block)) throw new TarFormatError(`tar header at byte ${offset} has its checksum in an unexpected form`);
     if (META_TYPES.has(header.typeflag)) {
       this.#startMeta(header);
       return 'meta';
@@ -545,8 +576,7 @@ class TarInspector extends Transform {
     const { entry } = resolved;
     this.#dropping = this.#isExcluded(entry);
     if (this.#dropping) {
-      this.#remaining = hasData(entry.type) ? roundUp(entry.size) : 0;
-      this.#mode = this.#remaining > 0 ? 'data' : 'header';
+      this.#startData(entry);
       return 'dropped';
     }
     if (this.#validate) {
@@ -556,9 +586,15 @@ class TarInspector extends Transform {
     this.#rememberSymlink(resolved);
     this.#count(entry);
     this.#onEntry?.(entry);
-    this.#remaining = hasData(entry.type) ? roundUp(entry.size) : 0;
-    this.#mode = this.#remaining > 0 ? 'data' : 'header';
+    this.#startData(entry);
     return 'entry';
+  }
+
+  #startData(entry: TarEntry): void {
+    const size = hasData(entry.type) ? entry.size : 0;
+    this.#remaining = roundUp(size);
+    this.#padding = this.#remaining - size;
+    this.#mode = this.#remaining > 0 ? 'data' : 'header';
   }
 
   #isExcluded(entry: TarEntry): boolean {
@@ -643,6 +679,7 @@ class TarInspector extends Transform {
     const count = Math.min(this.#remaining, chunk.length - pos);
     const bodyCount = Math.min(count, meta.body.length - meta.filled);
     chunk.copy(meta.body, meta.filled, pos, pos + bodyCount);
+    if (this.#strict) this.#checkZeros(chunk, pos + bodyCount, pos + count);
     meta.filled += bodyCount;
     this.#hold(chunk.subarray(pos, pos + count));
     this.#remaining -= count;

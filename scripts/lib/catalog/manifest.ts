@@ -148,6 +148,12 @@ export type Loss = z.infer<typeof lossSchema>;
 export type ServiceRecord = z.infer<typeof serviceRecordSchema>;
 export type Manifest = z.infer<typeof manifestSchema>;
 
+/** The artifacts of a run, every service's. */
+export const artifactsOf = (manifest: Manifest): Artifact[] => manifest.services.flatMap((service) => service.artifacts);
+
+/** True when some artifact of the run is a snapshot of the project's restic repository. */
+export const usesRepository = (manifest: Manifest): boolean => artifactsOf(manifest).some((artifact) => artifact.repository);
+
 export class ManifestError extends Error {
   name = "ManifestError";
 }

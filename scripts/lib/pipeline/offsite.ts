@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { manifestFile, manifestSchema, readManifest, type Manifest } from "../catalog/manifest.ts";
+import { manifestFile, manifestSchema, readManifest, usesRepository, type Manifest } from "../catalog/manifest.ts";
 import { isRescueRun, listRunDirs, projectDir } from "../catalog/runs.ts";
 import { acceptedFile, readAccepted, verifiedFile } from "../catalog/run-marks.ts";
 import { uploadStateFile, writeUploadState } from "../catalog/upload-state.ts";
@@ -46,8 +46,6 @@ export async function uploadRun(config: Config, remote: Remote, runDir: string, 
     throw error instanceof RemoteError ? error : new RemoteError(`upload of run ${manifest.runId} failed: ${messageOf(error)}`);
   }
 }
-
-const usesRepository = (manifest: Manifest) => manifest.services.some((service) => service.artifacts.some((artifact) => artifact.repository));
 
 /** The project's repository on the remote, beside its runs. */
 const remoteRepository = (project: string) => `${project}/.repository`;

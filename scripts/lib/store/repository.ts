@@ -3,6 +3,7 @@
 // to run, tagged with the source's name, so that the previous snapshot of that source is its
 // parent and unchanged files (same size, mtime, inode) are not read again. Streams (dumps) go
 // through restic on the host (--stdin) under a stable file name, so unchanged chunks are stored once.
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { PassThrough, type Readable } from "node:stream";
@@ -12,7 +13,7 @@ import type { Extraction } from "../archive/tar-transfer.ts";
 import type { TarEntry } from "../archive/tar-inspector.ts";
 import { formatBytes, log, startProgress } from "../log.ts";
 import { resticExcludes } from "../config/path-patterns.ts";
-import { clearStaleLocks, lastMessage, restic, resticError, resticInHelper, resticProcess, type Repository } from "./restic.ts";
+import { checkPassword, checkVersion, clearStaleLocks, lastMessage, restic, resticError, resticInHelper, resticProcess, type Repository } from "./restic.ts";
 import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./types.ts";
 
 interface BackupSummary {
@@ -165,4 +166,41 @@ export async function forgetAndPrune(repository: Repository, snapshots: string[]
   await clearStaleLocks(repository);
   for (let at = 0; at < snapshots.length; at += 100) await restic(repository, ["forget", "--quiet", ...snapshots.slice(at, at + 100)]);
   await restic(repository, ["prune", "--quiet"]);
+}
+
+interface SnapshotIdentity {
+  id: string;
+  /** The id of the snapshot it is a copy of (restic gives a copy a new id and keeps the first here). */
+  original?: string;
+  tree: string;
+}
+
+async function snapshotIdentities(repository: Repository, ids: string[] = []): Promise<SnapshotIdentity[]> {
+  return JSON.parse((await restic(repository, ["snapshots", "--json", "--no-lock", ...ids])) || "[]") as SnapshotIdentity[];
+}
+
+/**
+ * Copies the snapshots `ids` of `from` into `target` (both on this host, one password file each),
+ * making `target` with `from`'s chunker parameters when it does not exist, so that the same data
+ * is cut into the same chunks and deduplicates. restic gives each copy a new id (or skips a
+ * snapshot `target` already holds a copy of): returns each id's id in `target`.
+ */
+export async function copySnapshots(from: Repository, target: Repository, ids: string[]): Promise<Map<string, string>> {
+  await checkVersion(target.binary);
+  if (existsSync(path.join(target.path, "config"))) {
+    await checkPassword(target);
+    await clearStaleLocks(target);
+  } else {
+    await restic(target, ["init", "--copy-chunker-params"], undefined, from);
+  }
+  await restic(target, ["copy", "--quiet", ...ids], undefined, from);
+  const copies = await snapshotIdentities(target);
+  const identity = (snapshot: SnapshotIdentity) => snapshot.original ?? snapshot.id;
+  const copied = new Map<string, string>();
+  for (const snapshot of await snapshotIdentities(from, ids)) {
+    const copy = copies.find((candidate) => identity(candidate) === identity(snapshot) && candidate.tree === snapshot.tree);
+    if (!copy) throw new Error(`restic copy did not bring snapshot ${snapshot.id.slice(0, 8)} into the repository ${target.path}`);
+    copied.set(snapshot.id, copy.id);
+  }
+  return copied;
 }

@@ -119,19 +119,28 @@ export async function checkVersion(binary: string): Promise<void> {
   if (older !== -1 && numbers[older] < minimumVersion[older]) throw new Error(`${binary} is restic ${numbers.join(".")}; the repository engine needs ${minimumVersion.join(".")} or newer: ${install}`);
 }
 
-const hostEnv = (repository: Repository) => ({ ...process.env, ...(repository.rcloneConfig ? { RCLONE_CONFIG: repository.rcloneConfig } : {}), RESTIC_REPOSITORY: repository.path, RESTIC_PASSWORD_FILE: repository.passwordFile, RESTIC_CACHE_DIR: repository.cacheDir, RESTIC_PROGRESS_FPS: "0.2" });
+/** `from`: the source repository of `restic copy` and `init --copy-chunker-params` (a local path). */
+const hostEnv = (repository: Repository, from?: Repository) => ({
+  ...process.env,
+  ...(repository.rcloneConfig ? { RCLONE_CONFIG: repository.rcloneConfig } : {}),
+  RESTIC_REPOSITORY: repository.path,
+  RESTIC_PASSWORD_FILE: repository.passwordFile,
+  RESTIC_CACHE_DIR: repository.cacheDir,
+  RESTIC_PROGRESS_FPS: "0.2",
+  ...(from ? { RESTIC_FROM_REPOSITORY: from.path, RESTIC_FROM_PASSWORD_FILE: from.passwordFile } : {}),
+});
 
-/** restic on the host; resolves to its stdout. `input`: what it reads on stdin. */
-export function resticProcess(repository: Repository, args: string[], input?: NodeJS.ReadableStream): ProcessPromise {
+/** restic on the host; resolves to its stdout. `input`: what it reads on stdin; `from`: see hostEnv. */
+export function resticProcess(repository: Repository, args: string[], input?: NodeJS.ReadableStream, from?: Repository): ProcessPromise {
   // The off-site copy goes through the same rclone the remote uses (an S3 remote needs the pinned one).
   const program = repository.path.startsWith("rclone:") ? ["-o", `rclone.program=${rcloneBinary()}`] : [];
-  const process = $({ quiet: true, env: hostEnv(repository), ...(input ? {} : { stdio: ["ignore", "pipe", "pipe"] }) })`${repository.binary} ${program} ${args}`;
+  const process = $({ quiet: true, env: hostEnv(repository, from), ...(input ? {} : { stdio: ["ignore", "pipe", "pipe"] }) })`${repository.binary} ${program} ${args}`;
   if (input) input.pipe(process.stdin);
   return process;
 }
 
-export async function restic(repository: Repository, args: string[], input?: NodeJS.ReadableStream): Promise<string> {
-  const result = await resticProcess(repository, args, input).nothrow();
+export async function restic(repository: Repository, args: string[], input?: NodeJS.ReadableStream, from?: Repository): Promise<string> {
+  const result = await resticProcess(repository, args, input, from).nothrow();
   if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode ?? -1, result.stderr);
   return result.stdout;
 }
