@@ -1,5 +1,5 @@
 // The small fixture of each strategy for the strategy conformance suite
-// (test/integration/strategy-conformance.test.ts): a Compose service, its seed, a writer that
+// (test/integration/strategy-conformance.suite.ts): a Compose service, its seed, a writer that
 // keeps changing it during a hot backup, a damage, a checksum of the seeded data, and the
 // secrets it is given. A new strategy joins the suite by adding its fixture here; the suite
 // checks the same contract for every entry.
