@@ -136,7 +136,9 @@ export class RcloneRemote implements Remote {
 
   async list(remotePath: string, options: { hashes?: boolean } = {}): Promise<RemoteEntry[]> {
     let output: string;
-    const hashes = options.hashes === false ? [] : ["--hash"];
+    // sha256 only: rclone computes every hash type it knows otherwise (a local remote reads each
+    // file once per type), and on S3, which keeps no sha256, it would ask for each large object's MD5.
+    const hashes = options.hashes === false ? [] : ["--hash", "--hash-type", "sha256"];
     try {
       output = await this.rclone(["lsjson", "-R", "--files-only", ...hashes, this.join(remotePath)], `listing of ${remotePath || "/"}`);
     } catch (error) {
