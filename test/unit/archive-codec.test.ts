@@ -23,7 +23,7 @@ describe("archive encoding", () => {
 
   test("gzip archives are named .gz, recorded as gzip and read back", async () => {
     configureArchives({ compression: "gzip", recipients: [] });
-    const written = await writeCompressed(Readable.from([payload]), path.join(dir, "a.tar.zst"), 3);
+    const written = await writeCompressed(Readable.from([payload]), path.join(dir, "a.tar.zst"), { level: 3 });
     assert.equal(written.file, path.join(dir, "a.tar.gz"));
     assert.equal(written.compression, "gzip");
     assert.deepEqual(execFileSync("gzip", ["-dc", written.file], { maxBuffer: 1 << 26 }), payload, "stock gzip reads it");
@@ -37,7 +37,7 @@ describe("archive encoding", () => {
     execFileSync("age-keygen", ["-o", wrong], { stdio: "ignore" });
     const recipient = execFileSync("age-keygen", ["-y", identity], { encoding: "utf8" }).trim();
     configureArchives({ compression: "zstd", recipients: [recipient], identityFile: identity });
-    const written = await writeCompressed(Readable.from([payload]), path.join(dir, "b.tar.zst"), 3);
+    const written = await writeCompressed(Readable.from([payload]), path.join(dir, "b.tar.zst"), { level: 3 });
     assert.equal(written.file, path.join(dir, "b.tar.zst.age"));
     assert.equal(written.encryption, "age");
     assert.ok(!readFileSync(written.file).includes("composure codec payload"));
@@ -50,7 +50,7 @@ describe("archive encoding", () => {
 
   test("a stored file that differs from the manifest is reported as corrupt", async () => {
     configureArchives({ compression: "zstd", recipients: [] });
-    const written = await writeCompressed(Readable.from([payload]), path.join(dir, "c.tar.zst"), 3);
+    const written = await writeCompressed(Readable.from([payload]), path.join(dir, "c.tar.zst"), { level: 3 });
     await assert.rejects(readAll(written.file, { ...written, sha256: "0".repeat(64) }), /does not match its sha256/);
   });
 });

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { spawnSync } from "node:child_process";
+import os from "node:os";
 import { spawnChecked, type Spawned } from "../shell.ts";
 
 export interface StoredFile {
@@ -93,16 +94,23 @@ function hasPigz(): boolean {
   return pigz;
 }
 
+/** How one capture compresses: zstd's level, and the nice value of its programs (0: as composure). */
+export interface Compression {
+  level: number;
+  /** A capture nothing waits for runs at a lower priority, so that a stopped service's capture gets the cores first. */
+  niceness?: number;
+}
+
 /**
  * Compresses (and encrypts, when recipients are configured) what `source` provides (a path the
  * compressor opens itself, such as a FIFO, or a stream) into the target. The last program
  * writes the file itself (.partial, mode 0600, renamed when complete); Node hashes it as it grows.
  */
-export async function writeCompressed(source: string | Readable, target: string, level: number, onBytes?: (count: number) => void): Promise<WrittenFile> {
+export async function writeCompressed(source: string | Readable, target: string, compression: Compression, onBytes?: (count: number) => void): Promise<WrittenFile> {
   const file = finalName(target);
   const partial = `${file}.partial`;
   const fromPath = typeof source === "string";
-  const [command, args] = compressorArgs(level, fromPath ? source : undefined);
+  const [command, args] = compressorArgs(compression.level, fromPath ? source : undefined);
   const encrypted = codec.recipients.length > 0;
   const output = await open(partial, "w", 0o600);
   let compressor: Spawned;
@@ -110,6 +118,7 @@ export async function writeCompressed(source: string | Readable, target: string,
   try {
     compressor = spawnChecked(command, args, [fromPath ? "ignore" : "pipe", encrypted ? "pipe" : output.fd, "pipe"]);
     encryptor = encrypted ? spawnChecked("age", codec.recipients.flatMap((recipient) => ["-r", recipient]), ["pipe", output.fd, "pipe"]) : undefined;
+    for (const program of [compressor, encryptor]) if (compression.niceness && program?.child.pid) os.setPriority(program.child.pid, compression.niceness);
   } finally {
     await output.close(); // the programs hold their own copy
   }

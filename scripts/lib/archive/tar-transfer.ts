@@ -13,7 +13,7 @@ import { isLocalEngine } from "../docker/engine.ts";
 import type { Helper } from "../docker/helper.ts";
 import { unblockFifoReader, unblockFifoWriter, type PipeDir } from "../docker/pipe-dir.ts";
 import { log, startProgress, formatBytes } from "../log.ts";
-import { writeCompressed, type Decoded, type WrittenFile } from "./files.ts";
+import { writeCompressed, type Compression, type Decoded, type WrittenFile } from "./files.ts";
 import { createTarInspector, TarFormatError, type TarEntry, type TarSummary } from "./tar-inspector.ts";
 
 let transportAnnounced = false;
@@ -38,14 +38,14 @@ export interface CaptureOptions {
 }
 
 /** Archives directory `dir` of the helper into `target` (.tar.zst). */
-export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined, dir: string, target: string, level: number, label: string, options: CaptureOptions = {}): Promise<WrittenFile> {
+export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined, dir: string, target: string, compression: Compression, label: string, options: CaptureOptions = {}): Promise<WrittenFile> {
   announceTransport();
   const progress = startProgress(label);
   const tarArgs = ["tar", options.dereference ? "chf" : "cf", pipe ? "/pipe/stream" : "-", "-C", dir, "--", ...(options.entries ?? ["."])];
   let stored: WrittenFile;
   const filter = options.exclude && createTarInspector({ validate: false, exclude: options.exclude });
   if (pipe) {
-    const compressing = writeCompressed(filter ? filtered(pipe.fifo, filter) : pipe.fifo, target, level, (count) => progress.add(count));
+    const compressing = writeCompressed(filter ? filtered(pipe.fifo, filter) : pipe.fifo, target, compression, (count) => progress.add(count));
     compressing.catch(() => undefined); // awaited below, after tar: a disk-full error must not go unhandled meanwhile
     const tar = await helper.run(tarArgs).then((result) => ({ result }), (error: unknown) => ({ error }));
     if ("error" in tar || tar.result.exitCode !== 0) {
@@ -60,7 +60,7 @@ export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined
     stored = await compressing;
   } else {
     const stream = filter ?? new PassThrough({ highWaterMark: 1 << 20 });
-    const compressing = writeCompressed(stream, target, level, (count) => progress.add(count));
+    const compressing = writeCompressed(stream, target, compression, (count) => progress.add(count));
     const abort = new AbortController();
     compressing.catch(() => abort.abort());
     const tar = await helper.stream(tarArgs, stream, { signal: abort.signal }).catch(async (error: unknown) => {

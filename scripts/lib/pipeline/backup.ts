@@ -152,7 +152,7 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
       scope: state.scope,
       runDir: state.runDir,
       serviceDir,
-      store: await state.stores.open(service.name, serviceDir, storageEngineOf(config, settings)),
+      store: await state.stores.open(service.name, serviceDir, storageEngineOf(config, settings), !strategy.stopsForCapture?.(settings)),
       mounts: planned.mounts,
     };
     log.info(`${service.name}: capture started (${strategy.kind})`);

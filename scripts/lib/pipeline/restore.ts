@@ -276,7 +276,7 @@ function createRescueSink(config: Config, project: ProjectInfo, restored: Manife
       const { runDir } = await run;
       const dir = path.join(runDir, service);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      return archiveStore({ runDir, dir, level: config.compression.level });
+      return archiveStore({ runDir, dir, compression: { level: config.compression.level } });
     },
     add(service, artifact, strategy = "volume") {
       const record = records.get(service) ?? { name: service, strategy, status: "ok", stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };

@@ -3,7 +3,7 @@
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
-import { artifactFields, writeCompressed } from "../archive/files.ts";
+import { artifactFields, writeCompressed, type Compression } from "../archive/files.ts";
 import { captureDirectory } from "../archive/tar-transfer.ts";
 import { formatBytes, startProgress } from "../log.ts";
 import { pathMatcher } from "../config/path-patterns.ts";
@@ -14,7 +14,7 @@ export interface ArchiveTarget {
   runDir: string;
   /** The service's folder inside the run (made by whoever made the store). */
   dir: string;
-  level: number;
+  compression: Compression;
 }
 
 export function archiveStore(target: ArchiveTarget): ArtifactStore {
@@ -22,7 +22,7 @@ export function archiveStore(target: ArchiveTarget): ArtifactStore {
     incremental: false,
     async putTree(name: string, source: TreeSource, label: string): Promise<StoredArtifact> {
       const file = path.join(target.dir, `${name}.tar.zst`);
-      const stored = await captureDirectory(source.helper, source.pipe, source.dir, file, target.level, label, {
+      const stored = await captureDirectory(source.helper, source.pipe, source.dir, file, target.compression, label, {
         entries: source.entries,
         dereference: source.dereference,
         exclude: source.exclude?.length ? pathMatcher(source.exclude) : undefined,
@@ -31,7 +31,7 @@ export function archiveStore(target: ArchiveTarget): ArtifactStore {
     },
     async putStream(name: string, stream: Readable, label?: string): Promise<StoredArtifact> {
       const progress = label ? startProgress(label) : undefined;
-      const stored = await writeCompressed(stream, path.join(target.dir, `${name}.zst`), target.level, progress && ((count) => progress.add(count)));
+      const stored = await writeCompressed(stream, path.join(target.dir, `${name}.zst`), target.compression, progress && ((count) => progress.add(count)));
       progress?.done(`${formatBytes(stored.bytes)} stored`);
       return artifactFields(target.runDir, stored);
     },

@@ -9,9 +9,16 @@ import { helperBinds, openRepository, repositoryOf, type Repository } from "./re
 import type { ArtifactStore } from "./types.ts";
 
 export interface RunStores {
-  /** The store of one service (its folder of the run made already); fails when its engine cannot be used. */
-  open(service: string, dir: string, engine: StorageEngine): Promise<ArtifactStore>;
+  /**
+   * The store of one service (its folder of the run made already); fails when its engine cannot be
+   * used. `background`: nothing waits for this capture (no service is stopped for it), so its
+   * compressors run at a lower priority and leave the cores to stopped services' captures.
+   */
+  open(service: string, dir: string, engine: StorageEngine, background?: boolean): Promise<ArtifactStore>;
 }
+
+/** The nice value of a background capture's compressors. */
+const backgroundNiceness = 10;
 
 export function runStores(config: Config, project: string, runDir: string): RunStores {
   let repository: Promise<Repository> | undefined;
@@ -21,8 +28,8 @@ export function runStores(config: Config, project: string, runDir: string): RunS
       return opened;
     }));
   return {
-    async open(service, dir, engine) {
-      const archive = archiveStore({ runDir, dir, level: config.compression.level });
+    async open(service, dir, engine, background = false) {
+      const archive = archiveStore({ runDir, dir, compression: { level: config.compression.level, niceness: background ? backgroundNiceness : 0 } });
       if (engine === "archive") return archive;
       return repositoryStore({ repository: await openOnce(), service, fallback: archive });
     },
