@@ -2,7 +2,8 @@
 // in one Compose stack, put through the same contract, in the spirit of restic's backend suite:
 // - a backup taken while writers commit is consistent: the restore drill of every service
 //   answers with the facts recorded (archive engine), hot services never restart, and what a
-//   drill reads of production (a snapshot repository) stays byte for byte as it was;
+//   drill reads of production (a snapshot repository) stays byte for byte as it was, and no
+//   drill leaves anything behind;
 // - after damage, a dry-run restore changes nothing, and a restore (repository engine) brings
 //   back exactly the checksummed data, which the strategy's own probe finds as recorded;
 // - a service whose container is stopped fails alone, with a message naming it;
@@ -43,6 +44,12 @@ async function run(name: string, extra: Record<string, string> = {}, args: strin
   argvHits.push(...(await watcher.stop()).hits);
   outputs.push(outcome);
   return outcome;
+}
+
+/** Containers, volumes and networks of this project's drills. */
+async function drillLeftovers(): Promise<string> {
+  const mine = `label=composure.drill.source=${project.name}`;
+  return [await docker("ps", "-aq", "--filter", mine), await docker("volume", "ls", "-q", "--filter", mine), await docker("network", "ls", "-q", "--filter", mine)].join("").trim();
 }
 
 const startedAt = async (service: string) => docker("inspect", "-f", "{{.State.StartedAt}}", await stack.container(service));
@@ -101,10 +108,12 @@ describe("strategy conformance: every strategy, the same contract", { timeout: 1
       assert.deepEqual(result.differences, [], `${fixture.service}: the restored copy answers with the recorded facts`);
     }
     assert.deepEqual(await Promise.all(untouched.map(snapshotVolume)), before, `the drill left ${untouched.join(", ")} of production byte for byte as they were`);
+    assert.deepEqual(await Promise.all(hot.map((fixture) => startedAt(fixture.service))), startedBefore, "the drill restarted no production service");
+    assert.equal(await drillLeftovers(), "", "no drill container, volume or network remains");
     console.log(`# conformance drill of ${results.length} services: ${results.map((result) => result.service).join(", ")}`);
   });
 
-  test("after damage a dry run changes nothing, and a restore brings back exactly the data, which the probe finds as recorded (repository engine)", async () => {
+  test("on the repository engine a drill passes; after damage a dry run changes nothing, and a restore brings back exactly the data, which the probe finds as recorded", async () => {
     const expected = await eachFixture((fixture) => fixture.checksum(stack));
     const backup = await run("backup", { STORAGE: "repository" });
     assert.equal(backup.code, 0, backup.stderr);
@@ -113,6 +122,11 @@ describe("strategy conformance: every strategy, the same contract", { timeout: 1
       const inRepository = recordOf(runId, fixture.service).artifacts.map((artifact: { repository?: unknown }) => Boolean(artifact.repository));
       assert.ok(inRepository.length > 0 && inRepository.every((stored: boolean) => stored === !fixture.archiveOnly), `${fixture.service} is stored ${fixture.archiveOnly ? "in archives" : "in the repository"}`);
     }
+
+    const drill = await run("verify", { DEEP: "1", RUN: runId }, ["--json"]);
+    assert.equal(drill.code, 0, drill.stderr);
+    const answered = (JSON.parse(drill.stdout).drill.results as { service: string; ok: boolean }[]).filter((result) => result.ok).map((result) => result.service);
+    assert.deepEqual(answered.sort(), fixtures.map((fixture) => fixture.service).sort(), "every service's drill of the repository run answers as recorded");
 
     await eachFixture((fixture) => fixture.damage(stack));
     // A damaged service may not answer the checksum at all (a dropped table): that is a state too.
