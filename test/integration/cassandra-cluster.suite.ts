@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { backupsOf, ComposeProject, composure, docker, fixtureImage, inVolumes, requireDocker, seconds, sh, takeTurn, tempDir, waitFor, whenNoneRuns } from "../support/composure.ts";
-import { cassandraNode, cql, tableChecksums } from "../support/cassandra.ts";
+import { backupsOf, ComposeProject, composure, docker, fixtureImage, inVolumes, requireDocker, seconds, sh, tempDir, waitFor } from "../support/composure.ts";
+import { cassandraNode, cassandraTurn, cql, tableChecksums } from "../support/cassandra.ts";
 
 const image = fixtureImage("cassandra");
 
@@ -125,8 +125,7 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
   let releaseTurn = () => undefined as void;
   before(async () => {
     await requireDocker();
-    releaseTurn = await takeTurn("cassandra");
-    await whenNoneRuns(image);
+    releaseTurn = await cassandraTurn();
     let started = performance.now();
     await project.up();
     node1 = await project.containerId("cassandra1");

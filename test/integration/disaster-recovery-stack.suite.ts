@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { cassandraNode, cql, tableChecksums, waitForRing } from "../support/cassandra.ts";
-import { backupsOf, ComposeProject, composure, docker, eventually, fixtureImage, inVolumes, requireDocker, sh, snapshotVolume, takeTurn, tempDir, whenNoneRuns } from "../support/composure.ts";
+import { cassandraNode, cassandraTurn, cql, tableChecksums, waitForRing } from "../support/cassandra.ts";
+import { backupsOf, ComposeProject, composure, docker, eventually, fixtureImage, inVolumes, requireDocker, sh, snapshotVolume, tempDir } from "../support/composure.ts";
 import { bulk, bulkBody, contentHash, esOk, waitForHealth } from "../support/opensearch.ts";
 import { RcloneServer } from "../support/remotes.ts";
 
@@ -157,8 +157,7 @@ describe("disaster recovery of a reference-shaped stack", { timeout: 2_400_000 }
 
   before(async () => {
     await requireDocker();
-    releaseTurn = await takeTurn("cassandra"); // one Cassandra test at a time on this machine
-    await whenNoneRuns(fixtureImage("cassandra"));
+    releaseTurn = await cassandraTurn();
     await server.start();
     await stack.up();
     await whenStackAnswers();

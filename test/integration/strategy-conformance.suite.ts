@@ -14,7 +14,8 @@ import { readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { backupsOf, ComposeProject, composure, docker, fixtureImage, requireDocker, snapshotVolume, takeTurn, tempDir, whenNoneRuns, type Outcome } from "../support/composure.ts";
+import { backupsOf, ComposeProject, composure, docker, requireDocker, snapshotVolume, tempDir, type Outcome } from "../support/composure.ts";
+import { cassandraTurn } from "../support/cassandra.ts";
 import { strategyKinds } from "../../scripts/lib/strategies/registry.ts";
 import { probeLive } from "../support/probe.ts";
 import { fixtureStackYaml, strategyFixtures, type Stack } from "../support/strategy-fixtures.ts";
@@ -61,8 +62,7 @@ describe("strategy conformance: every strategy, the same contract", { timeout: 1
 
   before(async () => {
     await requireDocker();
-    releaseTurn = await takeTurn("cassandra"); // one Cassandra test at a time on this machine
-    await whenNoneRuns(fixtureImage("cassandra"));
+    releaseTurn = await cassandraTurn();
     await project.up();
     await eachFixture((fixture) => fixture.ready(stack));
     await eachFixture((fixture) => fixture.seed(stack));

@@ -1,5 +1,5 @@
 // Cassandra from the tests: cqlsh through docker exec, waiting for a ring, and per-table checksums.
-import { docker, fixtureImage, sh } from "./composure.ts";
+import { docker, fixtureImage, sh, takeTurn, whenNoneRuns } from "./composure.ts";
 
 /** Statements through cqlsh's stdin inside the container. */
 export const cql = (container: string, statements: string) => sh("docker", ["exec", "-i", container, "cqlsh", "--request-timeout=120"], statements);
@@ -47,4 +47,11 @@ export function cassandraNode(name: string, settings: { cluster: string; seed: s
       retries: 150
       start_period: 300s
     volumes: ["${name}-data:/var/lib/cassandra"]`;
+}
+
+/** The machine's Cassandra turn (one ring at a time on 2 cores), once no other ring runs; returns its release. */
+export async function cassandraTurn(): Promise<() => void> {
+  const release = await takeTurn("cassandra");
+  await whenNoneRuns(fixtureImage("cassandra"));
+  return release;
 }
