@@ -22,8 +22,8 @@ root=false
 as_root() { if $root; then printf '%s' "$*"; else printf 'sudo %s' "$*"; fi; }
 
 # --- packages: the engine, Compose, busybox for the helper image, zstd, rclone, age, and what the
-# fixture images and the monitoring tests use. Node 20 with npm too, when the distribution has it.
-packages=(docker.io docker-compose busybox-static zstd rclone age debootstrap prometheus prometheus-node-exporter)
+# fixture images, the monitoring tests and the terminal tests (tmux) use. Node 20 with npm too, when the distribution has it.
+packages=(docker.io docker-compose busybox-static zstd rclone age debootstrap prometheus prometheus-node-exporter tmux)
 if command -v dpkg-query >/dev/null 2>&1; then
   installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
   missing=()
