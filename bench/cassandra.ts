@@ -6,7 +6,7 @@
 // node is recreated on an empty volume, a new ring with new tokens as after a disaster, and the
 // same run restored again: the bulk loader (sstableloader) path, per GB next to the import's.
 import path from "node:path";
-import { duBytes, mb, measureEngineWithSlope, round, run, say, waitUntil, type AfterRestore, type EngineFigures, type Growth, type SlopeFigures } from "./common.ts";
+import { duBytes, mb, measureEngineWithSlope, removeDir, round, run, say, waitUntil, type AfterRestore, type EngineFigures, type Growth, type SlopeFigures } from "./common.ts";
 import type { Composure } from "./composure.ts";
 import type { BenchStack } from "./stack.ts";
 import { rawRead } from "./volume.ts";
@@ -91,9 +91,59 @@ export interface CassandraFigures extends EngineFigures, SlopeFigures {
   restore_new_ring_records_ok: boolean;
   restore_s_per_gb: number;
   restore_new_ring_s_per_gb: number;
+  /** The 2x table in both storage engines, first and again after 5% new rows (absent without restic). */
+  engines?: StorageEngineFigures;
 }
 
-export async function measureCassandra(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number): Promise<CassandraFigures> {
+export interface StorageEngineFigures {
+  table_bytes: number;
+  archive_first_s: number;
+  archive_first_bytes: number;
+  repository_first_s: number;
+  repository_first_added_bytes: number;
+  /** After 5% more rows (flushed): a second backup of each engine. */
+  archive_second_s: number;
+  archive_second_bytes: number;
+  repository_second_s: number;
+  repository_second_added_bytes: number;
+}
+
+/**
+ * The table as it is (2x after the slope), backed up by the archive engine and by the repository
+ * engine, then 5% more rows and a second backup of each: what a nightly incremental costs. SSTables
+ * are immutable, so the repository's second run adds the new SSTables (and what compaction rewrote).
+ */
+async function measureStorageEngines(composure: Composure, service: string, grow: Growth["grow"], rows: number, datasetBytes: () => Promise<number>, work: string): Promise<StorageEngineFigures> {
+  const [archiveDestination, repositoryDestination] = [path.join(work, "cass-archive"), path.join(work, "cass-repository")];
+  try {
+    const tableBytes = await datasetBytes();
+    const archiveFirst = await composure.backup(service, archiveDestination, { STORAGE: "archive" });
+    const repositoryFirst = await composure.backup(service, repositoryDestination, { STORAGE: "repository" });
+    say(`cassandra engines: ${mb(tableBytes)} MB table, first backup: archive ${round(archiveFirst.seconds)} s (${mb(archiveFirst.storedBytes)} MB), repository ${round(repositoryFirst.seconds)} s (${mb(repositoryFirst.addedBytes ?? 0)} MB added)`);
+    const more = Math.round(rows * 0.05);
+    await grow(more, rows);
+    const archiveSecond = await composure.backup(service, archiveDestination, { STORAGE: "archive" });
+    const repositorySecond = await composure.backup(service, repositoryDestination, { STORAGE: "repository" });
+    say(`cassandra engines: after ${more.toLocaleString("en-US")} more rows (5%): archive ${round(archiveSecond.seconds)} s (${mb(archiveSecond.storedBytes)} MB), repository ${round(repositorySecond.seconds)} s (${mb(repositorySecond.addedBytes ?? 0)} MB added)`);
+    return {
+      table_bytes: tableBytes,
+      archive_first_s: round(archiveFirst.seconds),
+      archive_first_bytes: archiveFirst.storedBytes,
+      repository_first_s: round(repositoryFirst.seconds),
+      repository_first_added_bytes: repositoryFirst.addedBytes ?? 0,
+      archive_second_s: round(archiveSecond.seconds),
+      archive_second_bytes: archiveSecond.storedBytes,
+      repository_second_s: round(repositorySecond.seconds),
+      repository_second_added_bytes: repositorySecond.addedBytes ?? 0,
+    };
+  } finally {
+    removeDir(archiveDestination);
+    removeDir(repositoryDestination);
+  }
+}
+
+/** `withRestic`: also compare the storage engines on the 2x table (measureStorageEngines). */
+export async function measureCassandra(stack: BenchStack, composure: Composure, service: string, volume: string, sizeGb: number, work: string, timeoutMs: number, withRestic: boolean): Promise<CassandraFigures> {
   await stack.start(service);
   try {
     const node = client(await stack.containerId(service), timeoutMs);
@@ -130,7 +180,8 @@ export async function measureCassandra(stack: BenchStack, composure: Composure, 
     };
     const figures = await measureEngineWithSlope({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count, afterRestore: restoreIntoNewRing }, rows, growth);
     const perGb = (seconds: number) => round(seconds / (figures.dataset_bytes / 1e9));
-    return { ...figures, ...newRing, restore_s_per_gb: perGb(figures.restore_s), restore_new_ring_s_per_gb: perGb(newRing.restore_new_ring_s) };
+    const engines = withRestic ? await measureStorageEngines(composure, service, growth.grow, 2 * rows, datasetBytes, work) : undefined;
+    return { ...figures, ...newRing, restore_s_per_gb: perGb(figures.restore_s), restore_new_ring_s_per_gb: perGb(newRing.restore_new_ring_s), engines };
   } finally {
     await stack.remove(service);
   }

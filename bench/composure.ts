@@ -59,6 +59,13 @@ export interface StackRun extends ComposureRun {
 
 let sequence = 0;
 
+/** Where each command's log is kept after the run (the scratch folder is removed): bench/logs/. */
+function benchLogs(): string {
+  const dir = path.join(root, "bench", "logs");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 export class Composure {
   readonly config: string;
   readonly metricsDir: string;
@@ -83,6 +90,7 @@ export class Composure {
       timeoutMs: this.timeoutMs,
       env: { ...clean, PROJECT: this.project, DESTINATION: destination, CONFIG: this.config, METRICS_DIR: this.metricsDir, COMPOSURE_HELPER_IMAGE: busyboxImage, COMPOSURE_STATS_FILE: statsFile, ...env },
     });
+    writeFileSync(path.join(benchLogs(), `${tag}.log`), result.stderr ?? ""); // the command's own timeline, to see where the time went
     const stats = JSON.parse(readFileSync(statsFile, "utf8")) as { peakRssMb: number; cpuSeconds: number };
     return { seconds: result.seconds, peakRssMb: round(stats.peakRssMb, 1), cpuSeconds: round(stats.cpuSeconds), treePeakRssMb: result.peakRssMb, treeCpuSeconds: result.cpuSeconds };
   }

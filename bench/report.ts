@@ -232,6 +232,11 @@ export function formatTable(results: Results, targets: Target[]): string {
       const back = cassandra.restore_new_ring_records_ok ? "all rows back" : "ROWS DIFFER";
       rows.push(["cassandra", "composure restore into a new ring (sstableloader)", s(cassandra.restore_new_ring_s), `${fixed(cassandra.restore_new_ring_s_per_gb)} s/GB against ${fixed(cassandra.restore_s_per_gb)} s/GB through nodetool import; ${back}`, ""]);
     }
+    const engines = cassandra.engines;
+    if (engines) {
+      rows.push(["cassandra", `first backup of the ${size(engines.table_bytes)} table: repository engine`, s(engines.repository_first_s), `${size(engines.repository_first_added_bytes)} added; archive engine ${s(engines.archive_first_s)}, ${size(engines.archive_first_bytes)}`, ""]);
+      rows.push(["cassandra", "second backup after 5% new rows: repository engine", s(engines.repository_second_s), `${size(engines.repository_second_added_bytes)} added; archive engine ${s(engines.archive_second_s)}, ${size(engines.archive_second_bytes)}`, ""]);
+    }
   }
   if (results.cassandra) rows.push(...slopeRows("cassandra", "table", results.cassandra));
   if (results.opensearch) {

@@ -33,10 +33,12 @@ export interface Snapshot {
   /** `DESCRIBE KEYSPACE ... WITH INTERNALS` of each keyspace, taken right after the snapshot. */
   schema: string;
   identities: Map<string, NodeIdentity>;
-  /** Per node, tableKey -> estimated partitions (nodetool tablestats, taken with the flush). */
+  /** Per node, tableKey -> estimated partitions (nodetool tablestats, taken before the snapshot). */
   estimates: Map<string, Map<string, number>>;
   /** Exact row counts of the small tables, finished before the snapshot began (the lower bound under writes). */
   countsBefore: Record<string, number>;
+  /** How long those counts took (the estimates come with the tablestats every backup runs anyway). */
+  countSeconds: number;
   seconds: number;
   /** `nodetool clearsnapshot -t <tag>` on every node (and any stale composure tag found); throws naming the nodes it failed on. */
   clear(): Promise<void>;
@@ -46,35 +48,36 @@ export interface Snapshot {
 export const stagingDirName = "composure-restore";
 
 /**
- * Every node running, the keyspace filter resolved, then `nodetool flush` and `nodetool snapshot
- * -t <tag> <keyspaces>` on all nodes at once. The flush runs first on every node, so that a node
- * without nodetool or whose JMX does not answer stops the backup before any snapshot exists; a
- * snapshot failing on one node clears the tag on every node before the error is thrown.
+ * Every node running, the keyspace filter resolved, then `nodetool tablestats` and `nodetool
+ * snapshot -t <tag> <keyspaces>` on all nodes at once. The tablestats run first on every node, so
+ * that a node without nodetool or whose JMX does not answer stops the backup before any snapshot
+ * exists; a snapshot failing on one node clears the tag on every node before the error is thrown.
  */
 export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, tag: string): Promise<Snapshot> {
   const started = performance.now();
   if (cluster.nodes.length === 0) throw new Error(`cluster ${cluster.name} has no containers`);
   const nodes = await onEveryNode(cluster.nodes, requireRunning);
   const first = nodes[0];
-  // `nodetool flush` with no keyspace flushes every table in one JVM start (the snapshot flushes
-  // the tables it links again, cheaply); it is also the check that every node answers. The
-  // keyspaces and each node's identity (host id, tokens) are read meanwhile.
+  // One nodetool (a JVM start) per node before the snapshot: `tablestats`, for the partition
+  // estimates, is also the check that every node answers. No separate `nodetool flush`: the
+  // snapshot flushes the tables it links. The keyspaces and each node's identity (host id,
+  // tokens) are read meanwhile.
   const identities = new Map<string, NodeIdentity>();
-  const [listed, flushed, identified, estimated] = await Promise.allSettled([
+  const [listed, estimated, identified] = await Promise.allSettled([
     selectJson(first, "SELECT JSON keyspace_name FROM system_schema.keyspaces"),
-    onEveryNode(nodes, (node) => nodetool(node, ["flush"])),
-    onEveryNode(nodes, async (node) => identities.set(node.key, await identityOf(node))),
     onEveryNode(nodes, (node) => estimatePartitions(node, [])),
+    onEveryNode(nodes, async (node) => identities.set(node.key, await identityOf(node))),
   ]);
-  if (flushed.status === "rejected") throw flushed.reason;
+  if (estimated.status === "rejected") throw estimated.reason;
   if (listed.status === "rejected") throw listed.reason;
   if (identified.status === "rejected") throw identified.reason;
   const existing = listed.value.map((row) => String(row.keyspace_name));
   const choice = chooseKeyspaces(existing, request.keyspaces, request.excludeKeyspaces);
   if (choice.problems.length) throw new KeyspaceFilterError(choice.problems.join("; "));
-  const estimates = new Map(nodes.map((node, index) => [node.key, estimated.status === "fulfilled" ? estimated.value[index] : new Map<string, number>()]));
-  if (estimated.status === "rejected") log.warn(`cassandra cluster ${cluster.name}: no partition estimates: ${messageOf(estimated.reason)}`);
+  const estimates = new Map(nodes.map((node, index) => [node.key, estimated.value[index]]));
+  const countStarted = performance.now();
   const countsBefore = await countSmallTables(cluster.name, first, smallTables(estimates, choice.keyspaces));
+  const countSeconds = (performance.now() - countStarted) / 1000;
   const clearOn = async (targets: CassandraNode[]) => {
     const results = await Promise.allSettled(targets.map((node) => nodetool(node, ["clearsnapshot", "-t", tag], 300_000)));
     const failed = results.flatMap((result, index) => (result.status === "rejected" ? [`${messageOf(result.reason)} (clear it by hand: docker exec ${targets[index].container.name} nodetool clearsnapshot -t ${tag})`] : []));
@@ -93,7 +96,7 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
     const schema = await describeKeyspaces(first, choice.keyspaces);
     const seconds = (performance.now() - started) / 1000;
     log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
-    return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema, identities, estimates, countsBefore, seconds, clear: () => clearOn(nodes) };
+    return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema, identities, estimates, countsBefore, countSeconds, seconds, clear: () => clearOn(nodes) };
   } catch (error) {
     // Some nodes may have the tag: clear it everywhere (nodes that failed too: it is idempotent).
     await clearOn(nodes).catch((clearError: unknown) => log.error(messageOf(clearError)));
@@ -244,11 +247,20 @@ export function selectorsOf(tables: string[]): string[] {
   return [...new Set([...keyspaces, ...tables])].sort();
 }
 
-/** `nodetool tablestats -F json <keyspaces>` of one node: tableKey -> estimated partitions. */
+/**
+ * `nodetool tablestats -F json <keyspaces>` of one node: tableKey -> estimated partitions. A
+ * failing nodetool throws; output it cannot read only costs the estimates (a warning).
+ */
 export async function estimatePartitions(node: CassandraNode, keyspaces: string[]): Promise<Map<string, number>> {
   const output = await nodetool(node, ["tablestats", "-F", "json", ...keyspaces]);
-  const document = JSON.parse(output.slice(output.indexOf("{"))) as Record<string, { tables?: Record<string, { number_of_partitions_estimate?: number }> }>;
   const estimates = new Map<string, number>();
+  let document: Record<string, { tables?: Record<string, { number_of_partitions_estimate?: number }> }>;
+  try {
+    document = JSON.parse(output.slice(output.indexOf("{")));
+  } catch (error) {
+    log.warn(`${describeNode(node)}: no partition estimates (nodetool tablestats printed no JSON: ${messageOf(error)})`);
+    return estimates;
+  }
   for (const [keyspace, stats] of Object.entries(document)) {
     if (!stats || typeof stats !== "object" || !stats.tables) continue;
     for (const [table, tableStats] of Object.entries(stats.tables)) {
@@ -321,13 +333,18 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
   const { tables: schemaTables, views } = tablesInSchema(snapshot.schema);
   const tableNames = schemaTables.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf("."))));
   if (tableNames.length === 0) throw new Error(`keyspace${snapshot.keyspaces.length > 1 ? "s" : ""} ${snapshot.keyspaces.join(", ")} of cassandra cluster ${snapshot.cluster.name} ha${snapshot.keyspaces.length > 1 ? "ve" : "s"} no tables: nothing to back up`);
-  const factsWork = gatherRowFacts(snapshot, tableNames).catch((error: unknown) => {
+  const factsStarted = performance.now();
+  let factsEnded = factsStarted;
+  const factsSeconds = () => (factsEnded - factsStarted) / 1000;
+  const factsWork = gatherRowFacts(snapshot, tableNames).finally(() => (factsEnded = performance.now())).catch((error: unknown) => {
     log.warn(`cassandra cluster ${snapshot.cluster.name}: row facts incomplete: ${messageOf(error)}`);
     return { counts: {} as Record<string, number>, bounds: {} as Record<string, [number, number]> };
   });
   const nodeResults: { artifact: Artifact }[] = [];
   for (const node of snapshot.nodes) nodeResults.push(await captureNode(snapshot, node, target));
   const { counts, bounds } = await factsWork;
+  const counted = Object.keys(snapshot.countsBefore).length;
+  log.info(`cassandra cluster ${snapshot.cluster.name}: row facts: partition estimates of ${tableNames.length} table(s) from nodetool tablestats, exact counts of ${counted} small table(s) in ${formatSeconds(snapshot.countSeconds)} before the snapshot and ${formatSeconds(factsSeconds())} after it (beside the capture)`);
   for (const result of nodeResults) {
     const facts = result.artifact.facts as unknown as NodeFacts;
     const estimates = snapshot.estimates.get(facts.node);
