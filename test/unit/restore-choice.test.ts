@@ -61,7 +61,8 @@ describe("interactive restore choice", () => {
     await recordVerified(path.join(destination, "shop", ids[1]), { db: false });
     const terminal = operator(["", ""]);
     await chooseRestore(config, "shop", terminal);
-    const table = terminal.shown.slice(0, 5);
+    assert.equal(terminal.shown[0], "complete runs of project shop, newest first:");
+    const table = terminal.shown.slice(1, 6);
     assert.match(table[0], /#\s+RUN\s+STARTED\s+SERVICES\s+SIZE\s+VERIFIED\s+TAGS\s+NOTE/);
     assert.match(table[1], new RegExp(`^\\s+1\\s+${ids[3]}\\s.*rescue copy taken before restoring run x`));
     assert.match(table[2], new RegExp(`^\\s+2\\s+${ids[2]}\\s+2026-01-03T02:00:00.000Z\\s+db,app\\s+4.0 KiB\\s+-\\s+-`));

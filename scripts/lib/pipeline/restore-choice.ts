@@ -33,6 +33,7 @@ export async function chooseRestore(config: Config, project: string, options: { 
   if (runs.length === 0) {
     throw new UsageError(`no complete run of project ${project}${service ? ` has a backup of service ${service}` : ""}${options.remote ? ` on ${options.remote.description}` : ""}: see 'make list'`);
   }
+  say(`complete runs of project ${project}${options.remote ? ` on ${options.remote.description}` : ""}${service ? ` with a backup of ${service}` : ""}, newest first:`);
   for (const line of runTable(runs)) say(line);
   if (listed.more) say(`(${listed.more} older run(s) not shown: type a run id, or see 'make list')`);
   const fallback = Math.max(0, runs.findIndex(({ manifest }) => !isRescueRun(manifest.runId))) + 1;
