@@ -64,6 +64,21 @@ describe("interactive restore", { timeout: 600_000 }, () => {
     assert.equal((await runIds()).length, 2, "no rescue run was made");
   });
 
+  test("Ctrl-C at a question cancels the restore: exit 4, nothing changed", async () => {
+    const terminal = await makeRestore();
+    try {
+      await terminal.waitFor(/Run to restore/);
+      await terminal.keys("C-c");
+      assert.equal(await terminal.exitCode(), 2);
+      const screen = await terminal.screen();
+      assert.match(screen, /Run to restore .*\n.*restore cancelled: nothing was changed/);
+      assert.match(screen, /Error 4/);
+    } finally {
+      await terminal.close();
+    }
+    assert.deepEqual(await content(), ["two", "two"]);
+  });
+
   test("picking the second-newest run and all services restores that run", async () => {
     const { code, screen } = await pickAndAnswer("2", "yes");
     assert.equal(code, 0, screen);

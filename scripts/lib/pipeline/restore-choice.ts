@@ -115,10 +115,21 @@ export function openPrompt(): Prompt {
   let cancel: () => void = () => undefined;
   const cancelled = new Promise<never>((_, reject) => (cancel = () => reject(new RefusedError("restore cancelled: nothing was changed"))));
   cancelled.catch(() => undefined); // closing after the last answer rejects it too, unobserved
-  readline.on("SIGINT", () => {
-    process.stderr.write("\n");
+  let asking = false;
+  const interrupt = () => {
+    if (asking) process.stderr.write("\n"); // the message goes below the question, not after it
+    asking = false;
     cancel();
-  });
-  readline.on("close", () => cancel());
-  return { ask: (question) => Promise.race([readline.question(question), cancelled]), close: () => readline.close() };
+  };
+  readline.on("SIGINT", interrupt);
+  readline.on("close", interrupt);
+  const ask = async (question: string) => {
+    asking = true;
+    try {
+      return await Promise.race([readline.question(question), cancelled]);
+    } finally {
+      asking = false;
+    }
+  };
+  return { ask, close: () => readline.close() };
 }
