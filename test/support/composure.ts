@@ -42,12 +42,17 @@ export interface Outcome {
   stderr: string;
 }
 
+/** What the tests add to a composure command's environment, then `env`. */
+export function commandEnvironment(env: Record<string, string>): Record<string, string> {
+  // METRICS_DIR: keep test runs' node_exporter textfiles out of the repo's exporters/textfile/
+  return { COMPOSURE_HELPER_IMAGE: busyboxImage, METRICS_DIR: path.join(os.tmpdir(), "composure-test-metrics"), ...env };
+}
+
 /** Runs composure command <name> (make <name>) with the given environment; never throws on a non-zero exit. */
 export function composure(name: string, env: Record<string, string>, args: string[] = []): Promise<Outcome> & { pid?: number; kill(signal: NodeJS.Signals): void } {
   const child = spawn(process.execPath, [...commandArguments(name), ...args], {
     cwd: repoRoot,
-    // METRICS_DIR: keep test runs' node_exporter textfiles out of the repo's exporters/textfile/
-    env: { ...process.env, COMPOSURE_HELPER_IMAGE: busyboxImage, METRICS_DIR: path.join(os.tmpdir(), "composure-test-metrics"), ...env },
+    env: { ...process.env, ...commandEnvironment(env) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -44,10 +44,15 @@ export async function recordAccepted(runDir: string, services: string[], at = ne
   await writeJsonAtomically(file, acceptance);
 }
 
+/** Each service the last make verify of this run checked, and whether its artifacts passed. */
+export async function readVerification(runDir: string): Promise<Record<string, boolean>> {
+  const verification = await readJsonFile(path.join(runDir, verifiedFile), verificationSchema);
+  return Object.fromEntries(Object.entries(verification?.services ?? {}).map(([service, result]) => [service, result.ok]));
+}
+
 /** Services whose artifacts in this run passed the last make verify that checked them. */
 export async function readVerified(runDir: string): Promise<string[]> {
-  const verification = await readJsonFile(path.join(runDir, verifiedFile), verificationSchema);
-  return Object.entries(verification?.services ?? {}).flatMap(([service, result]) => (result.ok ? [service] : []));
+  return Object.entries(await readVerification(runDir)).flatMap(([service, ok]) => (ok ? [service] : []));
 }
 
 export async function recordVerified(runDir: string, results: Record<string, boolean>, at = new Date()): Promise<void> {

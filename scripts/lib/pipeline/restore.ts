@@ -5,7 +5,6 @@
 import os from "node:os";
 import path from "node:path";
 import { mkdir } from "node:fs/promises";
-import { createInterface } from "node:readline/promises";
 import { writeManifest, type Artifact, type Manifest, type ServiceRecord } from "../catalog/manifest.ts";
 import { createRunDir, findRun, projectDir } from "../catalog/runs.ts";
 import { dependenciesFirst, discoverProject, type ProjectInfo } from "../compose/discover.ts";
@@ -22,6 +21,7 @@ import { openRunReader } from "../store/read.ts";
 import { repositoryOf } from "../store/restic.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
+import { openPrompt } from "./restore-choice.ts";
 import { failureOf, summaryLines, type ServiceResult } from "./restore-report.ts";
 
 export interface RestoreRequest {
@@ -29,11 +29,13 @@ export interface RestoreRequest {
   /** INTO=: restore into this project instead (a migration, or a copy next to the original); its containers must exist. */
   into?: string;
   run: string;
-  service?: string;
+  /** SERVICE=, or the services picked on a terminal; undefined: every service of the run. */
+  services?: string[];
   volume?: string;
   dryRun: boolean;
   force: boolean;
   rescue: boolean;
+  /** A person answers on a terminal: the plan is confirmed by typing yes (otherwise FORCE=1 is needed). */
   interactive: boolean;
   /** CONFLICT=: the policy for existing data, for strategies that offer one (elasticsearch). */
   conflict?: string;
@@ -75,7 +77,7 @@ export async function runRestore(config: Config, helperImage: string, request: R
 }
 
 async function planRestore(config: Config, helperImage: string, request: RestoreRequest): Promise<RestorePlan> {
-  const { manifest, dir } = await findRun(config.destination, request.project, request.run, request.service);
+  const { manifest, dir } = await findRun(config.destination, request.project, request.run, request.services?.length === 1 ? request.services[0] : undefined);
   const target = request.into ?? request.project;
   const project = await discoverProject(target);
   const chosen = chooseServices(manifest, request);
@@ -164,17 +166,19 @@ const noRescue: RescueSink = {
 
 function chooseServices(manifest: Manifest, request: RestoreRequest): ServiceRecord[] {
   const restorable = manifest.services.filter((record) => record.status === "ok");
-  if (!request.service) return restorable;
-  const record = restorable.find((candidate) => candidate.name === request.service);
-  if (!record) {
-    const names = restorable.map((candidate) => candidate.name);
-    throw new UsageError(`run ${manifest.runId} has no backup of service ${request.service}${didYouMean(request.service, names)} (it has: ${names.join(", ") || "none"})`);
-  }
-  if (request.volume && !record.artifacts.some((artifact) => matchesVolume(artifact, request.volume!))) {
-    const volumes = record.artifacts.map((artifact) => artifact.volume?.composeName ?? (artifact.facts?.database as string | undefined) ?? artifact.path);
-    throw new UsageError(`service ${request.service} in run ${manifest.runId} has no volume ${request.volume} (it has: ${volumes.join(", ")})`);
-  }
-  return [record];
+  if (!request.services) return restorable;
+  return request.services.map((service) => {
+    const record = restorable.find((candidate) => candidate.name === service);
+    if (!record) {
+      const names = restorable.map((candidate) => candidate.name);
+      throw new UsageError(`run ${manifest.runId} has no backup of service ${service}${didYouMean(service, names)} (it has: ${names.join(", ") || "none"})`);
+    }
+    if (request.volume && !record.artifacts.some((artifact) => matchesVolume(artifact, request.volume!))) {
+      const volumes = record.artifacts.map((artifact) => artifact.volume?.composeName ?? (artifact.facts?.database as string | undefined) ?? artifact.path);
+      throw new UsageError(`service ${service} in run ${manifest.runId} has no volume ${request.volume} (it has: ${volumes.join(", ")})`);
+    }
+    return record;
+  });
 }
 
 /** VOLUME= names a volume (docker or compose name), a database of a database strategy, or an index of a snapshot. */
@@ -256,9 +260,9 @@ async function confirm(manifest: Manifest, preview: ServiceResult[], request: Re
   if (!request.interactive) {
     throw new RefusedError(`${summary}\nrestore replaces live data: run it again with FORCE=1 to proceed (DRY_RUN=1 only shows this plan)`);
   }
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  const prompt = openPrompt();
   try {
-    const answer = await prompt.question(`${summary}\nType "yes" to proceed: `);
+    const answer = await prompt.ask(`${summary}\nType "yes" to proceed: `);
     if (answer.trim().toLowerCase() !== "yes") throw new RefusedError("restore cancelled: nothing was changed");
   } finally {
     prompt.close();
