@@ -1,11 +1,12 @@
 // The cassandra strategy's pure parts: CQL statement splitting, what each DESCRIBE statement
-// creates, the schema plan of a restore, the keyspace filter, and image detection.
+// creates, the schema plan of a restore, the keyspace filter, image detection, and which tables
+// get exact counts.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { chooseKeyspaces, classifyStatement, idempotentCreate, jsonRows, parseSnapshotDir, planSchema, splitStatements, tablesInSchema } from "../../scripts/lib/strategies/cassandra/cql.ts";
 import { isCassandraImage } from "../../scripts/lib/strategies/cassandra/index.ts";
 import { selectTables } from "../../scripts/lib/strategies/cassandra/restore.ts";
-import type { ClusterFacts } from "../../scripts/lib/strategies/cassandra/snapshot.ts";
+import { exactCountBytesLimit, exactCountLimit, smallTables, type ClusterFacts, type TableStatistics } from "../../scripts/lib/strategies/cassandra/snapshot.ts";
 
 // The shape of `DESCRIBE KEYSPACE shop WITH INTERNALS` from Cassandra 5.0 (options shortened).
 const described = `
@@ -154,4 +155,16 @@ test("recorded row counts: exact ones must match, a table written to during the 
     "table shop.ticks: 139 rows, recorded between 140 and 190 (written to during the snapshot)",
   ]);
   assert.deepEqual(countDifferences(facts, { "shop.orders": 2000 }, tables), ["table shop.ticks: could not be counted (recorded between 140 and 190 rows (written to during the snapshot))"]);
+});
+
+test("exact counts only for tables small on every node, by partitions and by live bytes", () => {
+  const node = (tables: Record<string, [number, number]>): TableStatistics => ({
+    partitions: new Map(Object.entries(tables).map(([key, [partitions]]) => [key, partitions])),
+    liveBytes: new Map(Object.entries(tables).map(([key, [, bytes]]) => [key, bytes])),
+  });
+  const one = node({ "shop.orders": [10, 1024], "shop.events": [1_680, exactCountBytesLimit * 8], "shop.users": [exactCountLimit, 1024], "other.t": [1, 1] });
+  const two = node({ "shop.orders": [12, 2048], "shop.events": [1_700, 1024], "shop.users": [5, 1024] });
+  // events: few partitions but wide (a count would read all of it); users: many partitions on one node.
+  assert.deepEqual(smallTables([one, two], ["shop"]), ["shop.orders"]);
+  assert.deepEqual(smallTables([one, node({})], ["shop"]), [], "a node without statistics: nothing is known to be small");
 });

@@ -15,8 +15,13 @@ import type { Leftover } from "../../lifecycle/journal.ts";
 import { chooseKeyspaces, jsonRows, parseSnapshotDir, quoteIdentifier, tableKey, tablesInSchema } from "./cql.ts";
 import { cqlsh, describeNode, nodetool, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
 
-/** Tables below this many estimated partitions (on every node) also get an exact count(*). */
+/**
+ * Tables below this many estimated partitions and this many live bytes (on every node) also get
+ * an exact count(*), before and after the snapshot: a count reads the whole table, so a table of
+ * a few wide partitions is large too. Larger tables have the estimates only.
+ */
 export const exactCountLimit = 100_000;
+export const exactCountBytesLimit = 64 * 1024 ** 2;
 
 export interface SnapshotRequest {
   /** Include patterns (default: every keyspace but Cassandra's own). */
@@ -65,7 +70,7 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   const identities = new Map<string, NodeIdentity>();
   const [listed, estimated, identified] = await Promise.allSettled([
     selectJson(first, "SELECT JSON keyspace_name FROM system_schema.keyspaces"),
-    onEveryNode(nodes, (node) => estimatePartitions(node, [])),
+    onEveryNode(nodes, (node) => tableStatistics(node, [])),
     onEveryNode(nodes, async (node) => identities.set(node.key, await identityOf(node))),
   ]);
   if (estimated.status === "rejected") throw estimated.reason;
@@ -74,9 +79,9 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   const existing = listed.value.map((row) => String(row.keyspace_name));
   const choice = chooseKeyspaces(existing, request.keyspaces, request.excludeKeyspaces);
   if (choice.problems.length) throw new KeyspaceFilterError(choice.problems.join("; "));
-  const estimates = new Map(nodes.map((node, index) => [node.key, estimated.value[index]]));
+  const estimates = new Map(nodes.map((node, index) => [node.key, estimated.value[index].partitions]));
   const countStarted = performance.now();
-  const countsBefore = await countSmallTables(cluster.name, first, smallTables(estimates, choice.keyspaces));
+  const countsBefore = await countSmallTables(cluster.name, first, smallTables(estimated.value, choice.keyspaces));
   const countSeconds = (performance.now() - countStarted) / 1000;
   const clearOn = async (targets: CassandraNode[]) => {
     const results = await Promise.allSettled(targets.map((node) => nodetool(node, ["clearsnapshot", "-t", tag], 300_000)));
@@ -247,28 +252,35 @@ export function selectorsOf(tables: string[]): string[] {
   return [...new Set([...keyspaces, ...tables])].sort();
 }
 
+/** A node's figures per tableKey: estimated partitions and live bytes on disk. */
+export interface TableStatistics {
+  partitions: Map<string, number>;
+  liveBytes: Map<string, number>;
+}
+
 /**
- * `nodetool tablestats -F json <keyspaces>` of one node: tableKey -> estimated partitions. A
- * failing nodetool throws; output it cannot read only costs the estimates (a warning).
+ * `nodetool tablestats -F json <keyspaces>` of one node. A failing nodetool throws; output it
+ * cannot read only costs the estimates (a warning).
  */
-export async function estimatePartitions(node: CassandraNode, keyspaces: string[]): Promise<Map<string, number>> {
+export async function tableStatistics(node: CassandraNode, keyspaces: string[]): Promise<TableStatistics> {
   const output = await nodetool(node, ["tablestats", "-F", "json", ...keyspaces]);
-  const estimates = new Map<string, number>();
-  let document: Record<string, { tables?: Record<string, { number_of_partitions_estimate?: number }> }>;
+  const statistics: TableStatistics = { partitions: new Map(), liveBytes: new Map() };
+  let document: Record<string, { tables?: Record<string, { number_of_partitions_estimate?: number; space_used_live?: string | number }> }>;
   try {
     document = JSON.parse(output.slice(output.indexOf("{")));
   } catch (error) {
     log.warn(`${describeNode(node)}: no partition estimates (nodetool tablestats printed no JSON: ${messageOf(error)})`);
-    return estimates;
+    return statistics;
   }
   for (const [keyspace, stats] of Object.entries(document)) {
     if (!stats || typeof stats !== "object" || !stats.tables) continue;
     for (const [table, tableStats] of Object.entries(stats.tables)) {
-      const estimate = Number(tableStats.number_of_partitions_estimate);
-      if (Number.isFinite(estimate)) estimates.set(tableKey(keyspace, table), estimate);
+      const [estimate, liveBytes] = [Number(tableStats.number_of_partitions_estimate), Number(tableStats.space_used_live)];
+      if (Number.isFinite(estimate)) statistics.partitions.set(tableKey(keyspace, table), estimate);
+      if (Number.isFinite(liveBytes)) statistics.liveBytes.set(tableKey(keyspace, table), liveBytes);
     }
   }
-  return estimates;
+  return statistics;
 }
 
 /**
@@ -383,14 +395,14 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
 }
 
 /**
- * Tables of `keyspaces` below the exact-count limit on every node (a table a node does not report
- * is empty there). Without estimates no table is known to be small: none is counted.
+ * Tables of `keyspaces` below both exact-count limits on every node (a table a node does not
+ * report is empty there). Without statistics no table is known to be small: none is counted.
  */
-function smallTables(estimates: Map<string, Map<string, number>>, keyspaces: string[]): string[] {
-  const perNode = [...estimates.values()];
-  if (perNode.some((node) => node.size === 0)) return [];
-  const tables = [...new Set(perNode.flatMap((node) => [...node.keys()]))].filter((key) => keyspaces.includes(key.slice(0, key.indexOf("."))));
-  return tables.filter((key) => perNode.every((node) => (node.get(key) ?? 0) < exactCountLimit)).sort();
+export function smallTables(perNode: TableStatistics[], keyspaces: string[]): string[] {
+  if (perNode.some((node) => node.partitions.size === 0)) return [];
+  const tables = [...new Set(perNode.flatMap((node) => [...node.partitions.keys()]))].filter((key) => keyspaces.includes(key.slice(0, key.indexOf("."))));
+  const small = (node: TableStatistics, key: string) => (node.partitions.get(key) ?? 0) < exactCountLimit && (node.liveBytes.get(key) ?? 0) < exactCountBytesLimit;
+  return tables.filter((key) => perNode.every((node) => small(node, key))).sort();
 }
 
 /** Exact counts at consistency ONE (quick, as one replica sees the table; restores check at ALL). */
