@@ -19,7 +19,7 @@ await main(async () => {
     let ok = false;
     try {
       if (where !== "remote") report(project, "local", await pruneLocal(config, project, dryRun), dryRun);
-      if (where !== "local") report(project, "remote", await pruneRemote(config, requireRemote(config), project, dryRun), dryRun);
+      if (where !== "local") report(project, "remote", await pruneRemote(config, requireRemote(config, { prune: true }), project, dryRun), dryRun);
       ok = true;
     } finally {
       await unlock();

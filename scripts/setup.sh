@@ -22,8 +22,9 @@ root=false
 as_root() { if $root; then printf '%s' "$*"; else printf 'sudo %s' "$*"; fi; }
 
 # --- packages: the engine, Compose, busybox for the helper image, zstd, rclone, age, and what the
-# fixture images, the monitoring tests and the terminal tests (tmux) use. Node 20 with npm too, when the distribution has it.
-packages=(docker.io docker-compose busybox-static zstd rclone age debootstrap prometheus prometheus-node-exporter tmux)
+# fixture images, the monitoring tests, the terminal tests (tmux) and the append-only remote tests
+# (OpenSSH's sshd, run by the test itself on 127.0.0.1) use. Node 20 with npm too, when the distribution has it.
+packages=(docker.io docker-compose busybox-static zstd rclone age debootstrap prometheus prometheus-node-exporter tmux openssh-server)
 if command -v dpkg-query >/dev/null 2>&1; then
   installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
   missing=()
@@ -52,6 +53,10 @@ if command -v dpkg-query >/dev/null 2>&1; then
     step "apt-get install ${missing[*]}"
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
+      # Installed for the tests, which start their own sshd: the system sshd on port 22 the package starts stays off.
+      systemctl disable --now ssh.service >/dev/null 2>&1 || true
+    fi
   fi
 else
   # Not Debian/Ubuntu: check the commands and name what to install.

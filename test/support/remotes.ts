@@ -6,9 +6,13 @@
 // key: a real S3 API over HTTP, multipart uploads included, from the same binary composure runs,
 // so no other registry or image is needed. SeaweedFS would be closer to a production object store
 // (master, volume servers and an S3 gateway) but is a much larger build; MinIO's server is AGPL.
+//
+// AppendOnlySftpServer is OpenSSH's sshd with internal-sftp: rclone serve grants every user the
+// same rights, and an append-only remote needs credentials that may add but not delete.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { pinnedRclonePath, pinnedRcloneVersion } from "../../scripts/lib/remote/rclone-binary.ts";
 import { freePort, tempDir } from "./composure.ts";
@@ -121,5 +125,99 @@ export class S3Server {
       [`${prefix}ACCESS_KEY_ID`]: this.accessKey,
       [`${prefix}SECRET_ACCESS_KEY`]: secretKey,
     };
+  }
+}
+
+export type SftpCredential = "backup" | "prune";
+
+/**
+ * One temporary folder served over SFTP by OpenSSH's sshd on 127.0.0.1 with two credentials, as
+ * an append-only off-site server is set up for real: the backup key's sshd runs internal-sftp
+ * with a deny list (no remove, rmdir, rename or posix-rename: nothing deleted, nothing renamed
+ * away or over), the prune key's sshd with none. Plain rename is denied too although it refuses
+ * an existing target (OpenSSH links then unlinks): moving a run's manifest away would hide the run.
+ * Host and client keys come from ssh-keygen; each credential is an rclone config file defining
+ * remote `<remoteName>:` (the same name, so one composure.yml target serves both), rooted at the
+ * served folder. sshd runs as the user running the tests and lets only that user in by key.
+ */
+export class AppendOnlySftpServer {
+  static readonly denied = "remove,rmdir,rename,posix-rename";
+  readonly dir = tempDir("sftp-served");
+  readonly ports: Record<SftpCredential, number> = { backup: 0, prune: 0 };
+  private readonly keys = tempDir("sftp-keys");
+  private readonly processes: ChildProcess[] = [];
+
+  constructor(readonly remoteName: string) {}
+
+  async start(): Promise<void> {
+    const sshd = "/usr/sbin/sshd"; // sshd re-executes itself: it wants its absolute path
+    if (!existsSync(sshd)) throw new Error(`the append-only SFTP tests need OpenSSH's server at ${sshd}: run "make setup-test" (it installs openssh-server)`);
+    // As root sshd wants its privilege separation folder, which the distribution's service makes at boot.
+    if (process.getuid?.() === 0) mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+    const hostKey = this.keygen("host");
+    for (const credential of ["backup", "prune"] as const) {
+      this.keygen(credential);
+      this.ports[credential] ||= await freePort();
+      const config = path.join(this.keys, `sshd-${credential}.conf`);
+      writeFileSync(config, this.sshdConfig(credential, hostKey));
+      const log = openSync(path.join(this.keys, `sshd-${credential}.log`), "a");
+      this.processes.push(spawn(sshd, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", log] }));
+      await waitForPort(this.ports[credential]);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const child of this.processes.splice(0)) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+  }
+
+  /** An rclone config file defining remote `<remoteName>:` with one credential. */
+  rcloneConfig(credential: SftpCredential): string {
+    const file = path.join(this.keys, `rclone-${credential}.conf`);
+    const lines = Object.entries(this.options(credential)).map(([key, value]) => `${key} = ${value}`);
+    writeFileSync(file, `${[`[${this.remoteName}]`, ...lines].join("\n")}\n`, { mode: 0o600 });
+    return file;
+  }
+
+  /** The environment that defines rclone remote `<remoteName>:` with one credential. */
+  clientEnv(credential: SftpCredential): Record<string, string> {
+    const prefix = `RCLONE_CONFIG_${this.remoteName.toUpperCase()}_`;
+    return Object.fromEntries(Object.entries(this.options(credential)).map(([key, value]) => [`${prefix}${key.toUpperCase()}`, value]));
+  }
+
+  /** rclone's sftp options for one credential, the host key pinned. */
+  private options(credential: SftpCredential): Record<string, string> {
+    const knownHosts = path.join(this.keys, `known_hosts-${credential}`);
+    writeFileSync(knownHosts, `[127.0.0.1]:${this.ports[credential]} ${readFileSync(path.join(this.keys, "host.pub"), "utf8")}`);
+    return {
+      type: "sftp", host: "127.0.0.1", port: String(this.ports[credential]), user: os.userInfo().username,
+      key_file: path.join(this.keys, credential), known_hosts_file: knownHosts, shell_type: "none",
+    };
+  }
+
+  /** An ed25519 key pair `<keys>/<name>` (and .pub), made once; returns the private key's path. */
+  private keygen(name: string): string {
+    const file = path.join(this.keys, name);
+    if (!existsSync(file)) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `composure-test-${name}`, "-f", file]);
+    return file;
+  }
+
+  private sshdConfig(credential: SftpCredential, hostKey: string): string {
+    const sftp = `internal-sftp -d ${this.dir}${credential === "backup" ? ` -P ${AppendOnlySftpServer.denied}` : ""}`;
+    const root = process.getuid?.() === 0;
+    return [
+      `ListenAddress 127.0.0.1:${this.ports[credential]}`, `HostKey ${hostKey}`, "PidFile none",
+      `AuthorizedKeysFile ${path.join(this.keys, `${credential}.pub`)}`, "AuthenticationMethods publickey", `AllowUsers ${os.userInfo().username}`,
+      "PermitRootLogin prohibit-password",
+      "StrictModes no", // the keys live under the world-writable temporary folder
+      // A non-root sshd cannot read the shadow file and takes every account for locked, unless PAM decides.
+      `UsePAM ${root ? "no" : "yes"}`,
+      "AllowTcpForwarding no", "X11Forwarding no", "PrintMotd no",
+      `Subsystem sftp ${sftp}`, `ForceCommand ${sftp}`,
+    ].join("\n") + "\n";
   }
 }

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "n
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { backendType, checkS3Version, pinnedRclonePath, pinnedRcloneVersion, rcloneBinary, remoteName } from "../../scripts/lib/remote/rclone-binary.ts";
+import { backendType, checkS3Version, pinnedRclonePath, pinnedRcloneVersion, rcloneBinary, rcloneEnv, remoteName } from "../../scripts/lib/remote/rclone-binary.ts";
 
 const scratch = () => {
   const dir = path.join(os.tmpdir(), `composure-unit-rclone-${process.pid}-${Math.random().toString(36).slice(2)}`);
@@ -78,4 +78,13 @@ test("a binary that passed is not asked again until it changes", async () => {
   // Replaced by another build (another mtime): asked again, and refused.
   utimesSync(binary, new Date(), new Date(Date.now() + 5000));
   await assert.rejects(checkS3Version("s3:b", binary, env), /is rclone 1\.60\.1/);
+});
+
+test("the prune credentials' file alone defines the remote: its RCLONE_CONFIG_<NAME>_* variables are left out", () => {
+  const base = { PATH: "/bin", RCLONE_CONFIG_OFF_SITE_KEY_FILE: "/backup.key", RCLONE_CONFIG_OFF_SITE_PORT: "22", RCLONE_CONFIG_OTHER_TYPE: "s3", RCLONE_BWLIMIT: "1M" };
+  const everyday = rcloneEnv("off-site:store", "/backup.conf", false, base);
+  assert.deepEqual(everyday, { ...base, RCLONE_CONFIG: "/backup.conf" }, "the backup credentials: the environment may override the file");
+  const prune = rcloneEnv("off-site:store", "/prune.conf", true, base);
+  assert.deepEqual(prune, { PATH: "/bin", RCLONE_CONFIG_OTHER_TYPE: "s3", RCLONE_BWLIMIT: "1M", RCLONE_CONFIG: "/prune.conf" });
+  assert.deepEqual(rcloneEnv("/srv/offsite", undefined, true, base), base, "a local path has no remote variables");
 });

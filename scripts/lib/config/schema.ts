@@ -122,6 +122,11 @@ const remoteSchema = z
     /** rclone remote and path, e.g. "offsite:backups/composure", or a local path. */
     target: z.string().min(1),
     config_file: z.string().min(1).optional(),
+    /**
+     * The rclone config file `make prune FROM=remote` uses instead of config_file: credentials that
+     * may delete, kept off the backup host's everyday path when the remote is append-only for config_file's.
+     */
+    prune_config_file: z.string().min(1).optional(),
     bwlimit: z.string().regex(/^[0-9.]+[KMGkmg]?$/, 'expected an rclone bandwidth such as "10M"').optional(),
     transfers: z.number().int().min(1).max(64).default(4),
     /** S3 only: the multipart part size (rclone --s3-chunk-size; S3 wants 5 MiB or more, at most 10,000 parts a file). */

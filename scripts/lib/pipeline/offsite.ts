@@ -18,14 +18,20 @@ import { RcloneRemote } from "../remote/rclone.ts";
 import type { Remote } from "../remote/types.ts";
 import { repositoryOf, type Repository } from "../store/restic.ts";
 
-export function remoteFrom(config: Config): Remote | undefined {
+/**
+ * The remote with the backup host's credentials (remote.config_file), or with `prune` those of
+ * remote.prune_config_file when set: only `make prune FROM=remote` deletes on the remote.
+ */
+export function remoteFrom(config: Config, options: { prune?: boolean } = {}): Remote | undefined {
   if (!config.remote) return undefined;
-  const { target, config_file, bwlimit, transfers, chunk_size } = config.remote;
-  return new RcloneRemote({ target, configFile: config_file, bwlimit, transfers, chunkSize: chunk_size, backoffSeconds: Number(process.env.COMPOSURE_RCLONE_BACKOFF ?? 2) });
+  const { target, config_file, prune_config_file, bwlimit, transfers, chunk_size } = config.remote;
+  const pruneCredentials = Boolean(options.prune && prune_config_file);
+  const configFile = pruneCredentials ? prune_config_file : config_file;
+  return new RcloneRemote({ target, configFile, pruneCredentials, bwlimit, transfers, chunkSize: chunk_size, backoffSeconds: Number(process.env.COMPOSURE_RCLONE_BACKOFF ?? 2) });
 }
 
-export function requireRemote(config: Config): Remote {
-  const remote = remoteFrom(config);
+export function requireRemote(config: Config, options: { prune?: boolean } = {}): Remote {
+  const remote = remoteFrom(config, options);
   if (!remote) throw new UsageError("no remote configured: add remote.target (an rclone remote such as offsite:backups) to composure.yml");
   return remote;
 }

@@ -97,12 +97,13 @@ export async function pruneLocal(config: Config, project: string, dryRun: boolea
  * manifest refers to (those of deleted runs, and those a killed run left) is forgotten, then
  * `restic prune` frees their data. The project lock keeps any backup from running meanwhile.
  */
-async function dropUnreferencedSnapshots(repository: Repository, kept: Manifest[], dryRun: boolean): Promise<void> {
+async function dropUnreferencedSnapshots(repository: Repository, kept: Manifest[], dryRun: boolean, beforeDeleting?: () => Promise<void>): Promise<void> {
   if (!repository.path.startsWith("rclone:") && !existsSync(path.join(repository.path, "config"))) return;
   const referenced = new Set(kept.flatMap((manifest) => manifest.services.flatMap((service) => service.artifacts.flatMap((artifact) => (artifact.repository ? [artifact.repository.snapshot] : [])))));
   const garbage = [...(await projectSnapshots(repository)).keys()].filter((id) => !referenced.has(id));
   if (garbage.length === 0) return;
   if (dryRun) return void log.info(`repository ${repository.path}: would forget ${garbage.length} snapshot(s) no kept run refers to, then prune`);
+  await beforeDeleting?.();
   await forgetAndPrune(repository, garbage);
   log.info(`repository ${repository.path}: forgot ${garbage.length} snapshot(s) no kept run refers to, and pruned their data`);
 }
@@ -122,6 +123,9 @@ async function remoteMarksOf(config: Config, remote: Remote, project: string, id
   return { accepted: [...new Set([...local.accepted!, ...offsite])], verified: local.verified };
 }
 
+/** The empty file the remote prune makes and removes to learn whether it may delete (left behind when it may not). */
+export const removalCheckFile = ".composure-removal-check";
+
 export async function pruneRemote(config: Config, remote: Remote, project: string, dryRun: boolean, now = new Date()): Promise<RetentionDecision[]> {
   const listing = await listRemoteRunFiles(remote, project);
   const runs = await Promise.all(
@@ -136,6 +140,9 @@ export async function pruneRemote(config: Config, remote: Remote, project: strin
     for (const decision of decisions.filter((entry) => !entry.keep)) await remote.removeDir(`${project}/${decision.id}`);
   }
   const kept = runs.filter((run) => decisions.find((decision) => decision.id === run.id)?.keep).map((run) => run.manifest);
-  if ((await remote.list(`${project}/.repository/keys`)).length > 0) await dropUnreferencedSnapshots(remoteRepositoryOf(config, project), kept, dryRun);
+  if ((await remote.list(`${project}/.repository/keys`)).length > 0) {
+    // restic would retry a refused delete for 15 minutes: an append-only remote is found out first.
+    await dropUnreferencedSnapshots(remoteRepositoryOf(config, project), kept, dryRun, () => remote.checkRemoval(`${project}/${removalCheckFile}`));
+  }
   return decisions;
 }

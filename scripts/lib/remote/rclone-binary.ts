@@ -38,6 +38,18 @@ export function remoteName(target: string): string | undefined {
 const configVariable = (name: string, option: string) => `RCLONE_CONFIG_${name.toUpperCase().replace(/-/g, "_")}_${option}`;
 
 /**
+ * The environment rclone runs in for `target`: RCLONE_CONFIG names `configFile`. With `fileOnly`
+ * the remote's own RCLONE_CONFIG_<NAME>_* variables are left out, because rclone lets them override
+ * the file: the credentials used are then the file's alone (the prune credentials, say).
+ */
+export function rcloneEnv(target: string, configFile: string | undefined, fileOnly = false, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const name = remoteName(target);
+  const prefix = name && fileOnly ? configVariable(name, "") : undefined;
+  const kept = Object.entries(base).filter(([key]) => !prefix || !key.toUpperCase().startsWith(prefix));
+  return { ...Object.fromEntries(kept), ...(configFile ? { RCLONE_CONFIG: configFile } : {}) };
+}
+
+/**
  * The backend type of the target's remote ("s3", "webdav", "local" ...). The environment first
  * (no process); the config file through `rclone config dump` only when the environment is silent.
  */

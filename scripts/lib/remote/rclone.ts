@@ -3,16 +3,23 @@
 // help": those (and network errors met while opening the remote) are retried with backoff;
 // every other failure is permanent and reported at once. Before its first call it settles which
 // rclone runs and the remote's backend type (S3: the version is checked, chunk_size applies).
+// Uploads write in place and never rename or delete, so an append-only remote (credentials that
+// may add but not delete, rename or overwrite away) takes them; a refused removal says so.
 import { $ } from "zx";
 import { RemoteError } from "../errors.ts";
 import { log } from "../log.ts";
 import { spawnChecked } from "../shell.ts";
-import { backendType, checkS3Version, rcloneBinary } from "./rclone-binary.ts";
+import { backendType, checkS3Version, rcloneBinary, rcloneEnv } from "./rclone-binary.ts";
 import type { Remote, RemoteEntry } from "./types.ts";
 
 export interface RcloneSettings {
   target: string;
   configFile?: string;
+  /**
+   * The credentials are remote.prune_config_file's (make prune FROM=remote): the file alone defines
+   * the remote (its RCLONE_CONFIG_<NAME>_* variables are left out), and a refused removal says so.
+   */
+  pruneCredentials?: boolean;
   bwlimit?: string;
   transfers?: number;
   /** S3 multipart part size (rclone --s3-chunk-size), applied only when the remote is S3. */
@@ -35,7 +42,20 @@ const exitMeanings: Record<number, string> = {
 };
 
 /** The server refused who we are (S3, WebDAV, ...): permanent, and the fix is the remote's credentials. */
-const refusedPattern = /InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|api error Forbidden|401 Unauthorized|403 Forbidden/;
+const refusedPattern = /InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|api error Forbidden|401 Unauthorized|403 Forbidden|permission denied/i;
+
+/** Whether a failure is the remote refusing what the credentials asked (a delete, on an append-only remote). */
+export const isRefusal = (message: string): boolean => refusedPattern.test(message);
+
+/**
+ * What a refused removal means: the credentials may add to the remote but not delete from it.
+ * Backups never need to delete; pruning the remote takes the prune credentials.
+ */
+export function refusedRemovalAdvice(description: string, pruneConfigFile: string | undefined): string {
+  if (pruneConfigFile) return `${description} refuses deletes to the prune credentials of remote.prune_config_file (${pruneConfigFile}): give them the right to delete there`;
+  return `${description} is append-only for these credentials (it refuses deletes). make backup and make sync never delete there; ` +
+    "pruning the remote needs credentials that may delete: name their rclone config file in remote.prune_config_file and run make prune FROM=remote";
+}
 
 /** Network trouble rclone reports as a plain failure when it happens while opening the remote. */
 const transientPattern = /connection refused|connection reset|i\/o timeout|TLS handshake timeout|broken pipe|unexpected EOF|50[234] /i;
@@ -51,7 +71,7 @@ export class RcloneRemote implements Remote {
   constructor(private readonly settings: RcloneSettings) {
     this.description = `rclone ${settings.target}`;
     this.binary = rcloneBinary();
-    this.env = { ...process.env, ...(settings.configFile ? { RCLONE_CONFIG: settings.configFile } : {}) };
+    this.env = rcloneEnv(settings.target, settings.configFile, settings.pruneCredentials);
   }
 
   /** The remote's backend type, found once; an S3 remote also has its rclone version checked. */
@@ -72,7 +92,8 @@ export class RcloneRemote implements Remote {
     return remotePath ? `${root}/${remotePath}` : root;
   }
 
-  private async rclone(args: string[], what: string): Promise<string> {
+  /** `removing`: the command deletes, and a refusal is explained as an append-only remote. */
+  private async rclone(args: string[], what: string, removing = false): Promise<string> {
     const attempts = this.settings.attempts ?? 3;
     const backendFlags = (await this.backend()) === "s3" && this.settings.chunkSize ? ["--s3-chunk-size", this.settings.chunkSize] : [];
     for (let attempt = 1; ; attempt++) {
@@ -86,7 +107,11 @@ export class RcloneRemote implements Remote {
         const code = spawned.child.exitCode ?? -1;
         const temporary = code === 5 || transientPattern.test((failure as Error).message);
         const error = temporary ? (failure as Error) : await this.explained(failure as Error);
-        const refused = !temporary && refusedPattern.test(error.message);
+        const refused = !temporary && isRefusal(error.message);
+        if (refused && removing) {
+          const advice = refusedRemovalAdvice(this.description, this.settings.pruneCredentials ? this.settings.configFile : undefined);
+          throw new RemoteError(`${what} was refused: ${advice} (rclone: ${lastLines(error.message)})`);
+        }
         const meaning = refused
           ? "access denied: check the remote's credentials and what its policy allows"
           : temporary && code !== 5 ? `temporary error: ${exitMeanings[code] ?? `exit code ${code}`}` : (exitMeanings[code] ?? `exit code ${code}`);
@@ -96,7 +121,7 @@ export class RcloneRemote implements Remote {
           await new Promise((resolve) => setTimeout(resolve, delay * 1000));
           continue;
         }
-        throw new RemoteError(`${what} on ${this.description} failed (${meaning}): ${(error as Error).message.split("\n").slice(-3).join(" ")}`);
+        throw new RemoteError(`${what} on ${this.description} failed (${meaning}): ${lastLines(error.message)}`);
       }
     }
   }
@@ -111,9 +136,15 @@ export class RcloneRemote implements Remote {
     return probe.exitCode !== 0 && refusedPattern.test(probe.stderr) ? new Error(probe.stderr.trim()) : error;
   }
 
-  private transferFlags(): string[] {
+  /**
+   * --inplace: rclone would otherwise write a .partial file and rename it, which needs rename (and,
+   * after a failure, delete) rights an append-only remote refuses. A run is complete on the remote
+   * only once its manifest is there, and the sizes are checked, so a cut-short file is harmless.
+   */
+  private transferFlags(upload = false): string[] {
     return [
       "--transfers", String(this.settings.transfers ?? 4),
+      ...(upload ? ["--inplace"] : []),
       ...(this.settings.bwlimit ? ["--bwlimit", this.settings.bwlimit] : []),
     ];
   }
@@ -122,7 +153,7 @@ export class RcloneRemote implements Remote {
     const excludes = (options.exclude ?? []).flatMap((pattern) => ["--exclude", pattern]);
     const { statSync } = await import("node:fs");
     const verb = statSync(localPath).isDirectory() ? "copy" : "copyto";
-    await this.rclone([verb, localPath, this.join(remotePath), ...excludes, ...this.transferFlags()], `upload of ${remotePath}`);
+    await this.rclone([verb, localPath, this.join(remotePath), ...excludes, ...this.transferFlags(true)], `upload of ${remotePath}`);
   }
 
   async downloadFile(remotePath: string, localPath: string): Promise<void> {
@@ -156,6 +187,19 @@ export class RcloneRemote implements Remote {
 
   async removeDir(remotePath: string): Promise<void> {
     if ((await this.list(remotePath, { hashes: false })).length === 0) return;
-    await this.rclone(["purge", this.join(remotePath)], `removal of ${remotePath}`);
+    await this.rclone(["purge", this.join(remotePath)], `removal of ${remotePath}`, true);
   }
+
+  async checkRemoval(remotePath: string): Promise<void> {
+    await this.rclone(["touch", "--inplace", this.join(remotePath)], `the removal check at ${remotePath}`);
+    await this.rclone(["deletefile", this.join(remotePath)], `removal of ${remotePath}`, true);
+  }
+}
+
+/** The end of rclone's output, where its summary is, on one line; the permission error when it is further up. */
+function lastLines(message: string): string {
+  const lines = message.split("\n");
+  const tail = lines.slice(-3);
+  const refusal = lines.find((line) => isRefusal(line));
+  return [...(refusal && !tail.includes(refusal) ? [refusal] : []), ...tail].join(" ");
 }

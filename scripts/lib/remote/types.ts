@@ -23,4 +23,9 @@ export interface Remote {
   hash(remotePath: string): Promise<string>;
   /** Removes a directory and everything in it (nothing when it does not exist). */
   removeDir(remotePath: string): Promise<void>;
+  /**
+   * Fails, saying so, when these credentials may not delete: makes an empty file at `remotePath`
+   * and removes it. For what deletes through another program (restic), which would retry a refusal.
+   */
+  checkRemoval(remotePath: string): Promise<void>;
 }

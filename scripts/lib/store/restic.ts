@@ -11,7 +11,7 @@ import { $, type ProcessPromise } from "zx";
 import type { Config } from "../config/schema.ts";
 import type { Helper } from "../docker/helper.ts";
 import { log } from "../log.ts";
-import { rcloneBinary } from "../remote/rclone-binary.ts";
+import { rcloneBinary, rcloneEnv } from "../remote/rclone-binary.ts";
 import { hostnameProcessIsGone } from "../process-identity.ts";
 
 /** The version `scripts/setup.sh` installs; 0.17 is the oldest with what composure uses (snapshot:subfolder restores). */
@@ -36,8 +36,10 @@ export function resticBinary(env: NodeJS.ProcessEnv = process.env): string {
 export interface Repository {
   /** Host path of the repository, or restic's rclone:<remote>:<path> for the off-site copy. */
   path: string;
-  /** The rclone config file an rclone: repository needs (remote.config_file). */
+  /** The rclone config file an rclone: repository needs (remote.config_file, or prune_config_file to prune). */
   rcloneConfig?: string;
+  /** Only rcloneConfig defines the remote: its RCLONE_CONFIG_<NAME>_* variables are left out (the prune credentials). */
+  rcloneConfigOnly?: boolean;
   passwordFile: string;
   cacheDir: string;
   binary: string;
@@ -121,8 +123,7 @@ export async function checkVersion(binary: string): Promise<void> {
 
 /** `from`: the source repository of `restic copy` and `init --copy-chunker-params` (a local path). */
 const hostEnv = (repository: Repository, from?: Repository) => ({
-  ...process.env,
-  ...(repository.rcloneConfig ? { RCLONE_CONFIG: repository.rcloneConfig } : {}),
+  ...(repository.path.startsWith("rclone:") ? rcloneEnv(repository.path.slice("rclone:".length), repository.rcloneConfig, repository.rcloneConfigOnly) : process.env),
   RESTIC_REPOSITORY: repository.path,
   RESTIC_PASSWORD_FILE: repository.passwordFile,
   RESTIC_CACHE_DIR: repository.cacheDir,
@@ -188,9 +189,13 @@ export function lastMessage<T>(stdout: string, type: string): T {
   throw new Error(`restic printed no ${type} message: ${stdout.slice(-300)}`);
 }
 
-/** The off-site copy of the project's repository, as restic reaches it through rclone (`make prune FROM=remote`). */
+/**
+ * The off-site copy of the project's repository, as restic reaches it through rclone for `make
+ * prune FROM=remote`: with the prune credentials (remote.prune_config_file) when they are set.
+ */
 export function remoteRepositoryOf(config: Config, project: string): Repository {
-  const target = config.remote!.target.replace(/\/+$/, "");
+  const { target, config_file, prune_config_file } = config.remote!;
   // A local path is rclone's local backend: rclone:/path works; a remote name keeps its colon.
-  return { ...repositoryOf(config, project), path: `rclone:${target}/${project}/.repository`, rcloneConfig: config.remote!.config_file };
+  const remotePath = `rclone:${target.replace(/\/+$/, "")}/${project}/.repository`;
+  return { ...repositoryOf(config, project), path: remotePath, rcloneConfig: prune_config_file ?? config_file, rcloneConfigOnly: Boolean(prune_config_file) };
 }
