@@ -144,6 +144,12 @@ const repositorySchema = z
     path: z.string().min(1).optional(),
     /** Default: <destination>/.repository-password, made (0600) on first use. */
     password_file: z.string().min(1).optional(),
+    /**
+     * restic's --compression for what this host adds: auto (its fast zstd level), off (data that is
+     * compressed already, such as Cassandra SSTables or media: about twice as fast, stored as is),
+     * max (smaller, several times slower).
+     */
+    compression: z.enum(["auto", "off", "max"]).default("auto"),
     /** Share of the repository's data `make verify DEEP=1` reads back (restic check --read-data-subset). */
     verify_read_share: z.string().regex(/^(100|[1-9]?[0-9](\.[0-9]+)?)%$/, 'expected a share such as "5%"').default("5%"),
   })

@@ -43,6 +43,8 @@ export interface Repository {
   passwordFile: string;
   cacheDir: string;
   binary: string;
+  /** restic's --compression (RESTIC_COMPRESSION) for the data it adds. */
+  compression: "auto" | "off" | "max";
   /** Snapshots of this project carry it as their host: prune forgets only its own. */
   project: string;
 }
@@ -53,6 +55,7 @@ export function repositoryOf(config: Config, project: string, env: NodeJS.Proces
     passwordFile: config.repository.password_file ?? path.join(config.destination, ".repository-password"),
     cacheDir: path.join(config.destination, ".restic-cache"),
     binary: resticBinary(env),
+    compression: config.repository.compression,
     project,
   };
 }
@@ -128,6 +131,7 @@ const hostEnv = (repository: Repository, from?: Repository) => ({
   RESTIC_PASSWORD_FILE: repository.passwordFile,
   RESTIC_CACHE_DIR: repository.cacheDir,
   RESTIC_PROGRESS_FPS: "0.2",
+  RESTIC_COMPRESSION: repository.compression,
   ...(from ? { RESTIC_FROM_REPOSITORY: from.path, RESTIC_FROM_PASSWORD_FILE: from.passwordFile } : {}),
 });
 
@@ -156,7 +160,7 @@ export function helperBinds(repository: Repository): string[] {
 
 /** restic in a helper that has helperBinds(repository); resolves to its stdout. */
 export async function resticInHelper(repository: Repository, helper: Helper, args: string[]): Promise<string> {
-  const env = [`RESTIC_REPOSITORY=${inHelper.repository}`, `RESTIC_PASSWORD_FILE=${inHelper.password}`, `RESTIC_CACHE_DIR=${inHelper.cache}`];
+  const env = [`RESTIC_REPOSITORY=${inHelper.repository}`, `RESTIC_PASSWORD_FILE=${inHelper.password}`, `RESTIC_CACHE_DIR=${inHelper.cache}`, `RESTIC_COMPRESSION=${repository.compression}`];
   const result = await helper.run([inHelper.binary, ...args], { env });
   if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode, result.stderr);
   return result.stdout;
