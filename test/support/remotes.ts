@@ -6,10 +6,10 @@
 // key: a real S3 API over HTTP, multipart uploads included, from the same binary composure runs,
 // so no other registry or image is needed. SeaweedFS would be closer to a production object store
 // (master, volume servers and an S3 gateway) but is a much larger build; MinIO's server is AGPL.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { $, type ProcessPromise } from "zx";
 import { pinnedRclonePath, pinnedRcloneVersion } from "../../scripts/lib/remote/rclone-binary.ts";
 import { freePort, tempDir } from "./composure.ts";
 
@@ -34,27 +34,25 @@ export class RcloneServer {
   readonly user = "composure";
   readonly password = `pw-${process.pid}-${Date.now()}`;
   port = 0;
-  private process?: ChildProcess;
+  private serving?: ProcessPromise;
 
   constructor(readonly protocol: "webdav" | "sftp", readonly remoteName: string) {}
 
   async start(): Promise<void> {
     this.port ||= await freePort();
-    this.process = spawn("rclone", ["serve", this.protocol, this.dir, "--addr", `127.0.0.1:${this.port}`, "--user", this.user, "--pass", this.password], { stdio: "ignore" });
+    this.serving = $({ stdio: "ignore", quiet: true, nothrow: true })`exec rclone serve ${this.protocol} ${this.dir} --addr ${`127.0.0.1:${this.port}`} --user ${this.user} --pass ${this.password}`;
     await waitForPort(this.port);
   }
 
   async stop(): Promise<void> {
-    if (!this.process || this.process.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.process!.on("exit", resolve));
-    this.process.kill("SIGKILL");
-    await exited;
+    this.serving?.child?.kill("SIGKILL"); // a no-op once it has exited
+    await this.serving;
   }
 
   /** The environment that defines rclone remote `<remoteName>:` for this server. */
   clientEnv(password = this.password): Record<string, string> {
     const prefix = `RCLONE_CONFIG_${this.remoteName.toUpperCase()}_`;
-    const obscured = execFileSync("rclone", ["obscure", password], { encoding: "utf8" }).trim();
+    const obscured = $({ sync: true, quiet: true })`rclone obscure ${password}`.stdout.trim();
     const common = { [`${prefix}TYPE`]: this.protocol, [`${prefix}USER`]: this.user, [`${prefix}PASS`]: obscured };
     if (this.protocol === "webdav") return { ...common, [`${prefix}URL`]: `http://127.0.0.1:${this.port}` };
     return { ...common, [`${prefix}HOST`]: "127.0.0.1", [`${prefix}PORT`]: String(this.port), [`${prefix}SHELL_TYPE`]: "none" };
@@ -78,7 +76,7 @@ export class S3Server {
   readonly accessKey = `composure-access-${process.pid}`;
   readonly secretKey = `s3-secret-${process.pid}-${Date.now()}`;
   port = 0;
-  private process?: ChildProcess;
+  private serving?: ProcessPromise;
 
   /** `dir`: the folder it serves (default: a new temporary one). */
   constructor(readonly remoteName: string, readonly bucket = "backups", private readonly debugLog = true, readonly dir = tempDir("s3-served")) {
@@ -89,7 +87,7 @@ export class S3Server {
     this.port ||= await freePort();
     const args = ["serve", "s3", this.dir, "--addr", `127.0.0.1:${this.port}`, "--auth-key", `${this.accessKey},${this.secretKey}`];
     const logging = this.debugLog ? ["--log-level", "DEBUG", "--log-file", this.logFile] : [];
-    this.process = spawn(pinnedRclone(), [...args, ...logging], { stdio: "ignore" });
+    this.serving = $({ stdio: "ignore", quiet: true, nothrow: true })`exec ${pinnedRclone()} ${[...args, ...logging]}`;
     await waitForPort(this.port);
   }
 
@@ -100,10 +98,8 @@ export class S3Server {
   }
 
   async stop(): Promise<void> {
-    if (!this.process || this.process.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.process!.on("exit", resolve));
-    this.process.kill("SIGKILL");
-    await exited;
+    this.serving?.child?.kill("SIGKILL"); // a no-op once it has exited
+    await this.serving;
   }
 
   /** The folder on disk behind `<bucket>/<key>`. */
