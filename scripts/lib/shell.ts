@@ -1,8 +1,9 @@
-// Child programs (zstd, tar, age, rclone) with argv arrays only: spawned without a shell, or by zx,
-// which quotes each value as one argument, so no value is ever interpreted by a shell. Failures read "<command> exited with N:
-// <tail of stderr>", "<command> was killed by SIGX" or "cannot run <command>: ...", and a program
-// still running when composure exits (on a signal, say) is killed, so none is left waiting on a FIFO.
-// hand-spawned: zx reads a piped stdout itself from the start, whole into memory and without backpressure; a stream handed on to the next program or a reader would lose its start and hold gigabytes.
+// Child programs (zstd, age, tar, mkfifo, rclone) with argv arrays only: spawned without a shell,
+// or by zx, which quotes each value as one argument, so no value is ever interpreted by a shell.
+// Failures read "<command> exited with N: <tail of stderr>", "<command> was killed by SIGX" or
+// "cannot run <command>: ...", and a program still running when composure exits (on a signal,
+// say) is killed, so none is left waiting on a FIFO.
+// hand-spawned: zx reads a piped stdout itself from the start (into memory, without backpressure), so a stream handed on to the next program or a reader would lose its start and hold gigabytes.
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { $, type ProcessOutput } from "zx";
 
