@@ -1,10 +1,10 @@
 // Shared by the bench modules: settings from the environment, child processes with a time limit,
 // resource figures from /usr/bin/time, the timed composure round trip every dataset goes through,
 // and small formatting helpers.
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { $, type ProcessPromise } from "zx";
 import { takeTurn } from "../test/support/composure.ts";
 import type { BackupRun, Composure } from "./composure.ts";
 
@@ -65,7 +65,7 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Return a non-zero exit instead of throwing. */
   allowFailure?: boolean;
-  /** Keep at most this much of stdout (the rest is dropped while streaming). */
+  /** Keep at most this much of stdout in the result. */
   maxOutput?: number;
   /** A clean-up step: runs even after an interrupt (everything else is refused then). */
   cleanup?: boolean;
@@ -78,55 +78,39 @@ export function interrupt(signal: string): void {
 }
 export const isInterrupted = () => interrupted !== undefined;
 
-let running = new Set<number>();
+let running = new Set<ProcessPromise>();
 
-/** Runs a program without a shell; throws with its last words on a non-zero exit or a timeout. */
-export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+/** Runs a program (zx, argv quoted; no shell interprets a value); throws with its last words on a non-zero exit or a timeout. */
+export async function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const { timeoutMs = 3_600_000, maxOutput = 16 << 20 } = options;
-  if (interrupted && !options.cleanup) return Promise.reject(new Error(`interrupted by ${interrupted}`));
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(command, args, { cwd: options.cwd ?? root, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
-    if (child.pid) running.add(child.pid);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (stdout.length < maxOutput) stdout += chunk.toString("utf8");
-    });
-    child.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString("utf8")).slice(-20_000)));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGTERM");
-      setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
-    }, timeoutMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      if (child.pid) running.delete(child.pid);
-      reject(new Error(`${command}: ${error.message}`));
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      if (child.pid) running.delete(child.pid);
-      const result = { code: code ?? 128, stdout, stderr, seconds: seconds(started) };
-      if (timedOut) return reject(new Error(`${command} ${args.slice(0, 3).join(" ")} ...: no result after ${timeoutMs / 1000} s, stopped`));
-      if ((code !== 0 || signal) && !options.allowFailure) {
-        return reject(new Error(`${command} ${args.slice(0, 4).join(" ")} ... exited with ${code ?? signal}: ${lastLines(stderr || stdout)}`));
-      }
-      resolve(result);
-    });
+  if (interrupted && !options.cleanup) throw new Error(`interrupted by ${interrupted}`);
+  const started = process.hrtime.bigint();
+  // exec: the shell becomes the program, so the signals below reach it
+  const program = $({ cwd: options.cwd ?? root, env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"], quiet: true, nothrow: true })`exec ${command} ${args}`;
+  running.add(program);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    program.child?.kill("SIGTERM");
+    setTimeout(() => program.child?.kill("SIGKILL"), 10_000).unref();
+  }, timeoutMs);
+  const output = await program.finally(() => {
+    clearTimeout(timer);
+    running.delete(program);
   });
+  if (output.cause) throw new Error(`${command}: ${output.cause.message}`);
+  const stdout = output.stdout.slice(0, maxOutput);
+  const stderr = output.stderr.slice(-20_000);
+  if (timedOut) throw new Error(`${command} ${args.slice(0, 3).join(" ")} ...: no result after ${timeoutMs / 1000} s, stopped`);
+  if (output.exitCode !== 0 && !options.allowFailure) {
+    throw new Error(`${command} ${args.slice(0, 4).join(" ")} ... exited with ${output.exitCode ?? output.signal}: ${lastLines(stderr || stdout)}`);
+  }
+  return { code: output.exitCode ?? 128, stdout, stderr, seconds: seconds(started) };
 }
 
-/** Stops every child this process still has running (its own children only, by pid). */
+/** Stops every child this process still has running (its own children only). */
 export function stopChildren(): void {
-  for (const pid of running) {
-    try {
-      process.kill(pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
-  }
+  for (const program of running) program.child?.kill("SIGTERM"); // a no-op for one already gone
   running = new Set();
 }
 

@@ -1,14 +1,15 @@
 // make cron-install [CRON=system|user] [CRON_FILE=] [CRON_LOG=] [DRY_RUN=1] / make cron-remove
 // Writes the scheduled jobs (schedule: in composure.yml) as crontab entries: by default the file
 // /etc/cron.d/composure (CRON_FILE= elsewhere), with CRON=user a block in the user's crontab.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { $ } from "zx";
 import { flag, main } from "./lib/cli.ts";
 import { loadConfig } from "./lib/config/load.ts";
 import { ExitCode, UsageError } from "./lib/errors.ts";
 import { log } from "./lib/log.ts";
+import { whyNotRun } from "./lib/shell.ts";
 import { checkForCron, fileMarker, mergeIntoCrontab, removeFromCrontab, renderCronFile, type CronSettings } from "./lib/schedule/cron-file.ts";
 import { listJobs, repoRoot } from "./lib/schedule/jobs.ts";
 import { strategyKinds } from "./lib/strategies/registry.ts";
@@ -106,13 +107,14 @@ function findOnPath(command: string): string {
 }
 
 function readCrontab(dryRun = false): string {
-  const result = spawnSync("crontab", ["-l"], { encoding: "utf8" });
-  if (result.error && dryRun) {
-    log.warn(`cannot run crontab (${result.error.message}): showing composure's block alone`);
+  const result = $({ sync: true, quiet: true, nothrow: true })`crontab -l`;
+  const notRun = whyNotRun(result);
+  if (notRun && dryRun) {
+    log.warn(`cannot run crontab (${notRun}): showing composure's block alone`);
     return "";
   }
-  if (result.error) throw new UsageError(`cannot run crontab (${result.error.message}): install cron, or use the system file (CRON=system)`);
-  if (result.status !== 0) {
+  if (notRun) throw new UsageError(`cannot run crontab (${notRun}): install cron, or use the system file (CRON=system)`);
+  if (result.exitCode !== 0) {
     if (/no crontab/i.test(result.stderr)) return "";
     throw new UsageError(`crontab -l failed: ${result.stderr.trim()}`);
   }
@@ -120,6 +122,6 @@ function readCrontab(dryRun = false): string {
 }
 
 function writeCrontab(text: string): void {
-  const result = spawnSync("crontab", ["-"], { input: text, encoding: "utf8" });
-  if (result.error || result.status !== 0) throw new UsageError(`crontab - failed: ${result.error?.message ?? result.stderr.trim()}`);
+  const result = $({ sync: true, quiet: true, nothrow: true, input: text })`crontab -`;
+  if (result.exitCode !== 0) throw new UsageError(`crontab - failed: ${whyNotRun(result) ?? result.stderr.trim()}`);
 }

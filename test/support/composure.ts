@@ -1,13 +1,11 @@
 // Test support: run composure's scripts as a user would (a child process with env vars), drive
 // real Compose projects, and look into volumes through a busybox container.
-import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
+import { $ } from "zx";
 
-const execFileAsync = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 /** A fixture image (test/images/<name>), or the one COMPOSURE_IMAGE_<NAME> names (e.g. an official image). */
 export const fixtureImage = (name: string) => process.env[`COMPOSURE_IMAGE_${name.toUpperCase()}`] ?? `composure-fixture/${name}:latest`;
@@ -50,25 +48,25 @@ export function commandEnvironment(env: Record<string, string>): Record<string, 
 
 /** Runs composure command <name> (make <name>) with the given environment; never throws on a non-zero exit. */
 export function composure(name: string, env: Record<string, string>, args: string[] = []): Promise<Outcome> & { pid?: number; kill(signal: NodeJS.Signals): void } {
-  const child = spawn(process.execPath, [...commandArguments(name), ...args], {
+  const program = $({
     cwd: repoRoot,
     env: { ...process.env, ...commandEnvironment(env) },
     stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
-  const promise = new Promise<Outcome>((resolve) => child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
-  return Object.assign(promise, { pid: child.pid, kill: (signal: NodeJS.Signals) => child.kill(signal) });
+    quiet: true,
+    nothrow: true,
+  })`exec ${process.execPath} ${[...commandArguments(name), ...args]}`; // exec: pid and signals are composure's own
+  const outcome = (async () => {
+    const { exitCode, signal, stdout, stderr } = await program;
+    return { code: exitCode ?? (signal ? 128 : 1), stdout, stderr };
+  })();
+  return Object.assign(outcome, { pid: program.pid, kill: (signal: NodeJS.Signals) => program.child?.kill(signal) });
 }
 
 export async function sh(command: string, args: string[], input?: string): Promise<string> {
-  // execFile (unlike execFileSync) ignores an `input` option: feed stdin and close it ourselves.
-  const running = execFileAsync(command, args, { maxBuffer: 256 * 1024 * 1024, encoding: "utf8" });
-  if (input !== undefined) running.child.stdin?.end(input);
-  const { stdout } = await running;
-  return stdout;
+  // A Buffer, even when empty: zx writes it and closes stdin (it skips an empty string).
+  const output = await $({ quiet: true, nothrow: true, input: input === undefined ? undefined : Buffer.from(input) })`${command} ${args}`;
+  if (output.exitCode !== 0) throw new Error(`Command failed: ${[command, ...args].join(" ")} (exit ${output.exitCode ?? output.signal})\n${output.stderr}`);
+  return output.stdout;
 }
 
 export async function docker(...args: string[]): Promise<string> {

@@ -1,6 +1,6 @@
 // Test support for metrics: a small parser of the Prometheus text format and a real
 // node_exporter (Debian's prometheus-node-exporter) serving a textfile directory on 127.0.0.1.
-import { spawn, type ChildProcess } from "node:child_process";
+import { $ } from "zx";
 import { freePort } from "./composure.ts";
 
 export interface Sample {
@@ -40,35 +40,30 @@ export interface NodeExporter {
 export async function startNodeExporter(textfileDir: string): Promise<NodeExporter> {
   const port = await freePort();
   const binary = process.env.NODE_EXPORTER ?? "prometheus-node-exporter";
-  const child: ChildProcess = spawn(
-    binary,
-    [`--web.listen-address=127.0.0.1:${port}`, "--collector.disable-defaults", "--collector.textfile", `--collector.textfile.directory=${textfileDir}`, "--web.disable-exporter-metrics"],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
+  const flags = [`--web.listen-address=127.0.0.1:${port}`, "--collector.disable-defaults", "--collector.textfile", `--collector.textfile.directory=${textfileDir}`, "--web.disable-exporter-metrics"];
+  // exec: the shell becomes node_exporter, so stop()'s SIGTERM reaches it
+  const serving = $({ stdio: ["ignore", "ignore", "pipe"], quiet: true, nothrow: true })`exec ${binary} ${flags}`;
   let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let spawnError: Error | undefined;
-  child.once("error", (error) => (spawnError = error));
+  serving.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
   const url = `http://127.0.0.1:${port}/metrics`;
   const deadline = Date.now() + 15_000;
   for (;;) {
-    if (spawnError) throw new Error(`cannot start ${binary} (install Debian's prometheus-node-exporter): ${spawnError.message}`);
+    if (serving.output?.exitCode === 127) throw new Error(`cannot start ${binary} (install Debian's prometheus-node-exporter): ${stderr.trim()}`);
     try {
       const response = await fetch(url);
       if (response.ok) break;
     } catch {
       // not listening yet
     }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`node_exporter did not come up on ${url}: ${stderr}`);
+    if (serving.output || Date.now() > deadline) throw new Error(`node_exporter did not come up on ${url}: ${stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return {
     url,
     scrape: async () => parseExposition(await (await fetch(url)).text()),
     stop: async () => {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await exited;
+      serving.child?.kill("SIGTERM"); // a no-op once it has exited
+      await serving;
     },
   };
 }

@@ -1,36 +1,23 @@
 // OpenSearch/Elasticsearch from the tests: HTTP through curl inside a node's container (no
 // published port), readiness, bulk indexing and a content hash of an index.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { $ } from "zx";
 
 /** One HTTP request made by curl inside the container; the body goes through stdin. */
-export function es(container: string, method: string, apiPath: string, body?: string): Promise<{ status: number; json: any; text: string }> {
-  return new Promise((resolve, reject) => {
-    const args = ["exec", "-i", container, "curl", "-s", "-w", "\n%{http_code}", "-X", method, "-H", "Content-Type: application/json", `http://localhost:9200${apiPath}`];
-    if (body !== undefined) args.push("--data-binary", "@-");
-    const child = spawn("docker", args, { stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    let err = "";
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => (err += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const text = Buffer.concat(out).toString("utf8");
-      const cut = text.lastIndexOf("\n");
-      const status = Number(text.slice(cut + 1));
-      if (code !== 0) return reject(new Error(`curl in ${container} exited with ${code}: ${err}`));
-      const payload = text.slice(0, cut);
-      let json: unknown;
-      try {
-        json = JSON.parse(payload);
-      } catch {
-        json = undefined;
-      }
-      resolve({ status, json, text: payload });
-    });
-    child.stdin.end(body ?? "");
-  });
+export async function es(container: string, method: string, apiPath: string, body?: string): Promise<{ status: number; json: any; text: string }> {
+  const data = body !== undefined ? ["--data-binary", "@-"] : [];
+  const curl = await $({ quiet: true, nothrow: true, input: Buffer.from(body ?? "") })`docker exec -i ${container} curl -s -w ${"\n%{http_code}"} -X ${method} -H ${"Content-Type: application/json"} ${`http://localhost:9200${apiPath}`} ${data}`;
+  if (curl.exitCode !== 0) throw new Error(`curl in ${container} exited with ${curl.exitCode}: ${curl.stderr}`);
+  const cut = curl.stdout.lastIndexOf("\n");
+  const payload = curl.stdout.slice(0, cut);
+  let json: unknown;
+  try {
+    json = JSON.parse(payload);
+  } catch {
+    json = undefined;
+  }
+  return { status: Number(curl.stdout.slice(cut + 1)), json, text: payload };
 }
 
 export async function esOk(container: string, method: string, apiPath: string, body?: string): Promise<any> {

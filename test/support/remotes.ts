@@ -9,11 +9,11 @@
 //
 // AppendOnlySftpServer is OpenSSH's sshd with internal-sftp: rclone serve grants every user the
 // same rights, and an append-only remote needs credentials that may add but not delete.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { $, type ProcessPromise } from "zx";
 import { pinnedRclonePath, pinnedRcloneVersion } from "../../scripts/lib/remote/rclone-binary.ts";
 import { freePort, tempDir } from "./composure.ts";
 
@@ -38,27 +38,25 @@ export class RcloneServer {
   readonly user = "composure";
   readonly password = `pw-${process.pid}-${Date.now()}`;
   port = 0;
-  private process?: ChildProcess;
+  private serving?: ProcessPromise;
 
   constructor(readonly protocol: "webdav" | "sftp", readonly remoteName: string) {}
 
   async start(): Promise<void> {
     this.port ||= await freePort();
-    this.process = spawn("rclone", ["serve", this.protocol, this.dir, "--addr", `127.0.0.1:${this.port}`, "--user", this.user, "--pass", this.password], { stdio: "ignore" });
+    this.serving = $({ stdio: "ignore", quiet: true, nothrow: true })`exec rclone serve ${this.protocol} ${this.dir} --addr ${`127.0.0.1:${this.port}`} --user ${this.user} --pass ${this.password}`;
     await waitForPort(this.port);
   }
 
   async stop(): Promise<void> {
-    if (!this.process || this.process.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.process!.on("exit", resolve));
-    this.process.kill("SIGKILL");
-    await exited;
+    this.serving?.child?.kill("SIGKILL"); // a no-op once it has exited
+    await this.serving;
   }
 
   /** The environment that defines rclone remote `<remoteName>:` for this server. */
   clientEnv(password = this.password): Record<string, string> {
     const prefix = `RCLONE_CONFIG_${this.remoteName.toUpperCase()}_`;
-    const obscured = execFileSync("rclone", ["obscure", password], { encoding: "utf8" }).trim();
+    const obscured = $({ sync: true, quiet: true })`rclone obscure ${password}`.stdout.trim();
     const common = { [`${prefix}TYPE`]: this.protocol, [`${prefix}USER`]: this.user, [`${prefix}PASS`]: obscured };
     if (this.protocol === "webdav") return { ...common, [`${prefix}URL`]: `http://127.0.0.1:${this.port}` };
     return { ...common, [`${prefix}HOST`]: "127.0.0.1", [`${prefix}PORT`]: String(this.port), [`${prefix}SHELL_TYPE`]: "none" };
@@ -82,7 +80,7 @@ export class S3Server {
   readonly accessKey = `composure-access-${process.pid}`;
   readonly secretKey = `s3-secret-${process.pid}-${Date.now()}`;
   port = 0;
-  private process?: ChildProcess;
+  private serving?: ProcessPromise;
 
   /** `dir`: the folder it serves (default: a new temporary one). */
   constructor(readonly remoteName: string, readonly bucket = "backups", private readonly debugLog = true, readonly dir = tempDir("s3-served")) {
@@ -93,7 +91,7 @@ export class S3Server {
     this.port ||= await freePort();
     const args = ["serve", "s3", this.dir, "--addr", `127.0.0.1:${this.port}`, "--auth-key", `${this.accessKey},${this.secretKey}`];
     const logging = this.debugLog ? ["--log-level", "DEBUG", "--log-file", this.logFile] : [];
-    this.process = spawn(pinnedRclone(), [...args, ...logging], { stdio: "ignore" });
+    this.serving = $({ stdio: "ignore", quiet: true, nothrow: true })`exec ${pinnedRclone()} ${[...args, ...logging]}`;
     await waitForPort(this.port);
   }
 
@@ -104,10 +102,8 @@ export class S3Server {
   }
 
   async stop(): Promise<void> {
-    if (!this.process || this.process.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.process!.on("exit", resolve));
-    this.process.kill("SIGKILL");
-    await exited;
+    this.serving?.child?.kill("SIGKILL"); // a no-op once it has exited
+    await this.serving;
   }
 
   /** The folder on disk behind `<bucket>/<key>`. */
@@ -145,7 +141,7 @@ export class AppendOnlySftpServer {
   readonly dir = tempDir("sftp-served");
   readonly ports: Record<SftpCredential, number> = { backup: 0, prune: 0 };
   private readonly keys = tempDir("sftp-keys");
-  private readonly processes: ChildProcess[] = [];
+  private readonly processes: ProcessPromise[] = [];
 
   constructor(readonly remoteName: string) {}
 
@@ -160,18 +156,16 @@ export class AppendOnlySftpServer {
       this.ports[credential] ||= await freePort();
       const config = path.join(this.keys, `sshd-${credential}.conf`);
       writeFileSync(config, this.sshdConfig(credential, hostKey));
-      const log = openSync(path.join(this.keys, `sshd-${credential}.log`), "a");
-      this.processes.push(spawn(sshd, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", log] }));
+      const log = path.join(this.keys, `sshd-${credential}.log`);
+      this.processes.push($({ stdio: "ignore", quiet: true, nothrow: true })`exec ${sshd} -D -f ${config} -E ${log}`);
       await waitForPort(this.ports[credential]);
     }
   }
 
   async stop(): Promise<void> {
-    for (const child of this.processes.splice(0)) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = new Promise((resolve) => child.on("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
+    for (const serving of this.processes.splice(0)) {
+      serving.child?.kill("SIGTERM"); // a no-op once it has exited
+      await serving;
     }
   }
 
@@ -202,7 +196,7 @@ export class AppendOnlySftpServer {
   /** An ed25519 key pair `<keys>/<name>` (and .pub), made once; returns the private key's path. */
   private keygen(name: string): string {
     const file = path.join(this.keys, name);
-    if (!existsSync(file)) execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `composure-test-${name}`, "-f", file]);
+    if (!existsSync(file)) $({ sync: true, quiet: true })`ssh-keygen -q -t ed25519 -N ${""} -C ${`composure-test-${name}`} -f ${file}`;
     return file;
   }
 

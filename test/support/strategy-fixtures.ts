@@ -3,7 +3,7 @@
 // keeps changing it during a hot backup, a damage, a checksum of the seeded data, and the
 // secrets it is given. A new strategy joins the suite by adding its fixture here; the suite
 // checks the same contract for every entry.
-import { execFileSync } from "node:child_process";
+import { $ } from "zx";
 import { tableChecksums, cql } from "./cassandra.ts";
 import { ComposeProject, docker, eventually, fixtureImage, inVolumes, sh, snapshotVolume } from "./composure.ts";
 import { bulk, bulkBody, contentHash, esOk, waitForHealth } from "./opensearch.ts";
@@ -242,7 +242,7 @@ const victoriametrics: StrategyFixture = {
   async seed(stack) {
     const lines: string[] = [];
     for (const instance of ["a", "b"]) for (let time = first; time <= last; time += 60) lines.push(`synthetic_series{instance="${instance}",job="synthetic"} ${(time / 60) % 89} ${time * 1000}`);
-    execFileSync("docker", ["exec", "-i", await stack.container("vm"), "curl", "-sf", "--data-binary", "@-", "http://localhost:8428/api/v1/import/prometheus"], { input: `${lines.join("\n")}\n` });
+    await $({ quiet: true, input: `${lines.join("\n")}\n` })`docker exec -i ${await stack.container("vm")} curl -sf --data-binary @- http://localhost:8428/api/v1/import/prometheus`;
     await inContainer(stack, "vm", "curl -sf http://localhost:8428/internal/force_flush");
     await eventually("victoriametrics samples", async () => {
       if (!(await victoriaSamples(stack))) throw new Error("not searchable yet");

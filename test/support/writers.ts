@@ -1,28 +1,23 @@
 // Test support: a writer that keeps committing inside a container until told to stop, a watcher
 // of every process's argv for secrets, and a search for secrets in a run's files (compressed
 // ones decompressed).
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import { $, type ProcessPromise } from "zx";
 import { docker, sh } from "./composure.ts";
 
 /** A shell loop inside `container` whose stdout feeds a SQL client; stopped through a flag file. */
 export class Writer {
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<number>;
-  private output = "";
+  private readonly writing: ProcessPromise;
 
   constructor(private readonly container: string, script: string) {
-    this.child = spawn("docker", ["exec", container, "sh", "-c", `rm -f /tmp/stop-writer; ${script}`], { stdio: ["ignore", "pipe", "pipe"] });
-    this.child.stdout!.on("data", (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-4000)));
-    this.child.stderr!.on("data", (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-4000)));
-    this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code ?? 1)));
+    this.writing = $({ quiet: true, nothrow: true, stdio: ["ignore", "pipe", "pipe"] })`docker exec ${container} sh -c ${`rm -f /tmp/stop-writer; ${script}`}`;
   }
 
   async stop(): Promise<void> {
     await docker("exec", this.container, "touch", "/tmp/stop-writer");
-    const code = await this.exited;
-    if (code !== 0) throw new Error(`the writer failed (exit ${code}): ${this.output}`);
+    const { exitCode, stdall } = await this.writing;
+    if (exitCode !== 0) throw new Error(`the writer failed (exit ${exitCode ?? 1}): ${stdall.slice(-4000)}`);
   }
 }
 

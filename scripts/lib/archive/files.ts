@@ -6,8 +6,8 @@ import { open, rename, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { spawnSync } from "node:child_process";
 import os from "node:os";
+import { $ } from "zx";
 import { spawnChecked, type Spawned } from "../shell.ts";
 
 export interface StoredFile {
@@ -90,7 +90,7 @@ function compressorArgs(level: number, input?: string): [string, string[]] {
 
 let pigz: boolean | undefined;
 function hasPigz(): boolean {
-  pigz ??= spawnSync("pigz", ["--version"]).status === 0;
+  pigz ??= $({ sync: true, quiet: true, nothrow: true })`pigz --version`.exitCode === 0;
   return pigz;
 }
 

@@ -1,12 +1,11 @@
 // Makes sure the helper image exists. Default: the official busybox image. When it is absent and
 // cannot be pulled (no registry), composure builds an equivalent from the host's static busybox
 // (Debian: busybox-static) and says so; it never stops at a bare pull error.
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, mkdirSync, copyFileSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn } from "node:child_process";
+import { $ } from "zx";
 import { getEngine } from "./engine.ts";
 import { log } from "../log.ts";
 
@@ -92,37 +91,27 @@ function fileHash(file: string): string {
 /** Imports a rootfs holding busybox, its applet links, /etc/passwd and /tmp as `tag`. */
 export async function buildBusyboxImage(busybox: string, tag: string): Promise<void> {
   const root = mkdtempSync(path.join(os.tmpdir(), "composure-busybox-"));
+  const rootfsTar = `${root}.tar`;
   try {
     for (const dir of ["bin", "etc", "tmp"]) mkdirSync(path.join(root, dir));
     chmodSync(path.join(root, "tmp"), 0o1777);
     copyFileSync(busybox, path.join(root, "bin", "busybox"));
     chmodSync(path.join(root, "bin", "busybox"), 0o755);
-    const applets = execFileSync(busybox, ["--list"], { encoding: "utf8" }).split("\n").filter((name) => name && name !== "busybox");
+    const applets = (await $({ quiet: true })`${busybox} --list`).stdout.split("\n").filter((name) => name && name !== "busybox");
     for (const applet of applets) symlinkSync("busybox", path.join(root, "bin", applet));
     writeFileSync(path.join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
     writeFileSync(path.join(root, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
-    const tar = spawn("tar", ["-C", root, "-c", "."], { stdio: ["ignore", "pipe", "inherit"] });
-    const tarExit = new Promise<number | null>((resolve, reject) => {
-      tar.on("error", reject);
-      tar.on("close", resolve);
-    });
-    tarExit.catch(() => undefined); // awaited below; an early spawn error must not go unhandled meanwhile
+    // A file, not a pipe: the engine reads it at its own pace (a refused import leaves no tar blocked on a pipe).
+    const tarred = await $({ quiet: true, nothrow: true })`tar -C ${root} -cf ${rootfsTar} .`;
+    if (tarred.exitCode !== 0) throw new Error(`tar of the busybox rootfs exited with code ${tarred.exitCode}: ${tarred.stderr.trim()}`);
     const [repo, version] = splitTag(tag);
-    try {
-      const output = await getEngine().importImage(tar.stdout as unknown as string, { repo, tag: version, changes: ['ENV PATH=/bin', 'CMD ["sh"]'] } as object);
-      await new Promise<void>((resolve, reject) =>
-        getEngine().modem.followProgress(output, (error: Error | null) => (error ? reject(error) : resolve())),
-      );
-      const code = await tarExit;
-      if (code !== 0) throw new Error(`tar of the busybox rootfs exited with code ${code}`);
-    } catch (error) {
-      // When the engine refuses the import (or is not there), nobody reads tar's pipe any more:
-      // tar would block on it forever and keep this process alive. It was the hang of `make demo`.
-      tar.kill("SIGKILL");
-      throw error;
-    }
+    const output = await getEngine().importImage(rootfsTar, { repo, tag: version, changes: ['ENV PATH=/bin', 'CMD ["sh"]'] } as object);
+    await new Promise<void>((resolve, reject) =>
+      getEngine().modem.followProgress(output, (error: Error | null) => (error ? reject(error) : resolve())),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
+    rmSync(rootfsTar, { force: true });
   }
 }
 

@@ -8,7 +8,7 @@
 import { $ } from "zx";
 import { RemoteError } from "../errors.ts";
 import { log } from "../log.ts";
-import { spawnChecked } from "../shell.ts";
+import { run, type ProgramError } from "../shell.ts";
 import { backendType, checkS3Version, rcloneBinary, rcloneEnv } from "./rclone-binary.ts";
 import type { Remote, RemoteEntry } from "./types.ts";
 
@@ -97,14 +97,10 @@ export class RcloneRemote implements Remote {
     const attempts = this.settings.attempts ?? 3;
     const backendFlags = (await this.backend()) === "s3" && this.settings.chunkSize ? ["--s3-chunk-size", this.settings.chunkSize] : [];
     for (let attempt = 1; ; attempt++) {
-      const spawned = spawnChecked(this.binary, [...args, ...backendFlags, "--retries", "1", "--low-level-retries", "3"], ["ignore", "pipe", "pipe"], this.env);
-      let stdout = "";
-      spawned.child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
       try {
-        await spawned.done;
-        return stdout;
+        return await run(this.binary, [...args, ...backendFlags, "--retries", "1", "--low-level-retries", "3"], this.env);
       } catch (failure) {
-        const code = spawned.child.exitCode ?? -1;
+        const code = (failure as ProgramError).exitCode ?? -1;
         const temporary = code === 5 || transientPattern.test((failure as Error).message);
         const error = temporary ? (failure as Error) : await this.explained(failure as Error);
         const refused = !temporary && isRefusal(error.message);

@@ -6,8 +6,9 @@
 // in its own process group so that only the scheduler decides what it receives. On SIGTERM the
 // scheduler stops firing, passes the signal to the running job once (its cleanup stack restarts
 // every stopped service, then it exits) and exits 0 when the job has gone.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import cron, { type ScheduledTask } from "node-cron";
+import { $ } from "zx";
 import { log } from "../log.ts";
 import { nodeArgumentsOf, repoRoot, type Job } from "./jobs.ts";
 
@@ -31,12 +32,9 @@ export interface SchedulerOptions {
 }
 
 export function startJobProcess(job: Job, env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, nodeArgumentsOf(job.target), {
-    cwd: repoRoot,
-    env: { ...env, ...job.variables },
-    stdio: ["ignore", "inherit", "inherit"],
-    detached: true,
-  });
+  // exec: the shell becomes the job, so the signal the scheduler passes on reaches the job itself.
+  const started = $({ cwd: repoRoot, env: { ...env, ...job.variables }, stdio: ["ignore", "inherit", "inherit"], detached: true, quiet: true, nothrow: true })`exec ${process.execPath} ${nodeArgumentsOf(job.target)}`;
+  return started.child!;
 }
 
 export function healthLine(run: JobRun, next: Date | null): string {
