@@ -62,7 +62,7 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
       const progress = label ? startProgress(label) : undefined;
       if (progress) stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
       const file = `${service}/${name}`;
-      const stdout = await restic(repository, ["backup", "--json", "--quiet", "--stdin", "--stdin-filename", file, ...tags(name)], stream);
+      const stdout = await restic(repository, ["backup", "--json", "--quiet", "--stdin", "--stdin-filename", file, ...tags(name)], stream).finally(() => progress?.stop());
       const summary = lastMessage<BackupSummary>(stdout, "summary");
       progress?.done(`${formatBytes(summary.data_added_packed)} added to the repository`);
       return artifactOf(name, "stream", `/${file}`, summary);
@@ -86,7 +86,7 @@ export function readFromRepository(repository: Repository, artifact: Artifact, r
     if (result.exitCode !== 0) throw resticError(repository, "dump", result.exitCode ?? -1, result.stderr);
   });
   done.catch((error: Error) => stream.destroy(error));
-  return { stream, done };
+  return { stream, done, source: { size: artifact.bytes } };
 }
 
 /** A tree snapshot's source directory as restic recorded it: what goes onto the restored root. */

@@ -1,0 +1,100 @@
+// Progress that means something, as an operator sees it on a terminal (a tmux pseudo-terminal):
+// the capture of a volume holding 1 GiB of JSON text shows the bytes of the tar stream read
+// against its size, a share done that grows, the rate and the time left, not the few compressed
+// bytes written; the restore shows what is read of the archive against the archive's size. Off
+// a terminal the same commands print no progress line, only one line per finished step.
+import assert from "node:assert/strict";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { formatBytes } from "../../scripts/lib/log.ts";
+import { backupsOf, busyboxImage, busyboxProject, composure, inVolumes, repoRoot, requireDocker, tempDir } from "../support/composure.ts";
+import { Terminal } from "../support/terminal.ts";
+
+const GiB = 1024 ** 3;
+// Varied JSON lines: a 3.6 MB chunk, longer than zstd's window at level 3, repeated to 1 GiB,
+// so that it compresses like text (about 4:1) rather than like one repeated line.
+const generate = `
+set -e
+awk 'BEGIN { srand(7); for (i = 0; i < 40000; i++) printf "{\\"id\\": %d, \\"user\\": \\"user%d\\", \\"score\\": %.4f, \\"tags\\": [\\"t%d\\", \\"t%d\\"], \\"active\\": %s}\\n", i, int(rand() * 1e6), rand() * 1000, int(rand() * 50), int(rand() * 50), (rand() < 0.5 ? "true" : "false") }' > /tmp/chunk
+size=$(wc -c < /tmp/chunk)
+n=$(( (${GiB} + size - 1) / size )); i=0
+while [ $i -lt $n ]; do cat /tmp/chunk; i=$((i + 1)); done | head -c ${GiB} > /data/events.json
+`;
+
+/** The progress samples of `label` on a screen: read, of size, share, rate, time left. */
+const samplePattern = (label: string) => new RegExp(`${label}: ([\\d.]+ \\w+) of ([\\d.]+ \\w+) \\((\\d+)%\\) [\\d.]+ \\w+/s(?:, ([\\d.]+ s|\\d+ min \\d+ s) left)?`, "g");
+
+interface Sample {
+  read: string;
+  size: string;
+  share: number;
+  left?: string;
+}
+
+/** Runs `command` in a terminal and reads its screen every 100 ms until it ends: the samples of `label` and the last screen. */
+async function watch(command: string[], env: Record<string, string>, label: string): Promise<{ code: number; samples: Sample[]; screen: string }> {
+  const terminal = await Terminal.start(command, { cwd: repoRoot, env, width: 220 });
+  const samples: Sample[] = [];
+  try {
+    for (;;) {
+      const screen = await terminal.screen();
+      for (const match of screen.matchAll(samplePattern(label))) {
+        const sample = { read: match[1], size: match[2], share: Number(match[3]), left: match[4] };
+        if (!samples.some((seen) => seen.read === sample.read)) samples.push(sample);
+      }
+      const ended = await terminal.exitCode(0).then((code) => code, () => undefined);
+      if (ended !== undefined) return { code: ended, samples, screen: await terminal.screen() };
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await terminal.close();
+  }
+}
+
+describe("progress on a terminal", { timeout: 900_000 }, () => {
+  const project = busyboxProject("cmpt-progress", { app: ["data:/data"] });
+  const destination = tempDir("progress-dest");
+  const env = { PROJECT: project.name, DESTINATION: destination, COMPOSURE_HELPER_IMAGE: busyboxImage, METRICS_DIR: path.join(os.tmpdir(), "composure-test-metrics") };
+
+  before(async () => {
+    await requireDocker();
+    await project.up();
+    await inVolumes([`${project.volume("data")}:/data`], generate);
+  });
+  after(async () => {
+    await project.down().catch(() => undefined);
+  });
+
+  test("the capture of 1 GiB of JSON text shows the bytes read of 1.0 GiB, a growing share and the time left", async () => {
+    const { code, samples, screen } = await watch(["make", "-s", "backup"], env, "data");
+    assert.equal(code, 0, screen);
+    console.log(`# capture samples: ${samples.map((sample) => `${sample.read} (${sample.share}%)${sample.left ? ` ${sample.left} left` : ""}`).join(", ")}`);
+    assert.ok(samples.length >= 2, `at least two progress samples of the capture, against its size:\n${screen}`);
+    assert.ok(samples.every((sample) => sample.size === "1.0 GiB"), `the size is the volume's 1 GiB, not what was written: ${JSON.stringify(samples)}`);
+    const shares = samples.map((sample) => sample.share);
+    assert.deepEqual(shares, [...shares].sort((a, b) => a - b), "the share only grows");
+    assert.ok(new Set(shares).size >= 2, `the share takes several values: ${shares.join(", ")}`);
+    assert.ok(samples.some((sample) => sample.share >= 50), `the share reaches past half: ${shares.join(", ")}`);
+    assert.ok(samples.some((sample) => sample.left), "a time left is shown");
+    assert.match(screen, /^data: [\d.]+ \w+ stored in [\d.]+ s$/m, "the capture ends with its one summary line, the progress line gone");
+  });
+
+  test("the restore shows what is read of the archive against its size", async () => {
+    const { code, samples, screen } = await watch(["make", "-s", "restore"], { ...env, FORCE: "1", NO_RESCUE: "1" }, "app/data\\.tar\\.zst");
+    assert.equal(code, 0, screen);
+    console.log(`# restore samples: ${samples.map((sample) => `${sample.read} of ${sample.size} (${sample.share}%)`).join(", ")}`);
+    assert.ok(samples.length >= 1, `a progress sample of the restore, against the archive's size:\n${screen}`);
+    const { runIds, manifestOf } = backupsOf(path.join(destination, project.name));
+    const archive = manifestOf(runIds().at(-1)!).services[0].artifacts[0];
+    assert.ok(samples.every((sample) => sample.size === formatBytes(archive.bytes)), `the size is the archive's, ${formatBytes(archive.bytes)}: ${JSON.stringify(samples)}`);
+    assert.match(screen, /app\/data\.tar\.zst: \d+ entries, 1\.0 GiB in [\d.]+ s/, "the restore ends with its summary line");
+  });
+
+  test("off a terminal: no progress line, one line per finished step", async () => {
+    const backup = await composure("backup", env);
+    assert.equal(backup.code, 0, backup.stderr);
+    assert.doesNotMatch(backup.stderr, /\r|\x1b\[K| of 1\.0 GiB \(/, "no progress line written");
+    assert.match(backup.stderr, /^\S+ \S+ info  data: [\d.]+ \w+ stored in [\d.]+ s$/m);
+  });
+});
