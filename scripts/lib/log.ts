@@ -2,6 +2,8 @@
 // Everything goes to stderr so that stdout stays free for --json output.
 
 const isTty = Boolean(process.stderr.isTTY);
+/** True when progress lines are drawn (stderr is a terminal): what feeds them only needs to run then. */
+export const showsProgress = isTty;
 
 function timestamp(): string {
   return new Date().toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");

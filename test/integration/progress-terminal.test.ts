@@ -4,6 +4,7 @@
 // bytes written; the restore shows what is read of the archive against the archive's size. Off
 // a terminal the same commands print no progress line, only one line per finished step.
 import assert from "node:assert/strict";
+import { rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -89,6 +90,37 @@ describe("progress on a terminal", { timeout: 900_000 }, () => {
     const archive = manifestOf(runIds().at(-1)!).services[0].artifacts[0];
     assert.ok(samples.every((sample) => sample.size === formatBytes(archive.bytes)), `the size is the archive's, ${formatBytes(archive.bytes)}: ${JSON.stringify(samples)}`);
     assert.match(screen, /app\/data\.tar\.zst: \d+ entries, 1\.0 GiB in [\d.]+ s/, "the restore ends with its summary line");
+  });
+
+  test("the repository engine (restic): backup and restore show restic's bytes done of its total", async () => {
+    const repositoryEnv = { ...env, DESTINATION: tempDir("progress-repo-dest"), STORAGE: "repository" };
+    const backup = await watch(["make", "-s", "backup"], repositoryEnv, "data");
+    assert.equal(backup.code, 0, backup.screen);
+    console.log(`# repository backup samples: ${backup.samples.map((sample) => `${sample.read} of ${sample.size} (${sample.share}%)`).join(", ")}`);
+    assert.ok(new Set(backup.samples.map((sample) => sample.share)).size >= 2, `the share takes several values:\n${backup.screen}`);
+    assert.ok(backup.samples.every((sample) => sample.size === "1.0 GiB"), JSON.stringify(backup.samples));
+    assert.match(backup.screen, /^data: 1 files \(0 unchanged, not read again\), 1\.0 GiB -> [\d.]+ \w+ added to the repository in [\d.]+ s$/m);
+    const restore = await watch(["make", "-s", "restore"], { ...repositoryEnv, FORCE: "1", NO_RESCUE: "1" }, "app/data");
+    assert.equal(restore.code, 0, restore.screen);
+    console.log(`# repository restore samples: ${restore.samples.map((sample) => `${sample.read} of ${sample.size} (${sample.share}%)`).join(", ")}`);
+    assert.ok(restore.samples.length >= 1 && restore.samples.every((sample) => sample.size === "1.0 GiB"), `restore progress against the snapshot's size:\n${restore.screen}`);
+  });
+
+  test("uploads and downloads (rclone) show the bytes sent of the run's size", async () => {
+    const config = path.join(tempDir("progress-config"), "composure.yml");
+    writeFileSync(config, `remote:\n  target: "${tempDir("progress-remote")}"\n  bwlimit: "80M"\n`);
+    const remoteEnv = { ...env, DESTINATION: tempDir("progress-offsite-dest"), CONFIG: config };
+    const run = "\\d{8}T\\d{6}Z";
+    const backup = await watch(["make", "-s", "backup"], remoteEnv, `upload of ${project.name}/${run}`);
+    assert.equal(backup.code, 0, backup.screen);
+    console.log(`# upload samples: ${backup.samples.map((sample) => `${sample.read} of ${sample.size} (${sample.share}%)`).join(", ")}`);
+    assert.ok(new Set(backup.samples.map((sample) => sample.share)).size >= 2, `the upload's share takes several values:\n${backup.screen}`);
+    assert.match(backup.screen, /^run \S+ is off-site/m);
+    rmSync(path.join(remoteEnv.DESTINATION, project.name), { recursive: true });
+    const restore = await watch(["make", "-s", "restore"], { ...remoteEnv, FROM: "remote", FORCE: "1", NO_RESCUE: "1" }, `download of ${project.name}/${run}`);
+    assert.equal(restore.code, 0, restore.screen);
+    console.log(`# download samples: ${restore.samples.map((sample) => `${sample.read} of ${sample.size} (${sample.share}%)`).join(", ")}`);
+    assert.ok(new Set(restore.samples.map((sample) => sample.share)).size >= 2, `the download's share takes several values:\n${restore.screen}`);
   });
 
   test("off a terminal: no progress line, one line per finished step", async () => {

@@ -5,9 +5,10 @@
 // rclone runs and the remote's backend type (S3: the version is checked, chunk_size applies).
 import { $ } from "zx";
 import { RemoteError } from "../errors.ts";
-import { log } from "../log.ts";
+import { log, showsProgress } from "../log.ts";
 import { spawnChecked } from "../shell.ts";
 import { backendType, checkS3Version, rcloneBinary } from "./rclone-binary.ts";
+import { watchStats, type StatsWatch } from "./rclone-stats.ts";
 import type { Remote, RemoteEntry } from "./types.ts";
 
 export interface RcloneSettings {
@@ -72,11 +73,21 @@ export class RcloneRemote implements Remote {
     return remotePath ? `${root}/${remotePath}` : root;
   }
 
-  private async rclone(args: string[], what: string): Promise<string> {
+  /** Runs rclone (retrying temporary failures); `transfer`: a copy, shown on the progress line as `what`. */
+  private async rclone(args: string[], what: string, transfer = false): Promise<string> {
+    const stats = transfer && showsProgress ? watchStats(what) : undefined;
+    try {
+      return await this.attempts(args, what, stats);
+    } finally {
+      stats?.stop();
+    }
+  }
+
+  private async attempts(args: string[], what: string, stats: StatsWatch | undefined): Promise<string> {
     const attempts = this.settings.attempts ?? 3;
     const backendFlags = (await this.backend()) === "s3" && this.settings.chunkSize ? ["--s3-chunk-size", this.settings.chunkSize] : [];
     for (let attempt = 1; ; attempt++) {
-      const spawned = spawnChecked(this.binary, [...args, ...backendFlags, "--retries", "1", "--low-level-retries", "3"], ["ignore", "pipe", "pipe"], this.env);
+      const spawned = spawnChecked(this.binary, [...args, ...backendFlags, "--retries", "1", "--low-level-retries", "3", ...(stats?.flags() ?? [])], ["ignore", "pipe", "pipe"], this.env);
       let stdout = "";
       spawned.child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
       try {
@@ -122,16 +133,16 @@ export class RcloneRemote implements Remote {
     const excludes = (options.exclude ?? []).flatMap((pattern) => ["--exclude", pattern]);
     const { statSync } = await import("node:fs");
     const verb = statSync(localPath).isDirectory() ? "copy" : "copyto";
-    await this.rclone([verb, localPath, this.join(remotePath), ...excludes, ...this.transferFlags()], `upload of ${remotePath}`);
+    await this.rclone([verb, localPath, this.join(remotePath), ...excludes, ...this.transferFlags()], `upload of ${remotePath}`, true);
   }
 
   async downloadFile(remotePath: string, localPath: string): Promise<void> {
-    await this.rclone(["copyto", this.join(remotePath), localPath, ...this.transferFlags()], `download of ${remotePath}`);
+    await this.rclone(["copyto", this.join(remotePath), localPath, ...this.transferFlags()], `download of ${remotePath}`, true);
   }
 
   async downloadDir(remotePath: string, localPath: string, options: { exclude?: string[] } = {}): Promise<void> {
     const excludes = (options.exclude ?? []).flatMap((pattern) => ["--exclude", pattern]);
-    await this.rclone(["copy", this.join(remotePath), localPath, ...excludes, ...this.transferFlags()], `download of ${remotePath}`);
+    await this.rclone(["copy", this.join(remotePath), localPath, ...excludes, ...this.transferFlags()], `download of ${remotePath}`, true);
   }
 
   async list(remotePath: string, options: { hashes?: boolean } = {}): Promise<RemoteEntry[]> {
