@@ -91,10 +91,10 @@ function track(transfer: { line(): string }): void {
 
 function untrack(transfer: { line(): string }): void {
   active.delete(transfer);
-  if (active.size === 0 && redraw) {
-    clearInterval(redraw);
-    redraw = undefined;
-  }
+  if (active.size > 0) return;
+  clearInterval(redraw);
+  redraw = undefined;
+  clearProgress(); // no stale line once nothing is under way
 }
 
 /** One transfer's progress, from startProgress. */
@@ -105,11 +105,9 @@ export interface Progress {
   sample(read: () => number | undefined): void;
   /** The source's size, once it is known (measured beside the transfer, say). */
   expect(total: number): void;
-  /** Bytes of the source read so far (undefined when they cannot be counted). */
-  readonly bytes: number | undefined;
   /** Ends the transfer: one line, `<label>: <summary> in <time>`, on a TTY as elsewhere. */
   done(summary: string): void;
-  /** Ends the transfer without a line (it failed: its error says why). Nothing after `done`. */
+  /** Ends the transfer without a line (it failed: its error says why); does nothing after `done`. */
   stop(): void;
 }
 
@@ -140,9 +138,6 @@ export function startProgress(label: string, expectedBytes?: number): Progress {
     },
     expect(size) {
       total = size;
-    },
-    get bytes() {
-      return bytes();
     },
     stop() {
       untrack(transfer);

@@ -22,7 +22,7 @@ export function watchStats(label: string): StatsWatch {
   let bytes = 0;
   progress.sample(() => bytes);
   const ask = () => {
-    const request = http.request({ socketPath: socket, path: "/core/stats", method: "POST" }, (response) => {
+    const request = http.request({ socketPath: socket, path: "/core/stats", method: "POST", agent: false }, (response) => {
       let body = "";
       response.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
       response.on("end", () => {
