@@ -53,9 +53,13 @@ async function watch(command: string[], env: Record<string, string>, label: stri
   }
 }
 
+/** A temporary folder removed after the suite: the runs of 1 GiB take hundreds of MB. */
+const folders: string[] = [];
+const scratch = (prefix: string) => folders[folders.push(tempDir(prefix)) - 1];
+
 describe("progress on a terminal", { timeout: 900_000 }, () => {
   const project = busyboxProject("cmpt-progress", { app: ["data:/data"] });
-  const destination = tempDir("progress-dest");
+  const destination = scratch("progress-dest");
   const env = { PROJECT: project.name, DESTINATION: destination, COMPOSURE_HELPER_IMAGE: busyboxImage, METRICS_DIR: path.join(os.tmpdir(), "composure-test-metrics") };
 
   before(async () => {
@@ -65,6 +69,7 @@ describe("progress on a terminal", { timeout: 900_000 }, () => {
   });
   after(async () => {
     await project.down().catch(() => undefined);
+    for (const folder of folders) rmSync(folder, { recursive: true, force: true });
   });
 
   test("the capture of 1 GiB of JSON text shows the bytes read of 1.0 GiB, a growing share and the time left", async () => {
@@ -93,7 +98,7 @@ describe("progress on a terminal", { timeout: 900_000 }, () => {
   });
 
   test("the repository engine (restic): backup and restore show restic's bytes done of its total", async () => {
-    const repositoryEnv = { ...env, DESTINATION: tempDir("progress-repo-dest"), STORAGE: "repository" };
+    const repositoryEnv = { ...env, DESTINATION: scratch("progress-repo-dest"), STORAGE: "repository" };
     const backup = await watch(["make", "-s", "backup"], repositoryEnv, "data");
     assert.equal(backup.code, 0, backup.screen);
     console.log(`# repository backup samples: ${backup.samples.map((sample) => `${sample.read} of ${sample.size} (${sample.share}%)`).join(", ")}`);
@@ -107,9 +112,9 @@ describe("progress on a terminal", { timeout: 900_000 }, () => {
   });
 
   test("uploads and downloads (rclone) show the bytes sent of the run's size", async () => {
-    const config = path.join(tempDir("progress-config"), "composure.yml");
-    writeFileSync(config, `remote:\n  target: "${tempDir("progress-remote")}"\n  bwlimit: "80M"\n`);
-    const remoteEnv = { ...env, DESTINATION: tempDir("progress-offsite-dest"), CONFIG: config };
+    const config = path.join(scratch("progress-config"), "composure.yml");
+    writeFileSync(config, `remote:\n  target: "${scratch("progress-remote")}"\n  bwlimit: "80M"\n`);
+    const remoteEnv = { ...env, DESTINATION: scratch("progress-offsite-dest"), CONFIG: config };
     const run = "\\d{8}T\\d{6}Z";
     const backup = await watch(["make", "-s", "backup"], remoteEnv, `upload of ${project.name}/${run}`);
     assert.equal(backup.code, 0, backup.screen);
