@@ -8,7 +8,9 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import os from "node:os";
 import { $ } from "zx";
+import type { Progress } from "../log.ts";
 import { spawnChecked, type Spawned } from "../shell.ts";
+import { fifoReadCounter, fileReadCounter, type ReadCounter } from "./read-counters.ts";
 
 export interface StoredFile {
   bytes: number;
@@ -21,7 +23,7 @@ export interface StoredFile {
  * a time, takes half the CPU of passing the stream through Node in 64 KiB pipe chunks and a
  * write each: on 2 cores that CPU is what zstd's threads miss (measured: -0.5 s per GB).
  */
-async function hashGrowingFile(file: string, writing: Promise<unknown>, onBytes?: (count: number) => void): Promise<StoredFile> {
+async function hashGrowingFile(file: string, writing: Promise<unknown>): Promise<StoredFile> {
   let written = false;
   writing.then(() => (written = true), () => (written = true));
   const hash = createHash("sha256");
@@ -35,7 +37,6 @@ async function hashGrowingFile(file: string, writing: Promise<unknown>, onBytes?
       if (bytesRead > 0) {
         hash.update(buffer.subarray(0, bytesRead));
         bytes += bytesRead;
-        onBytes?.(bytesRead);
       } else if (last) {
         break;
       } else {
@@ -105,8 +106,9 @@ export interface Compression {
  * Compresses (and encrypts, when recipients are configured) what `source` provides (a path the
  * compressor opens itself, such as a FIFO, or a stream) into the target. The last program
  * writes the file itself (.partial, mode 0600, renamed when complete); Node hashes it as it grows.
+ * `progress` counts the source's bytes as the compressor reads them.
  */
-export async function writeCompressed(source: string | Readable, target: string, compression: Compression, onBytes?: (count: number) => void): Promise<WrittenFile> {
+export async function writeCompressed(source: string | Readable, target: string, compression: Compression, progress?: Progress): Promise<WrittenFile> {
   const file = finalName(target);
   const partial = `${file}.partial`;
   const fromPath = typeof source === "string";
@@ -123,10 +125,13 @@ export async function writeCompressed(source: string | Readable, target: string,
     await output.close(); // the programs hold their own copy
   }
   try {
+    if (progress && fromPath && compressor.child.pid) progress.sample(fifoReadCounter(compressor.child.pid, source));
+    // Attached with the pipeline, in the same tick: earlier, it would start the flow before the compressor's stdin takes it.
+    else if (progress && typeof source !== "string") source.on("data", (chunk: Buffer) => progress.add(chunk.length));
     const feeding = fromPath ? Promise.resolve() : pipeline(source, compressor.child.stdin!);
     const encrypting = encryptor ? pipeline(compressor.child.stdout!, encryptor.child.stdin!) : Promise.resolve();
     const writing = Promise.all([feeding, encrypting, compressor.done, encryptor?.done]);
-    const [stored] = await Promise.all([hashGrowingFile(partial, writing, onBytes), writing]);
+    const [stored] = await Promise.all([hashGrowingFile(partial, writing), writing]);
     await rename(partial, file);
     return { ...stored, file, compression: codec.compression, encryption: encryptor ? "age" : "none" };
   } catch (error) {
@@ -154,6 +159,11 @@ export class ChecksumError extends Error {
 export interface Decoded {
   stream: Readable;
   done: Promise<void>;
+  /**
+   * For progress lines: the size of what is read (an archive file) and how much of it has been
+   * read; without `read`, the stream's own bytes are what `size` measures.
+   */
+  source?: { size: number; read?: ReadCounter };
 }
 
 export interface Encoding {
@@ -190,7 +200,9 @@ export function readDecompressed(file: string, expected?: StoredFile, encoding: 
   });
   checking.catch(() => undefined); // reported through `done`
   done.catch(() => steps.forEach((step) => step.child.kill("SIGKILL")));
-  return { stream: steps[steps.length - 1].child.stdout!, done };
+  const reader = steps[0].child.pid;
+  const source = expected && reader ? { size: expected.bytes, read: fileReadCounter(reader, file) } : undefined;
+  return { stream: steps[steps.length - 1].child.stdout!, done, source };
 }
 
 function checkStored(file: string, actual: StoredFile, expected: StoredFile): void {

@@ -12,7 +12,7 @@ import { pipeline } from "node:stream/promises";
 import { isLocalEngine } from "../docker/engine.ts";
 import type { Helper } from "../docker/helper.ts";
 import { unblockFifoReader, unblockFifoWriter, type PipeDir } from "../docker/pipe-dir.ts";
-import { log, startProgress, formatBytes } from "../log.ts";
+import { log, startProgress, formatBytes, type Progress } from "../log.ts";
 import { writeCompressed, type Compression, type Decoded, type WrittenFile } from "./files.ts";
 import { createTarInspector, TarFormatError, type TarEntry, type TarSummary } from "./tar-inspector.ts";
 
@@ -35,17 +35,31 @@ export interface CaptureOptions {
    * directly, and tar still reads what is left out.
    */
   exclude?: (name: string) => boolean;
+  /** The tar stream's size, measured beside the capture (for the progress line; it may come late or not at all). */
+  size?: Promise<number | undefined>;
 }
 
 /** Archives directory `dir` of the helper into `target` (.tar.zst). */
 export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined, dir: string, target: string, compression: Compression, label: string, options: CaptureOptions = {}): Promise<WrittenFile> {
   announceTransport();
   const progress = startProgress(label);
+  options.size?.then((size) => size !== undefined && progress.expect(size), () => undefined);
+  try {
+    const stored = await captureWith(helper, pipe, dir, target, compression, options, progress);
+    progress.done(`${formatBytes(stored.bytes)} stored`);
+    return stored;
+  } finally {
+    progress.stop();
+  }
+}
+
+/** captureDirectory, counting the tar stream's bytes as the compressor reads them. */
+async function captureWith(helper: Helper, pipe: PipeDir | undefined, dir: string, target: string, compression: Compression, options: CaptureOptions, progress: Progress): Promise<WrittenFile> {
   const tarArgs = ["tar", options.dereference ? "chf" : "cf", pipe ? "/pipe/stream" : "-", "-C", dir, "--", ...(options.entries ?? ["."])];
   let stored: WrittenFile;
   const filter = options.exclude && createTarInspector({ validate: false, exclude: options.exclude });
   if (pipe) {
-    const compressing = writeCompressed(filter ? filtered(pipe.fifo, filter) : pipe.fifo, target, compression, (count) => progress.add(count));
+    const compressing = writeCompressed(filter ? filtered(pipe.fifo, filter) : pipe.fifo, target, compression, progress);
     compressing.catch(() => undefined); // awaited below, after tar: a disk-full error must not go unhandled meanwhile
     const tar = await helper.run(tarArgs).then((result) => ({ result }), (error: unknown) => ({ error }));
     if ("error" in tar || tar.result.exitCode !== 0) {
@@ -60,7 +74,7 @@ export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined
     stored = await compressing;
   } else {
     const stream = filter ?? new PassThrough({ highWaterMark: 1 << 20 });
-    const compressing = writeCompressed(stream, target, compression, (count) => progress.add(count));
+    const compressing = writeCompressed(stream, target, compression, progress);
     const abort = new AbortController();
     compressing.catch(() => abort.abort());
     const tar = await helper.stream(tarArgs, stream, { signal: abort.signal }).catch(async (error: unknown) => {
@@ -74,7 +88,6 @@ export async function captureDirectory(helper: Helper, pipe: PipeDir | undefined
       throw new Error(`tar in the helper failed (exit ${tar.exitCode}): ${tar.stderr.trim()}`);
     }
   }
-  progress.done(`${formatBytes(stored.bytes)} stored`);
   return stored;
 }
 
@@ -111,6 +124,18 @@ export interface Extraction {
 export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, source: Decoded, dir: string, label: string): Promise<Extraction> {
   announceTransport();
   const progress = startProgress(label);
+  try {
+    const result = await extractWith(helper, pipe, source, dir, progress);
+    progress.done(`${result.summary.entries} entries, ${formatBytes(result.summary.dataBytes)}`);
+    return result;
+  } finally {
+    progress.stop();
+  }
+}
+
+/** extractArchive, counting what is read of the archive (or of the stream, when that is all there is). */
+async function extractWith(helper: Helper, pipe: PipeDir | undefined, source: Decoded, dir: string, progress: Progress): Promise<Extraction> {
+  countRead(source, progress);
   const result: Extraction = { summary: undefined as unknown as TarSummary, timestamps: [] };
   const inspector = createTarInspector({
     onEntry: (entry) => {
@@ -118,7 +143,6 @@ export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, 
       else if (entry.type === "directory" || entry.type === "symlink") result.timestamps.push({ name: entry.name, mtime: entry.mtime, type: entry.type });
     },
   });
-  source.stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
   const tarArgs = ["tar", "xf", pipe ? "/pipe/stream" : "-", "--numeric-owner", "-C", dir];
   if (pipe) {
     // A large buffer keeps reading zstd while a write to the FIFO waits for tar (the default 16 KiB
@@ -150,8 +174,17 @@ export async function extractArchive(helper: Helper, pipe: PipeDir | undefined, 
     throw new Error("restore through a remote engine is not supported yet: run composure on the Docker host");
   }
   result.summary = inspector.summary;
-  progress.done(`${result.summary.entries} entries, ${formatBytes(result.summary.dataBytes)}`);
   return result;
+}
+
+/**
+ * Sets `progress` to count what is read back: the archive file's bytes as its first program reads
+ * them, against the file's size; else the stream's bytes (against the source's size when known).
+ */
+function countRead(source: Decoded, progress: Progress): void {
+  if (source.source) progress.expect(source.source.size);
+  if (source.source?.read) progress.sample(source.source.read);
+  else source.stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
 }
 
 /** Writes a script into the pipe directory (bytes kept as they are: names may not be UTF-8). */

@@ -7,9 +7,10 @@
 // may add but not delete, rename or overwrite away) takes them; a refused removal says so.
 import { $ } from "zx";
 import { RemoteError } from "../errors.ts";
-import { log } from "../log.ts";
+import { log, showsProgress } from "../log.ts";
 import { run, type ProgramError } from "../shell.ts";
 import { backendType, checkS3Version, rcloneBinary, rcloneEnv } from "./rclone-binary.ts";
+import { watchStats, type StatsWatch } from "./rclone-stats.ts";
 import type { Remote, RemoteEntry } from "./types.ts";
 
 export interface RcloneSettings {
@@ -92,13 +93,25 @@ export class RcloneRemote implements Remote {
     return remotePath ? `${root}/${remotePath}` : root;
   }
 
-  /** `removing`: the command deletes, and a refusal is explained as an append-only remote. */
-  private async rclone(args: string[], what: string, removing = false): Promise<string> {
+  /**
+   * Runs rclone, retrying temporary failures. `transfer`: a copy, shown on the progress line as
+   * `what`; `removing`: the command deletes, and a refusal is explained as an append-only remote.
+   */
+  private async rclone(args: string[], what: string, kind: { transfer?: boolean; removing?: boolean } = {}): Promise<string> {
+    const stats = kind.transfer && showsProgress ? watchStats(what) : undefined;
+    try {
+      return await this.attempts(args, what, stats, kind.removing ?? false);
+    } finally {
+      stats?.stop();
+    }
+  }
+
+  private async attempts(args: string[], what: string, stats: StatsWatch | undefined, removing: boolean): Promise<string> {
     const attempts = this.settings.attempts ?? 3;
     const backendFlags = (await this.backend()) === "s3" && this.settings.chunkSize ? ["--s3-chunk-size", this.settings.chunkSize] : [];
     for (let attempt = 1; ; attempt++) {
       try {
-        return await run(this.binary, [...args, ...backendFlags, "--retries", "1", "--low-level-retries", "3"], this.env);
+        return await run(this.binary, [...args, ...backendFlags, "--retries", "1", "--low-level-retries", "3", ...(stats?.flags() ?? [])], this.env);
       } catch (failure) {
         const code = (failure as ProgramError).exitCode ?? -1;
         const temporary = code === 5 || transientPattern.test((failure as Error).message);
@@ -149,16 +162,16 @@ export class RcloneRemote implements Remote {
     const excludes = (options.exclude ?? []).flatMap((pattern) => ["--exclude", pattern]);
     const { statSync } = await import("node:fs");
     const verb = statSync(localPath).isDirectory() ? "copy" : "copyto";
-    await this.rclone([verb, localPath, this.join(remotePath), ...excludes, ...this.transferFlags(true)], `upload of ${remotePath}`);
+    await this.rclone([verb, localPath, this.join(remotePath), ...excludes, ...this.transferFlags(true)], `upload of ${remotePath}`, { transfer: true });
   }
 
   async downloadFile(remotePath: string, localPath: string): Promise<void> {
-    await this.rclone(["copyto", this.join(remotePath), localPath, ...this.transferFlags()], `download of ${remotePath}`);
+    await this.rclone(["copyto", this.join(remotePath), localPath, ...this.transferFlags()], `download of ${remotePath}`, { transfer: true });
   }
 
   async downloadDir(remotePath: string, localPath: string, options: { exclude?: string[] } = {}): Promise<void> {
     const excludes = (options.exclude ?? []).flatMap((pattern) => ["--exclude", pattern]);
-    await this.rclone(["copy", this.join(remotePath), localPath, ...excludes, ...this.transferFlags()], `download of ${remotePath}`);
+    await this.rclone(["copy", this.join(remotePath), localPath, ...excludes, ...this.transferFlags()], `download of ${remotePath}`, { transfer: true });
   }
 
   async list(remotePath: string, options: { hashes?: boolean } = {}): Promise<RemoteEntry[]> {
@@ -183,12 +196,12 @@ export class RcloneRemote implements Remote {
 
   async removeDir(remotePath: string): Promise<void> {
     if ((await this.list(remotePath, { hashes: false })).length === 0) return;
-    await this.rclone(["purge", this.join(remotePath)], `removal of ${remotePath}`, true);
+    await this.rclone(["purge", this.join(remotePath)], `removal of ${remotePath}`, { removing: true });
   }
 
   async checkRemoval(remotePath: string): Promise<void> {
     await this.rclone(["touch", "--inplace", this.join(remotePath)], `the removal check at ${remotePath}`);
-    await this.rclone(["deletefile", this.join(remotePath)], `removal of ${remotePath}`, true);
+    await this.rclone(["deletefile", this.join(remotePath)], `removal of ${remotePath}`, { removing: true });
   }
 }
 

@@ -26,14 +26,19 @@ export function archiveStore(target: ArchiveTarget): ArtifactStore {
         entries: source.entries,
         dereference: source.dereference,
         exclude: source.exclude?.length ? pathMatcher(source.exclude) : undefined,
+        size: source.size,
       });
       return artifactFields(target.runDir, stored);
     },
     async putStream(name: string, stream: Readable, label?: string): Promise<StoredArtifact> {
       const progress = label ? startProgress(label) : undefined;
-      const stored = await writeCompressed(stream, path.join(target.dir, `${name}.zst`), target.compression, progress && ((count) => progress.add(count)));
-      progress?.done(`${formatBytes(stored.bytes)} stored`);
-      return artifactFields(target.runDir, stored);
+      try {
+        const stored = await writeCompressed(stream, path.join(target.dir, `${name}.zst`), target.compression, progress);
+        progress?.done(`${formatBytes(stored.bytes)} stored`);
+        return artifactFields(target.runDir, stored);
+      } finally {
+        progress?.stop();
+      }
     },
     async discard(stored: StoredArtifact): Promise<void> {
       await rm(path.join(target.runDir, stored.path), { force: true });

@@ -40,12 +40,16 @@ export async function dumpToStore(store: ArtifactStore, name: string, containerI
 /** Streams an artifact read back (checked on the way) into `argv`'s stdin; returns the tail of its stdout. */
 export async function loadFromStore(source: ReadBack, containerId: string, argv: string[], options: ExecStreamOptions): Promise<string> {
   const progress = startProgress(options.label);
-  // Counted on the way through, not with a "data" listener: that would start the flow before the
-  // exec reads stdin, and the first chunks (all of a small archive) would be lost.
+  // What is read of the archive file against its size, when the reader can tell; else the bytes
+  // of the stream, counted on the way through, not with a "data" listener: that would start the
+  // flow before the exec reads stdin, and the first chunks (all of a small archive) would be lost.
+  if (source.source) progress.expect(source.source.size);
+  if (source.source?.read) progress.sample(source.source.read);
+  const counting = !source.source?.read;
   const counted = source.stream.pipe(
     new Transform({
       transform(chunk: Buffer, _encoding, callback) {
-        progress.add(chunk.length);
+        if (counting) progress.add(chunk.length);
         callback(null, chunk);
       },
     }),
@@ -54,6 +58,7 @@ export async function loadFromStore(source: ReadBack, containerId: string, argv:
   let stdout = "";
   output.on("data", (chunk: Buffer) => (stdout = (stdout + chunk.toString("utf8")).slice(-8000)));
   const [loaded, read] = await Promise.allSettled([execStreaming(containerId, argv, output, { env: options.env, user: options.user, stdin: counted }), source.done]);
+  progress.stop();
   if (read.status === "rejected") throw read.reason;
   if (loaded.status === "rejected") throw loaded.reason;
   if (loaded.value.exitCode !== 0) throw new Error(`${argv[0]} exited with ${loaded.value.exitCode}: ${loaded.value.stderr.trim() || stdout.trim()}`);

@@ -13,7 +13,7 @@ import type { Extraction } from "../archive/tar-transfer.ts";
 import type { TarEntry } from "../archive/tar-inspector.ts";
 import { formatBytes, log, startProgress } from "../log.ts";
 import { resticExcludes } from "../config/path-patterns.ts";
-import { checkPassword, checkVersion, clearStaleLocks, lastMessage, restic, resticError, resticInHelper, resticProcess, type Repository } from "./restic.ts";
+import { checkPassword, checkVersion, clearStaleLocks, lastMessage, restic, resticError, resticInHelperWithProgress, resticProcess, type Repository } from "./restic.ts";
 import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./types.ts";
 
 interface BackupSummary {
@@ -51,7 +51,8 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
       }
       const paths = source.entries ? source.entries.map((entry) => path.posix.join(source.dir, entry)) : [source.dir];
       const started = performance.now();
-      const stdout = await resticInHelper(repository, source.helper, ["backup", "--json", "--quiet", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), ...resticExcludes(source.exclude ?? [], source.dir), "--", ...paths]);
+      const progress = startProgress(label);
+      const stdout = await resticInHelperWithProgress(repository, source.helper, ["backup", "--json", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), ...resticExcludes(source.exclude ?? [], source.dir), "--", ...paths], progress).finally(() => progress.stop());
       const summary = lastMessage<BackupSummary>(stdout, "summary");
       const seconds = (performance.now() - started) / 1000;
       log.info(`${label}: ${summary.total_files_processed} files (${summary.files_unmodified} unchanged, not read again), ${formatBytes(summary.total_bytes_processed)} -> ${formatBytes(summary.data_added_packed)} added to the repository in ${seconds.toFixed(1)} s`);
@@ -62,7 +63,7 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
       const progress = label ? startProgress(label) : undefined;
       if (progress) stream.on("data", (chunk: Buffer) => progress.add(chunk.length));
       const file = `${service}/${name}`;
-      const stdout = await restic(repository, ["backup", "--json", "--quiet", "--stdin", "--stdin-filename", file, ...tags(name)], stream);
+      const stdout = await restic(repository, ["backup", "--json", "--quiet", "--stdin", "--stdin-filename", file, ...tags(name)], stream).finally(() => progress?.stop());
       const summary = lastMessage<BackupSummary>(stdout, "summary");
       progress?.done(`${formatBytes(summary.data_added_packed)} added to the repository`);
       return artifactOf(name, "stream", `/${file}`, summary);
@@ -86,7 +87,7 @@ export function readFromRepository(repository: Repository, artifact: Artifact, r
     if (result.exitCode !== 0) throw resticError(repository, "dump", result.exitCode ?? -1, result.stderr);
   });
   done.catch((error: Error) => stream.destroy(error));
-  return { stream, done };
+  return { stream, done, source: { size: artifact.bytes } };
 }
 
 /** A tree snapshot's source directory as restic recorded it: what goes onto the restored root. */
@@ -138,7 +139,8 @@ export async function checkTree(repository: Repository, entry: NonNullable<Artif
 export async function extractFromRepository(repository: Repository, artifact: Artifact, root: TreeRoot | undefined, helper: Helper, dir: string, label: string): Promise<Extraction> {
   const entry = artifact.repository!;
   const started = performance.now();
-  const stdout = await resticInHelper(repository, helper, ["restore", "--json", "--quiet", "--no-lock", `${entry.snapshot}:${entry.source}`, "--target", dir]);
+  const progress = startProgress(label, artifact.bytes); // the size is known while restic still loads the index
+  const stdout = await resticInHelperWithProgress(repository, helper, ["restore", "--json", "--no-lock", `${entry.snapshot}:${entry.source}`, "--target", dir], progress).finally(() => progress.stop());
   const summary = lastMessage<{ files_restored?: number; total_files: number; total_bytes: number }>(stdout, "summary");
   log.info(`${label}: ${summary.total_files} entries, ${formatBytes(summary.total_bytes)} restored from the repository in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const rootEntry: TarEntry | undefined = root && { name: ".", type: "directory", size: 0, mode: posixMode(root.mode), uid: root.uid, gid: root.gid, mtime: Math.floor(Date.parse(root.mtime) / 1000), linkName: "" };

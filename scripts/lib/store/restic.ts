@@ -7,10 +7,11 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { Writable } from "node:stream";
 import { $, type ProcessPromise } from "zx";
 import type { Config } from "../config/schema.ts";
 import type { Helper } from "../docker/helper.ts";
-import { log } from "../log.ts";
+import { log, showsProgress, type Progress } from "../log.ts";
 import { rcloneBinary, rcloneEnv } from "../remote/rclone-binary.ts";
 import { hostnameProcessIsGone } from "../process-identity.ts";
 
@@ -158,12 +159,45 @@ export function helperBinds(repository: Repository): string[] {
   return [`${repository.binary}:${inHelper.binary}:ro`, `${repository.path}:${inHelper.repository}`, `${repository.cacheDir}:${inHelper.cache}`, `${repository.passwordFile}:${inHelper.password}:ro`];
 }
 
+const helperEnv = (repository: Repository) => [`RESTIC_REPOSITORY=${inHelper.repository}`, `RESTIC_PASSWORD_FILE=${inHelper.password}`, `RESTIC_CACHE_DIR=${inHelper.cache}`, `RESTIC_COMPRESSION=${repository.compression}`];
+
 /** restic in a helper that has helperBinds(repository); resolves to its stdout. */
 export async function resticInHelper(repository: Repository, helper: Helper, args: string[]): Promise<string> {
-  const env = [`RESTIC_REPOSITORY=${inHelper.repository}`, `RESTIC_PASSWORD_FILE=${inHelper.password}`, `RESTIC_CACHE_DIR=${inHelper.cache}`, `RESTIC_COMPRESSION=${repository.compression}`];
-  const result = await helper.run([inHelper.binary, ...args], { env });
+  const result = await helper.run([inHelper.binary, ...args], { env: helperEnv(repository) });
   if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode, result.stderr);
   return result.stdout;
+}
+
+/**
+ * `restic backup|restore --json` in a helper, like resticInHelper; on a terminal its status
+ * messages (5 a second) feed `progress` with the bytes done of the total, and are left out of
+ * the stdout it resolves to. Elsewhere it runs --quiet.
+ */
+export async function resticInHelperWithProgress(repository: Repository, helper: Helper, args: string[], progress: Progress): Promise<string> {
+  if (!showsProgress) return resticInHelper(repository, helper, [args[0], "--quiet", ...args.slice(1)]);
+  let stdout = "";
+  let done = 0;
+  let partial = "";
+  progress.sample(() => done);
+  const take = (line: string) => {
+    if (!line.includes('"message_type":"status"')) return void (stdout += `${line}\n`);
+    const status = JSON.parse(line) as { total_bytes?: number; bytes_done?: number; bytes_restored?: number };
+    if (status.total_bytes) progress.expect(status.total_bytes);
+    done = status.bytes_done ?? status.bytes_restored ?? done;
+  };
+  const lines = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      const text = partial + chunk.toString("utf8");
+      const complete = text.split("\n");
+      partial = complete.pop()!;
+      complete.forEach(take);
+      callback();
+    },
+  });
+  const result = await helper.stream([inHelper.binary, ...args], lines, { env: [...helperEnv(repository), "RESTIC_PROGRESS_FPS=5"] });
+  if (partial) take(partial);
+  if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode, result.stderr);
+  return stdout;
 }
 
 /** restic's exit codes, told as what to do. */

@@ -26,6 +26,8 @@ export interface TreeSource {
   relinked?: boolean;
   /** Left out (exclude_paths, relative to dir): neither stored nor counted. */
   exclude?: PathPattern[];
+  /** The size of the tar stream of the tree, measured beside the capture: progress lines show the share done. */
+  size?: Promise<number | undefined>;
 }
 
 /** The manifest fields the store fills in; the strategy adds `volume` and `facts`. */

@@ -8,7 +8,7 @@ import type { PipeDir } from "../../docker/pipe-dir.ts";
 import { inspectVolume } from "../../docker/volumes.ts";
 import { prefetchSmallFiles } from "./prefetch.ts";
 import type { VolumeFacts } from "./service-data.ts";
-import { treeFacts } from "./tree-facts.ts";
+import { measureTree } from "./tree-facts.ts";
 import type { ArtifactStore } from "../../store/types.ts";
 import { parsePathPatterns } from "../../config/path-patterns.ts";
 
@@ -39,10 +39,12 @@ async function storeMounts(helper: Helper, pipe: PipeDir | undefined, mounts: Se
   // Warming the page cache helps a full read; an incremental store reads only the changed files.
   if (!store.incremental) prefetchSmallFiles(helper, mounts.map((_, index) => mountDir(index)));
   for (const [index, selected] of mounts.entries()) {
-    const facts = treeFacts(helper, mountDir(index), exclude);
-    facts.catch(() => undefined); // awaited below, after the capture
-    const stored = await store.putTree(selected.archiveName, { helper, pipe, dir: mountDir(index), exclude }, selected.archiveName);
-    artifacts.push({ ...stored, volume: await volumeFacts(selected), facts: { ...(await facts), ...pathFacts(options) } });
+    // Read alongside the capture; their stream size gives its progress line a share done.
+    const measured = measureTree(helper, mountDir(index), exclude);
+    measured.catch(() => undefined); // awaited below, after the capture
+    const size = measured.then((tree) => tree.streamBytes, () => undefined);
+    const stored = await store.putTree(selected.archiveName, { helper, pipe, dir: mountDir(index), exclude, size }, selected.archiveName);
+    artifacts.push({ ...stored, volume: await volumeFacts(selected), facts: { ...(await measured).facts, ...pathFacts(options) } });
   }
   return artifacts;
 }

@@ -25,11 +25,12 @@ shift
 if [ $# -gt 0 ]; then set -- "$@" -prune -o; fi
 t=$(mktemp) || exit 2
 find . -mindepth 1 "$@" -print0 | xargs -0 -r stat -c '%F|%s|%n' | awk -v counts="$t" '
+  function header(name) { stream += 512; if (length(name) > 99) stream += 512 + int((length(name) + 512) / 512) * 512 }
   { n++ }
-  /^regular (empty )?file\\|[0-9]+\\|/ { i = index($0, "|"); rest = substr($0, i + 1); j = index(rest, "|"); size = substr(rest, 1, j - 1); files++; bytes += size; print "f " size " " substr(rest, j + 1); next }
-  /^[^|]+\\|[0-9]+\\|/ { i = index($0, "|"); rest = substr($0, i + 1); j = index(rest, "|"); print substr($0, 1, i - 1) " " substr(rest, j + 1); next }
+  /^regular (empty )?file\\|[0-9]+\\|/ { i = index($0, "|"); rest = substr($0, i + 1); j = index(rest, "|"); size = substr(rest, 1, j - 1); files++; bytes += size; header(substr(rest, j + 1)); stream += int((size + 511) / 512) * 512; print "f " size " " substr(rest, j + 1); next }
+  /^[^|]+\\|[0-9]+\\|/ { i = index($0, "|"); rest = substr($0, i + 1); j = index(rest, "|"); header(substr(rest, j + 1) (substr($0, 1, i - 1) == "directory" ? "/" : "")); print substr($0, 1, i - 1) " " substr(rest, j + 1); next }
   { print }
-  END { printf "entries %d\\nfiles %d\\nbytes %.0f\\n", n, files, bytes > counts }' | sort | sha256sum | sed 's/ .*//; s/^/listing /' > "$t.listing"
+  END { printf "entries %d\\nfiles %d\\nbytes %.0f\\nstream %.0f\\n", n, files, bytes, stream + 512 + 1024 > counts }' | sort | sha256sum | sed 's/ .*//; s/^/listing /' > "$t.listing"
 cat "$t" "$t.listing"
 files=$(sed -n 's/^files //p' "$t")
 rm -f "$t" "$t.listing"
@@ -39,9 +40,18 @@ find . "$@" -type f -print | sort | awk -v n="$files" 'BEGIN { k = int((n + 7) /
 
 /** Runs the facts script on `dir` of the helper; what `exclude` matches is not counted (it was not captured). */
 export async function treeFacts(helper: Helper, dir: string, exclude: PathPattern[] = []): Promise<TreeFacts> {
+  return (await measureTree(helper, dir, exclude)).facts;
+}
+
+/**
+ * treeFacts, and the size of the tar stream of the tree as busybox tar writes it (a header per
+ * entry, two for a long name, file data in 512-byte blocks, the end blocks): what a capture's
+ * progress line shows its share of. Hard links are counted as copies: a little too large then.
+ */
+export async function measureTree(helper: Helper, dir: string, exclude: PathPattern[] = []): Promise<{ facts: TreeFacts; streamBytes: number }> {
   const result = await helper.run(["sh", "-c", script, "sh", dir, ...(exclude.length ? findTest(exclude) : [])]);
   if (result.exitCode !== 0) throw new Error(`cannot read the facts of ${dir}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
-  return parseTreeFacts(result.stdout);
+  return { facts: parseTreeFacts(result.stdout), streamBytes: Number(/^stream (\d+)$/m.exec(result.stdout)?.[1] ?? 0) };
 }
 
 export function parseTreeFacts(output: string): TreeFacts {
