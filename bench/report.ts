@@ -107,7 +107,7 @@ function medusaTargets(figures: CassandraFigures, targets: Target[]): void {
       targets.push({ dataset: "cassandra", target, measured: `medusa not measured: ${figures.medusa_not_measured ?? "no figure"}`, result: "n/a" });
       continue;
     }
-    targets.push({ dataset: "cassandra", target, measured: `${s(composure)} (repository engine) vs medusa ${s(medusa)} (${x(medusa / composure)})`, result: verdict(composure <= medusa) });
+    targets.push({ dataset: "cassandra", target, measured: `${s(composure)} (repository engine) vs medusa ${s(medusa)} (${x(composure / medusa)} medusa's)`, result: verdict(composure <= medusa) });
   }
 }
 
