@@ -14,7 +14,7 @@
 // upload and download of the mixed volume's run against rclone copy alone); the scaling series; a Cassandra table and an OpenSearch index (500 MB
 // per GB of BENCH_SIZE; their strategies against a raw read of the engine's data directory,
 // figures only; with restic, the Cassandra table grown to 2x in both storage engines, first and
-// again after 5% new rows); a whole stack shaped like the reference (about BENCH_SIZE GB in a project of its
+// again after 5% new rows, each time next to cassandra-medusa on the same node); a whole stack shaped like the reference (about BENCH_SIZE GB in a project of its
 // own) backed up with PARALLELISM=1 and with the default.
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";

@@ -8,6 +8,7 @@
 import path from "node:path";
 import { duBytes, mb, measureEngineWithSlope, removeDir, round, run, say, waitUntil, type AfterRestore, type EngineFigures, type Growth, type SlopeFigures } from "./common.ts";
 import type { Composure } from "./composure.ts";
+import { MedusaPeer, type MedusaFigures } from "./medusa.ts";
 import type { BenchStack } from "./stack.ts";
 import { rawRead } from "./volume.ts";
 
@@ -85,7 +86,7 @@ async function settle({ inNode }: CassandraClient, reloaded: boolean, timeoutMs:
   await waitUntil("end of Cassandra's compactions", async () => /^pending tasks:?\s+0\b/m.test((await inNode(["nodetool", "compactionstats"])).stdout), timeoutMs, 5000);
 }
 
-export interface CassandraFigures extends EngineFigures, SlopeFigures {
+export interface CassandraFigures extends EngineFigures, SlopeFigures, MedusaFigures {
   /** The same run restored into a new ring (new tokens): sstableloader. */
   restore_new_ring_s: number;
   restore_new_ring_records_ok: boolean;
@@ -93,6 +94,9 @@ export interface CassandraFigures extends EngineFigures, SlopeFigures {
   restore_new_ring_s_per_gb: number;
   /** The 2x table in both storage engines, first and again after 5% new rows (absent without restic). */
   engines?: StorageEngineFigures;
+  /** composure's repository engine (like medusa's differential storage) on the 2x table, next to medusa's. */
+  composure_first_s?: number;
+  composure_second_s?: number;
 }
 
 export interface StorageEngineFigures {
@@ -112,20 +116,26 @@ export interface StorageEngineFigures {
  * The table as it is (2x after the slope), backed up by the archive engine and by the repository
  * engine, then 5% more rows and a second backup of each: what a nightly incremental costs. SSTables
  * are immutable, so the repository's second run adds the new SSTables (and what compaction rewrote).
+ * cassandra-medusa backs up the same node right after each pair (bench/medusa.ts).
  */
-async function measureStorageEngines(composure: Composure, service: string, grow: Growth["grow"], rows: number, datasetBytes: () => Promise<number>, work: string): Promise<StorageEngineFigures> {
+async function measureStorageEngines(composure: Composure, service: string, container: string, grow: Growth["grow"], rows: number, datasetBytes: () => Promise<number>, work: string, timeoutMs: number): Promise<{ engines: StorageEngineFigures; medusa: MedusaFigures }> {
   const [archiveDestination, repositoryDestination] = [path.join(work, "cass-archive"), path.join(work, "cass-repository")];
   try {
     const tableBytes = await datasetBytes();
+    const medusa = await MedusaPeer.install(container, work, timeoutMs);
     const archiveFirst = await composure.backup(service, archiveDestination, { STORAGE: "archive" });
     const repositoryFirst = await composure.backup(service, repositoryDestination, { STORAGE: "repository" });
-    say(`cassandra engines: ${mb(tableBytes)} MB table, first backup: archive ${round(archiveFirst.seconds)} s (${mb(archiveFirst.storedBytes)} MB), repository ${round(repositoryFirst.seconds)} s (${mb(repositoryFirst.addedBytes ?? 0)} MB added)`);
+    await medusa.backup("first");
+    const medusaFirst = medusa.figures.medusa_first_s === undefined ? "" : `, medusa ${medusa.figures.medusa_first_s} s (${mb(medusa.figures.medusa_first_bytes!)} MB)`;
+    say(`cassandra engines: ${mb(tableBytes)} MB table, first backup: archive ${round(archiveFirst.seconds)} s (${mb(archiveFirst.storedBytes)} MB), repository ${round(repositoryFirst.seconds)} s (${mb(repositoryFirst.addedBytes ?? 0)} MB added)${medusaFirst}`);
     const more = Math.round(rows * 0.05);
     await grow(more, rows);
     const archiveSecond = await composure.backup(service, archiveDestination, { STORAGE: "archive" });
     const repositorySecond = await composure.backup(service, repositoryDestination, { STORAGE: "repository" });
-    say(`cassandra engines: after ${more.toLocaleString("en-US")} more rows (5%): archive ${round(archiveSecond.seconds)} s (${mb(archiveSecond.storedBytes)} MB), repository ${round(repositorySecond.seconds)} s (${mb(repositorySecond.addedBytes ?? 0)} MB added)`);
-    return {
+    await medusa.backup("second");
+    const medusaSecond = medusa.figures.medusa_second_s === undefined ? "" : `, medusa ${medusa.figures.medusa_second_s} s (${mb(medusa.figures.medusa_second_added_bytes!)} MB added)`;
+    say(`cassandra engines: after ${more.toLocaleString("en-US")} more rows (5%): archive ${round(archiveSecond.seconds)} s (${mb(archiveSecond.storedBytes)} MB), repository ${round(repositorySecond.seconds)} s (${mb(repositorySecond.addedBytes ?? 0)} MB added)${medusaSecond}`);
+    const engines = {
       table_bytes: tableBytes,
       archive_first_s: round(archiveFirst.seconds),
       archive_first_bytes: archiveFirst.storedBytes,
@@ -136,6 +146,7 @@ async function measureStorageEngines(composure: Composure, service: string, grow
       repository_second_s: round(repositorySecond.seconds),
       repository_second_added_bytes: repositorySecond.addedBytes ?? 0,
     };
+    return { engines, medusa: medusa.figures };
   } finally {
     removeDir(archiveDestination);
     removeDir(repositoryDestination);
@@ -180,8 +191,10 @@ export async function measureCassandra(stack: BenchStack, composure: Composure, 
     };
     const figures = await measureEngineWithSlope({ composure, service, strategy: "cassandra", label: "cassandra", work, readRaw, count, afterRestore: restoreIntoNewRing }, rows, growth);
     const perGb = (seconds: number) => round(seconds / (figures.dataset_bytes / 1e9));
-    const engines = withRestic ? await measureStorageEngines(composure, service, growth.grow, 2 * rows, datasetBytes, work) : undefined;
-    return { ...figures, ...newRing, restore_s_per_gb: perGb(figures.restore_s), restore_new_ring_s_per_gb: perGb(newRing.restore_new_ring_s), engines };
+    const perGbFigures = { restore_s_per_gb: perGb(figures.restore_s), restore_new_ring_s_per_gb: perGb(newRing.restore_new_ring_s) };
+    if (!withRestic) return { ...figures, ...newRing, ...perGbFigures, medusa_not_measured: "restic is missing: the storage engines medusa is compared with were not measured" };
+    const { engines, medusa } = await measureStorageEngines(composure, service, await stack.containerId(service), growth.grow, 2 * rows, datasetBytes, work, timeoutMs);
+    return { ...figures, ...newRing, ...perGbFigures, engines, ...medusa, composure_first_s: engines.repository_first_s, composure_second_s: engines.repository_second_s };
   } finally {
     await stack.remove(service);
   }

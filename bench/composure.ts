@@ -60,7 +60,7 @@ export interface StackRun extends ComposureRun {
 let sequence = 0;
 
 /** Where each command's log is kept after the run (the scratch folder is removed): bench/logs/. */
-function benchLogs(): string {
+export function benchLogs(): string {
   const dir = path.join(root, "bench", "logs");
   mkdirSync(dir, { recursive: true });
   return dir;

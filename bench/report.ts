@@ -87,11 +87,37 @@ export function checkTargets(results: Results): Target[] {
     targets.push({ dataset: "scaling", target: `peak RSS flat ${fixed(first.size_gb, 2)}-${fixed(last.size_gb, 2)} GB (max <= 1.25x min)`, measured: `${fixed(scaling.peak_rss_min_mb, 1)}-${fixed(scaling.peak_rss_max_mb, 1)} MB`, result: verdict(scaling.peak_rss_max_mb <= scaling.peak_rss_min_mb * 1.25 && scaling.peak_rss_max_mb <= 200) });
   }
   if (results.cassandra) slopeTargets("cassandra", results.cassandra, targets);
+  if (results.cassandra) medusaTargets(results.cassandra, targets);
   if (results.opensearch) slopeTargets("opensearch", results.opensearch, targets);
   if (results.stack) stackTargets(results.stack, targets);
   const rss = [volume?.peak_rss_mb, smallfiles?.peak_rss_mb, postgres?.peak_rss_mb, scaling?.peak_rss_max_mb].filter((value): value is number => value !== undefined);
   if (rss.length) targets.push({ dataset: "all", target: "peak RSS <= 200 MB", measured: `${fixed(Math.max(...rss), 1)} MB`, result: verdict(Math.max(...rss) <= 200) });
   return targets;
+}
+
+/** composure (repository engine) against cassandra-medusa on the same node, first and after 5% new rows. */
+function medusaTargets(figures: CassandraFigures, targets: Target[]): void {
+  const pairs = [
+    { which: "1st", composure: figures.composure_first_s, medusa: figures.medusa_first_s },
+    { which: "2nd (after 5% new rows)", composure: figures.composure_second_s, medusa: figures.medusa_second_s },
+  ];
+  for (const { which, composure, medusa } of pairs) {
+    const target = `${which} backup no slower than cassandra-medusa's`;
+    if (composure === undefined || medusa === undefined) {
+      targets.push({ dataset: "cassandra", target, measured: `medusa not measured: ${figures.medusa_not_measured ?? "no figure"}`, result: "n/a" });
+      continue;
+    }
+    targets.push({ dataset: "cassandra", target, measured: `${s(composure)} (repository engine) vs medusa ${s(medusa)} (${x(composure / medusa)} medusa's)`, result: verdict(composure <= medusa) });
+  }
+}
+
+function medusaRows(figures: CassandraFigures): Row[] {
+  const name = "cassandra";
+  if (figures.medusa_first_s === undefined) return [[name, "cassandra-medusa", "-", `not measured: ${figures.medusa_not_measured ?? "no figure"}`, ""]];
+  const rows: Row[] = [[name, `cassandra-medusa ${figures.medusa_version}: 1st backup (differential mode, local storage)`, s(figures.medusa_first_s), `stored ${size(figures.medusa_first_bytes ?? 0)}; the whole node (system keyspaces too), run in the node`, ""]];
+  if (figures.medusa_second_s === undefined) rows.push([name, "  2nd backup after 5% new rows", "-", `not measured: ${figures.medusa_not_measured ?? "no figure"}`, ""]);
+  else rows.push([name, "  2nd backup after 5% new rows", s(figures.medusa_second_s), `${size(figures.medusa_second_added_bytes ?? 0)} added`, ""]);
+  return rows;
 }
 
 function slopeTargets(name: string, figures: SlopeFigures, targets: Target[]): void {
@@ -237,6 +263,7 @@ export function formatTable(results: Results, targets: Target[]): string {
       rows.push(["cassandra", `first backup of the ${size(engines.table_bytes)} table: repository engine`, s(engines.repository_first_s), `${size(engines.repository_first_added_bytes)} added; archive engine ${s(engines.archive_first_s)}, ${size(engines.archive_first_bytes)}`, ""]);
       rows.push(["cassandra", "second backup after 5% new rows: repository engine", s(engines.repository_second_s), `${size(engines.repository_second_added_bytes)} added; archive engine ${s(engines.archive_second_s)}, ${size(engines.archive_second_bytes)}`, ""]);
     }
+    rows.push(...medusaRows(cassandra));
   }
   if (results.cassandra) rows.push(...slopeRows("cassandra", "table", results.cassandra));
   if (results.opensearch) {
