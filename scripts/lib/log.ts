@@ -105,7 +105,10 @@ export interface Progress {
   sample(read: () => number | undefined): void;
   /** The source's size, once it is known (measured beside the transfer, say). */
   expect(total: number): void;
-  /** Ends the transfer: one line, `<label>: <summary> in <time>`, on a TTY as elsewhere. */
+  /**
+   * Ends the transfer: one line, `<label>: <summary> in <time>`; on a TTY with the size known it
+   * starts with `<size> read (100%), `, the progress line's last state (the source was read whole).
+   */
   done(summary: string): void;
   /** Ends the transfer without a line (it failed: its error says why); does nothing after `done`. */
   stop(): void;
@@ -144,7 +147,8 @@ export function startProgress(label: string, expectedBytes?: number): Progress {
     },
     done(summary) {
       untrack(transfer);
-      log.info(`${label}: ${summary} in ${formatSeconds((performance.now() - started) / 1000)}`);
+      const whole = isTty && total ? `${formatBytes(total)} read (100%), ` : "";
+      log.info(`${label}: ${whole}${summary} in ${formatSeconds((performance.now() - started) / 1000)}`);
     },
   };
 }

@@ -83,7 +83,7 @@ describe("progress on a terminal", { timeout: 900_000 }, () => {
     assert.ok(new Set(shares).size >= 2, `the share takes several values: ${shares.join(", ")}`);
     assert.ok(samples.some((sample) => sample.share >= 50), `the share reaches past half: ${shares.join(", ")}`);
     assert.ok(samples.some((sample) => sample.left), "a time left is shown");
-    assert.match(screen, /^data: [\d.]+ \w+ stored in [\d.]+ s$/m, "the capture ends with its one summary line, the progress line gone");
+    assert.match(screen, /^data: 1\.0 GiB read \(100%\), [\d.]+ \w+ stored in [\d.]+ s$/m, "the capture ends with its one summary line at 100%, the progress line gone");
   });
 
   test("the restore shows what is read of the archive against its size", async () => {
@@ -94,7 +94,7 @@ describe("progress on a terminal", { timeout: 900_000 }, () => {
     const { runIds, manifestOf } = backupsOf(path.join(destination, project.name));
     const archive = manifestOf(runIds().at(-1)!).services[0].artifacts[0];
     assert.ok(samples.every((sample) => sample.size === formatBytes(archive.bytes)), `the size is the archive's, ${formatBytes(archive.bytes)}: ${JSON.stringify(samples)}`);
-    assert.match(screen, /app\/data\.tar\.zst: \d+ entries, 1\.0 GiB in [\d.]+ s/, "the restore ends with its summary line");
+    assert.match(screen, /app\/data\.tar\.zst: [\d.]+ \w+ read \(100%\), \d+ entries, 1\.0 GiB in [\d.]+ s/, "the restore ends with its summary line at 100%");
   });
 
   test("the repository engine (restic): backup and restore show restic's bytes done of its total", async () => {
