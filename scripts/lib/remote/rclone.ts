@@ -5,6 +5,7 @@
 // rclone runs and the remote's backend type (S3: the version is checked, chunk_size applies).
 // Uploads write in place and never rename or delete, so an append-only remote (credentials that
 // may add but not delete, rename or overwrite away) takes them; a refused removal says so.
+import { statSync } from "node:fs";
 import { $ } from "zx";
 import { RemoteError } from "../errors.ts";
 import { log, showsProgress } from "../log.ts";
@@ -160,7 +161,6 @@ export class RcloneRemote implements Remote {
 
   async upload(localPath: string, remotePath: string, options: { exclude?: string[] } = {}): Promise<void> {
     const excludes = (options.exclude ?? []).flatMap((pattern) => ["--exclude", pattern]);
-    const { statSync } = await import("node:fs");
     const verb = statSync(localPath).isDirectory() ? "copy" : "copyto";
     await this.rclone([verb, localPath, this.join(remotePath), ...excludes, ...this.transferFlags(true)], `upload of ${remotePath}`, { transfer: true });
   }
