@@ -129,7 +129,7 @@ describe("fault suite", { timeout: 900_000 }, () => {
       const leftovers = readdirSync(path.join(small, "d"), { recursive: true }).map(String).filter((name) => name.endsWith(".partial"));
       assert.deepEqual(leftovers, []);
       await assertEverythingRuns();
-      assert.equal((await composure("verify", { ...fullEnv, RUN: "all" })).code, 0, "every sealed run on the full disk still verifies");
+      { const v = await composure("verify", { ...fullEnv, RUN: "all" }); assert.equal(v.code, 0, "every sealed run on the full disk still verifies" + v.stderr); }
       if (engine === "repository") await resticOf(fullEnv.DESTINATION, project.name).run("check"); // the repository stays usable
     } finally {
       execFileSync("umount", [small]);

@@ -8,6 +8,7 @@ import { captureDirectory } from "../archive/tar-transfer.ts";
 import { formatBytes, startProgress } from "../log.ts";
 import { pathMatcher } from "../config/path-patterns.ts";
 import type { ArtifactStore, StoredArtifact, TreeSource } from "./types.ts";
+import { passGate } from "./gate.ts";
 
 export interface ArchiveTarget {
   /** The run's folder: artifact paths are relative to it. */
@@ -21,6 +22,7 @@ export function archiveStore(target: ArchiveTarget): ArtifactStore {
   return {
     incremental: false,
     async putTree(name: string, source: TreeSource, label: string): Promise<StoredArtifact> {
+      await passGate(source.gate);
       const file = path.join(target.dir, `${name}.tar.zst`);
       const stored = await captureDirectory(source.helper, source.pipe, source.dir, file, target.compression, label, {
         entries: source.entries,

@@ -3,7 +3,9 @@
 // to run, tagged with the source's name, so that the previous snapshot of that source is its
 // parent and unchanged files (same size, mtime, inode) are not read again. Streams (dumps) go
 // through restic on the host (--stdin) under a stable file name, so unchanged chunks are stored once.
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
+import { open, rm } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { PassThrough, type Readable } from "node:stream";
@@ -15,6 +17,9 @@ import { formatBytes, log, startProgress } from "../log.ts";
 import { resticExcludes } from "../config/path-patterns.ts";
 import { checkPassword, checkVersion, clearStaleLocks, lastMessage, restic, resticError, resticInHelperWithProgress, resticProcess, type Repository } from "./restic.ts";
 import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./types.ts";
+import { passGate, type SourceGate } from "./gate.ts";
+import { unblockFifoWriter, type PipeDir } from "../docker/pipe-dir.ts";
+import { run } from "../shell.ts";
 
 interface BackupSummary {
   snapshot_id: string;
@@ -50,9 +55,12 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
         return target.fallback.putTree(name, source, label);
       }
       const paths = source.entries ? source.entries.map((entry) => path.posix.join(source.dir, entry)) : [source.dir];
+      const args = ["backup", "--json", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), ...resticExcludes(source.exclude ?? [], source.dir)];
       const started = performance.now();
       const progress = startProgress(label);
-      const stdout = await resticInHelperWithProgress(repository, source.helper, ["backup", "--json", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), ...resticExcludes(source.exclude ?? [], source.dir), "--", ...paths], progress).finally(() => progress.stop());
+      const backup = (gateArgs: string[]) => resticInHelperWithProgress(repository, source.helper, [...args, ...gateArgs, "--", ...paths], progress);
+      const gated = source.gate && source.pipe ? throughGate(source.gate, source.pipe, backup) : passGate(source.gate).then(() => backup([]));
+      const stdout = await gated.finally(() => progress.stop());
       const summary = lastMessage<BackupSummary>(stdout, "summary");
       const seconds = (performance.now() - started) / 1000;
       log.info(`${label}: ${summary.total_files_processed} files (${summary.files_unmodified} unchanged, not read again), ${formatBytes(summary.total_bytes_processed)} -> ${formatBytes(summary.data_added_packed)} added to the repository in ${seconds.toFixed(1)} s`);
@@ -74,6 +82,41 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
       else await target.fallback.discard(stored);
     },
   };
+}
+
+/**
+ * Runs `backup(gateArgs)` (a restic backup in the helper) so that restic opens the repository and
+ * takes its lock while the gate is closed, and reads the tree only once it opens. The gate is an
+ * exclude file that is a FIFO in the helper's pipe folder: restic reads its exclude files after
+ * opening the repository and before it looks at any file, so it waits there until the FIFO's
+ * writer closes it. When the gate fails (the stop failed), the writer hands restic an invalid
+ * pattern instead: it stops without reading anything.
+ */
+async function throughGate(gate: SourceGate, pipe: PipeDir, backup: (gateArgs: string[]) => Promise<string>): Promise<string> {
+  const name = `gate-${randomUUID()}`;
+  const fifo = path.join(pipe.dir, name);
+  await run("mkfifo", ["-m", "600", fifo]);
+  let ended = false;
+  const writer = open(fifo, "w"); // resolves once restic opens the FIFO to read it
+  const running = backup(["--exclude-file", `/pipe/${name}`]).finally(() => {
+    ended = true;
+    unblockFifoWriter(fifo); // restic ended before it came to the gate (wrong password, say)
+  });
+  const handedOver = writer.then(async (handle) => {
+    try {
+      if (ended) return;
+      gate.ready();
+      await gate.opened.catch(() => handle.write("[\n"));
+    } finally {
+      await handle.close();
+    }
+  });
+  try {
+    return await running;
+  } finally {
+    await handedOver.catch(() => undefined);
+    await rm(fifo, { force: true });
+  }
 }
 
 /** A stream artifact's bytes, from `restic dump`. */

@@ -9,6 +9,7 @@ import type { Helper } from "../docker/helper.ts";
 import type { PipeDir } from "../docker/pipe-dir.ts";
 import type { Extraction } from "../archive/tar-transfer.ts";
 import type { PathPattern } from "../config/path-patterns.ts";
+import type { SourceGate } from "./gate.ts";
 
 /** A directory of a helper container (with the FIFO folder of its session, when the engine is local). */
 export interface TreeSource {
@@ -28,6 +29,8 @@ export interface TreeSource {
   exclude?: PathPattern[];
   /** The size of the tar stream of the tree, measured beside the capture: progress lines show the share done. */
   size?: Promise<number | undefined>;
+  /** Nothing of the tree is read before it opens (stop mode hands the tree over before the stop). */
+  gate?: SourceGate;
 }
 
 /** The manifest fields the store fills in; the strategy adds `volume` and `facts`. */

@@ -10,6 +10,7 @@ import { prefetchSmallFiles } from "./prefetch.ts";
 import type { VolumeFacts } from "./service-data.ts";
 import { measureTree } from "./tree-facts.ts";
 import type { ArtifactStore } from "../../store/types.ts";
+import type { SourceGate } from "../../store/gate.ts";
 import { parsePathPatterns } from "../../config/path-patterns.ts";
 
 export interface CaptureMountOptions {
@@ -21,6 +22,8 @@ export interface CaptureMountOptions {
   excludePaths?: string[];
   /** secret_paths: stored, and recorded in the facts (a restore keeps the live ones unless asked). */
   secretPaths?: string[];
+  /** Stop mode: the capture begins before the stop and reads nothing before this opens. */
+  gate?: SourceGate;
 }
 
 /**
@@ -36,14 +39,16 @@ export async function captureMounts(helperImage: string, project: string, mounts
 async function storeMounts(helper: Helper, pipe: PipeDir | undefined, mounts: SelectedMount[], store: ArtifactStore, options: CaptureMountOptions): Promise<Artifact[]> {
   const artifacts: Artifact[] = [];
   const exclude = parsePathPatterns(options.excludePaths ?? []);
+  const { gate } = options;
+  const opened = gate?.opened ?? Promise.resolve();
   // Warming the page cache helps a full read; an incremental store reads only the changed files.
-  if (!store.incremental) prefetchSmallFiles(helper, mounts.map((_, index) => mountDir(index)));
+  if (!store.incremental) opened.then(() => prefetchSmallFiles(helper, mounts.map((_, index) => mountDir(index))), () => undefined);
   for (const [index, selected] of mounts.entries()) {
     // Read alongside the capture; their stream size gives its progress line a share done.
-    const measured = measureTree(helper, mountDir(index), exclude);
+    const measured = opened.then(() => measureTree(helper, mountDir(index), exclude));
     measured.catch(() => undefined); // awaited below, after the capture
     const size = measured.then((tree) => tree.streamBytes, () => undefined);
-    const stored = await store.putTree(selected.archiveName, { helper, pipe, dir: mountDir(index), exclude, size }, selected.archiveName);
+    const stored = await store.putTree(selected.archiveName, { helper, pipe, dir: mountDir(index), exclude, size, gate }, selected.archiveName);
     artifacts.push({ ...stored, volume: await volumeFacts(selected), facts: { ...(await measured).facts, ...pathFacts(options) } });
   }
   return artifacts;

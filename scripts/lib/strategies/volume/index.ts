@@ -11,7 +11,8 @@ import { log } from "../../log.ts";
 import { failpoint } from "../../lifecycle/failpoint.ts";
 import { containersToStop, stopContainers, type Stoppage } from "../../lifecycle/stopper.ts";
 import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
-import type { BackupContext, Release, RestoreContext, Strategy } from "../types.ts";
+import type { BackupContext, CaptureSession, Release, RestoreContext, Strategy } from "../types.ts";
+import { createGate, type SourceGate } from "../../store/gate.ts";
 import { hotSession } from "../shared/session.ts";
 import type { VolumeFacts } from "../shared/service-data.ts";
 import { compareTreeFacts, isTreeFacts, treeFacts, type TreeFacts } from "../shared/tree-facts.ts";
@@ -64,6 +65,44 @@ async function stopWithHelper(ctx: { helperImage: string; project: { name: strin
   return { stoppage, session, release };
 }
 
+/**
+ * Stop mode's backup: the helper starts, the capture begins while the service still runs and does
+ * what it can before reading (restic opens the repository), then `containers` stop and the gate
+ * opens. Downtime is the reading, not the preparing. When the capture fails before it is ready,
+ * or the stop fails, nothing was read and nothing stays stopped.
+ */
+async function captureWhileStopped(
+  ctx: { helperImage: string; project: { name: string }; journal: StopJournal; config: { stop_timeout_seconds: number } },
+  containers: ContainerInfo[],
+  binds: string[],
+  capture: (session: HelperSession, gate: SourceGate) => Promise<Artifact[]>,
+): Promise<CaptureSession> {
+  const session = await openHelper(ctx.helperImage, ctx.project.name, binds);
+  const gate = createGate();
+  const capturing = capture(session, gate.gate);
+  capturing.catch(() => undefined); // the pipeline awaits it through capture()
+  let stoppage: Stoppage;
+  try {
+    await Promise.race([gate.armed, capturing]); // the capture settles first only when it failed
+    await failpoint("backup:stop");
+    stoppage = await stopContainers(containers, ctx.journal, ctx.config.stop_timeout_seconds);
+  } catch (error) {
+    gate.fail(error);
+    await session.close();
+    throw error;
+  }
+  gate.open();
+  return {
+    capture: () => capturing,
+    release: async () => {
+      const [restarted] = await Promise.allSettled([stoppage.release(), session.close()]);
+      if (restarted.status === "rejected") throw restarted.reason;
+    },
+    stopped: stoppage.stopped.map((container) => container.name),
+    downtimeSeconds: stoppage.downtimeSeconds,
+  };
+}
+
 const options = z.object({}).strict();
 
 export const volumeStrategy: Strategy<z.infer<typeof options>> = {
@@ -78,14 +117,9 @@ export const volumeStrategy: Strategy<z.infer<typeof options>> = {
     const paths = { excludePaths: ctx.settings.exclude_paths, secretPaths: ctx.settings.secret_paths };
     if (hot || ctx.mounts.length === 0) return hotSession(() => captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, { ...paths, live: hot }));
     const services = [ctx.service.name, ...writersOf(ctx, ctx.mounts.map((selected) => selected.mount.source))];
-    // The helper starts while the service stops; the release removes it while the service starts.
-    const { stoppage, session: helper, release } = await stopWithHelper(ctx, containersToStop(ctx.project, [...new Set(services)]), mountBinds(ctx.mounts));
-    return {
-      capture: () => captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, { ...paths, session: helper }),
-      release,
-      stopped: stoppage.stopped.map((container) => container.name),
-      downtimeSeconds: stoppage.downtimeSeconds,
-    };
+    return captureWhileStopped(ctx, containersToStop(ctx.project, [...new Set(services)]), mountBinds(ctx.mounts), (session, gate) =>
+      captureMounts(ctx.helperImage, ctx.project.name, ctx.mounts, ctx.store, { ...paths, session, gate }),
+    );
   },
 
   async restore(ctx, artifacts) {
