@@ -89,6 +89,9 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
     if (failed.length) throw new Error(`snapshot ${tag} could not be cleared: ${failed.join("; ")}`);
   };
   const snapshotOn = (node: CassandraNode) => nodetool(node, ["snapshot", "-t", tag, ...choice.keyspaces]);
+  // The schema is read while the nodes snapshot (cqlsh beside nodetool's JVM), not after them.
+  const describing = describeKeyspaces(first, choice.keyspaces);
+  describing.catch(() => undefined); // awaited below
   try {
     // A tag kept from run to run (an incremental store) may be left by a killed run: clear it and take it again.
     await onEveryNode(nodes, (node) =>
@@ -98,7 +101,7 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
         await snapshotOn(node);
       }),
     );
-    const schema = await describeKeyspaces(first, choice.keyspaces);
+    const schema = await describing;
     const seconds = (performance.now() - started) / 1000;
     log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
     return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema, identities, estimates, countsBefore, countSeconds, seconds, clear: () => clearOn(nodes) };
@@ -336,8 +339,8 @@ export interface ClusterFacts {
 }
 
 /**
- * Captures a snapshot: every node's archive (one after the other: zstd uses every core), then
- * `schema.cql`. Row facts are gathered meanwhile: partition estimates of every node, and exact
+ * Captures a snapshot: every node's archive (one after the other: zstd uses every core), and
+ * `schema.cql` beside them. Row facts are gathered meanwhile: partition estimates of every node, and exact
  * counts of the tables that are small on every node (counted before the snapshot and again
  * after it: a table written to meanwhile is recorded with both counts as bounds).
  */
@@ -352,8 +355,17 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
     log.warn(`cassandra cluster ${snapshot.cluster.name}: row facts incomplete: ${messageOf(error)}`);
     return { counts: {} as Record<string, number>, bounds: {} as Record<string, [number, number]> };
   });
+  // schema.cql is stored beside the nodes' captures (the repository engine's restic for it opens
+  // the repository meanwhile); when a node's capture fails, it is dropped again.
+  const storingSchema = target.store.putStream("schema.cql", Readable.from([Buffer.from(snapshot.schema)]));
+  storingSchema.catch(() => undefined); // awaited below
   const nodeResults: { artifact: Artifact }[] = [];
-  for (const node of snapshot.nodes) nodeResults.push(await captureNode(snapshot, node, target));
+  try {
+    for (const node of snapshot.nodes) nodeResults.push(await captureNode(snapshot, node, target));
+  } catch (error) {
+    await storingSchema.then((stored) => target.store.discard(stored)).catch(() => undefined);
+    throw error;
+  }
   const { counts, bounds } = await factsWork;
   const counted = Object.keys(snapshot.countsBefore).length;
   log.info(`cassandra cluster ${snapshot.cluster.name}: row facts: partition estimates of ${tableNames.length} table(s) from nodetool tablestats, exact counts of ${counted} small table(s) in ${formatSeconds(snapshot.countSeconds)} before the snapshot and ${formatSeconds(factsSeconds())} after it (beside the capture)`);
@@ -369,7 +381,7 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
   for (const estimates of snapshot.estimates.values()) {
     for (const [key, value] of estimates) if (tableNames.includes(key)) estimatedPartitions[key] = Math.max(estimatedPartitions[key] ?? 0, value);
   }
-  const stored = await target.store.putStream("schema.cql", Readable.from([Buffer.from(snapshot.schema)]));
+  const stored = await storingSchema;
   const facts: ClusterFacts = {
     kind: "schema",
     engine: "cassandra",
