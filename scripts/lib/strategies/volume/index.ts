@@ -67,9 +67,10 @@ async function stopWithHelper(ctx: { helperImage: string; project: { name: strin
 
 /**
  * Stop mode's backup: the helper starts, the capture begins while the service still runs and does
- * what it can before reading (restic opens the repository), then `containers` stop and the gate
- * opens. Downtime is the reading, not the preparing. When the capture fails before it is ready,
- * or the stop fails, nothing was read and nothing stays stopped.
+ * what it can before reading (restic opens the repository), then `containers` stop; the gate
+ * opens when the pipeline calls capture(). Downtime is the reading, not the preparing. When the
+ * capture fails before it is ready, the stop fails, or the session is released without a
+ * capture, nothing was read and nothing stays stopped.
  */
 async function captureWhileStopped(
   ctx: { helperImage: string; project: { name: string }; journal: StopJournal; config: { stop_timeout_seconds: number } },
@@ -91,10 +92,13 @@ async function captureWhileStopped(
     await session.close();
     throw error;
   }
-  gate.open();
   return {
-    capture: () => capturing,
+    capture: () => {
+      gate.open();
+      return capturing;
+    },
     release: async () => {
+      gate.fail(new Error("released without a capture")); // nothing once the gate is open
       const [restarted] = await Promise.allSettled([stoppage.release(), session.close()]);
       if (restarted.status === "rejected") throw restarted.reason;
     },
