@@ -39,7 +39,7 @@ let node1: string;
 let node2: string;
 
 
-// 2 keyspaces, 4 tables, 55,500 rows: CSV files generated in node 1, loaded with cqlsh COPY FROM
+// 2 keyspaces, 4 tables, 222,000 rows: CSV files generated in node 1, loaded with cqlsh COPY FROM
 // (prepared statements, batched by partition; consistency ONE, retried: a freshly started cluster
 // on a busy machine times out writes at ALL). Reads at ALL (checksums) make the replicas agree.
 const schema = `
@@ -52,16 +52,16 @@ CREATE TABLE ledger.tags (id int PRIMARY KEY, name text, weights list<int>);
 `;
 const generator = `
 with open("/tmp/orders.csv", "w") as f:
-    for region in range(20):
+    for region in range(80):
         for i in range(500): f.write("%d,%d,c%d,%d.%02d\\n" % (region, i, i % 97, i, i % 100))
 with open("/tmp/items.csv", "w") as f:
-    for order in range(300):
+    for order in range(1200):
         for line in range(100): f.write("%d,%d,sku-%d-%d,%d\\n" % (order, line, order, line, line % 7))
 with open("/tmp/journal.csv", "w") as f:
-    for day in range(150):
+    for day in range(600):
         for seq in range(100): f.write("%d,%d,%d,entry %d of day %d\\n" % (day, seq, 1700000000000 + day * 86400000 + seq, seq, day))
 with open("/tmp/tags.csv", "w") as f:
-    for i in range(500): f.write('%d,tag %d,"[%d, %d]"\\n' % (i, i, i, i * 2))
+    for i in range(2000): f.write('%d,tag %d,"[%d, %d]"\\n' % (i, i, i, i * 2))
 `;
 const load = `CONSISTENCY ONE;
 COPY shop.orders (region, id, customer, amount) FROM '/tmp/orders.csv' WITH MAXATTEMPTS = 20;
@@ -70,7 +70,7 @@ COPY ledger.journal (day, seq, at, body) FROM '/tmp/journal.csv' WITH MAXATTEMPT
 COPY ledger.tags (id, name, weights) FROM '/tmp/tags.csv' WITH MAXATTEMPTS = 20;
 `;
 const tables = ["shop.orders", "shop.items", "ledger.journal", "ledger.tags"];
-const loadedRows = 10_000 + 30_000 + 15_000 + 500;
+const loadedRows = 40_000 + 120_000 + 60_000 + 2_000;
 
 /**
  * Per table: rows and sha256 of every row (cqlsh COPY TO, sorted): equal strings, equal content.
@@ -185,7 +185,7 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
     assert.deepEqual(schemaArtifact.facts.tableNames, ["ledger.journal", "ledger.tags", "shop.items", "shop.orders"]);
     assert.equal(schemaArtifact.facts.tag, tag);
     for (const table of ["shop.orders", "ledger.journal", "ledger.tags"]) assert.equal(typeof schemaArtifact.facts.counts[table], "number", `exact count of ${table}`);
-    assert.equal(schemaArtifact.facts.counts["shop.orders"], 10_000);
+    assert.equal(schemaArtifact.facts.counts["shop.orders"], 40_000);
     const schemaText = await sh("zstd", ["-dc", path.join(destination, project.name, runId, schemaArtifact.path)]);
     assert.match(schemaText, /CREATE KEYSPACE ledger WITH replication = \{'class': 'NetworkTopologyStrategy', 'datacenter1': '2'\}/);
     assert.match(schemaText, /CREATE TABLE shop\.items \(/);
@@ -265,11 +265,12 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
     const first = await composure("backup", repositoryEnv);
     assert.equal(first.code, 0, first.stderr);
     const firstAdded = addedBy(repositoryRuns.runIds().at(-1)!);
-    // 2,800 more journal rows: 5% of the 55,500 loaded
-    await sh("docker", ["exec", "-i", node1, "python3", "-"], 'with open("/tmp/more.csv", "w") as f:\n    for day in range(150, 178):\n        for seq in range(100): f.write("%d,%d,%d,entry %d of day %d\\n" % (day, seq, 1700000000000 + day * 86400000 + seq, seq, day))\n');
+    // 11,100 more journal rows: 5% of the 222,000 loaded (a dataset big enough that the new
+    // SSTables' own files and restic's tree blobs are not most of what a second backup adds)
+    await sh("docker", ["exec", "-i", node1, "python3", "-"], 'with open("/tmp/more.csv", "w") as f:\n    for day in range(600, 711):\n        for seq in range(100): f.write("%d,%d,%d,entry %d of day %d\\n" % (day, seq, 1700000000000 + day * 86400000 + seq, seq, day))\n');
     await sh("docker", ["exec", "-i", node1, "sh", "-c", "cqlsh --request-timeout=120 > /tmp/more.log 2>&1; true"], "CONSISTENCY ALL;\nCOPY ledger.journal (day, seq, at, body) FROM '/tmp/more.csv' WITH MAXATTEMPTS = 20;\n");
     const grown = await checksums();
-    assert.match(grown["ledger.journal"], /^17800 /, "the new rows are in");
+    assert.match(grown["ledger.journal"], /^71100 /, "the new rows are in");
     const second = await composure("backup", repositoryEnv);
     assert.equal(second.code, 0, second.stderr);
     const secondRun = repositoryRuns.runIds().at(-1)!;
