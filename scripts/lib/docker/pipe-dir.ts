@@ -21,9 +21,12 @@ const pipeDirName = /^composure-pipe-(\d+)\.(\d+)-/;
 export async function createPipeDir(): Promise<PipeDir> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `composure-pipe-${process.pid}.${startTicksOf(process.pid)}-`));
   const fifo = path.join(dir, "stream");
-  await run("mkfifo", ["-m", "600", fifo]);
+  await makeFifo(fifo);
   return { dir, fifo, bind: `${dir}:/pipe`, remove: () => removePipeDir(dir) };
 }
+
+/** A FIFO only this user can open. */
+export const makeFifo = (fifo: string) => run("mkfifo", ["-m", "600", fifo]);
 
 /**
  * Releases whoever still waits to open the FIFO (a zstd whose tar never came: a run ended by a

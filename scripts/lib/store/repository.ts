@@ -18,8 +18,7 @@ import { resticExcludes } from "../config/path-patterns.ts";
 import { checkPassword, checkVersion, clearStaleLocks, lastMessage, restic, resticError, resticInHelperWithProgress, resticProcess, type Repository } from "./restic.ts";
 import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./types.ts";
 import { passGate, type SourceGate } from "./gate.ts";
-import { unblockFifoWriter, type PipeDir } from "../docker/pipe-dir.ts";
-import { run } from "../shell.ts";
+import { makeFifo, unblockFifoWriter, type PipeDir } from "../docker/pipe-dir.ts";
 
 interface BackupSummary {
   snapshot_id: string;
@@ -95,7 +94,7 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
 async function throughGate(gate: SourceGate, pipe: PipeDir, backup: (gateArgs: string[]) => Promise<string>): Promise<string> {
   const name = `gate-${randomUUID()}`;
   const fifo = path.join(pipe.dir, name);
-  await run("mkfifo", ["-m", "600", fifo]);
+  await makeFifo(fifo);
   let ended = false;
   const writer = open(fifo, "w"); // resolves once restic opens the FIFO to read it
   const running = backup(["--exclude-file", `/pipe/${name}`]).finally(() => {

@@ -41,12 +41,21 @@ function writersOf(ctx: BackupContext<unknown>, sources: string[]): string[] {
     .map((service) => service.name);
 }
 
+/** What stopping a service with a helper beside it needs of a backup's or a restore's context. */
+type StopContext = { helperImage: string; project: { name: string }; journal: StopJournal; config: { stop_timeout_seconds: number } };
+
+/** Starts the stopped containers again while the helper goes; a failed restart is the error. */
+async function restartWhileClosing(stoppage: Stoppage, close: () => Promise<void>): Promise<void> {
+  const [restarted] = await Promise.allSettled([stoppage.release(), close()]);
+  if (restarted.status === "rejected") throw restarted.reason;
+}
+
 /**
  * Stops `containers` while a helper with `binds` starts, and hands back the release that starts
  * them again while the helper goes: neither adds downtime. Returns once both are done; when the
  * helper cannot start, the containers are started again and its error thrown.
  */
-async function stopWithHelper(ctx: { helperImage: string; project: { name: string }; journal: StopJournal; config: { stop_timeout_seconds: number } }, containers: ContainerInfo[], binds: string[]): Promise<{ stoppage: Stoppage; session: HelperSession; release: Release }> {
+async function stopWithHelper(ctx: StopContext, containers: ContainerInfo[], binds: string[]): Promise<{ stoppage: Stoppage; session: HelperSession; release: Release }> {
   const starting = openHelper(ctx.helperImage, ctx.project.name, binds);
   starting.catch(() => undefined); // awaited below
   const close = () => starting.then((opened) => opened.close(), () => undefined);
@@ -54,10 +63,7 @@ async function stopWithHelper(ctx: { helperImage: string; project: { name: strin
     await close();
     throw error;
   });
-  const release = async () => {
-    const [restarted] = await Promise.allSettled([stoppage.release(), close()]);
-    if (restarted.status === "rejected") throw restarted.reason;
-  };
+  const release = () => restartWhileClosing(stoppage, close);
   const session = await starting.catch(async (error: unknown) => {
     await release();
     throw error;
@@ -72,12 +78,7 @@ async function stopWithHelper(ctx: { helperImage: string; project: { name: strin
  * capture fails before it is ready, the stop fails, or the session is released without a
  * capture, nothing was read and nothing stays stopped.
  */
-async function captureWhileStopped(
-  ctx: { helperImage: string; project: { name: string }; journal: StopJournal; config: { stop_timeout_seconds: number } },
-  containers: ContainerInfo[],
-  binds: string[],
-  capture: (session: HelperSession, gate: SourceGate) => Promise<Artifact[]>,
-): Promise<CaptureSession> {
+async function captureWhileStopped(ctx: StopContext, containers: ContainerInfo[], binds: string[], capture: (session: HelperSession, gate: SourceGate) => Promise<Artifact[]>): Promise<CaptureSession> {
   const session = await openHelper(ctx.helperImage, ctx.project.name, binds);
   const gate = createGate();
   const capturing = capture(session, gate.gate);
@@ -99,8 +100,7 @@ async function captureWhileStopped(
     },
     release: async () => {
       gate.fail(new Error("released without a capture")); // nothing once the gate is open
-      const [restarted] = await Promise.allSettled([stoppage.release(), session.close()]);
-      if (restarted.status === "rejected") throw restarted.reason;
+      await restartWhileClosing(stoppage, () => session.close());
     },
     stopped: stoppage.stopped.map((container) => container.name),
     downtimeSeconds: stoppage.downtimeSeconds,
