@@ -40,7 +40,7 @@ node_modules: package.json package-lock.json
 
 install: $(BUNDLE) ## install the npm dependencies (npm ci) and bundle the commands (dist/)
 
-$(BUNDLE): node_modules $(shell find scripts -name '*.ts' 2>/dev/null)
+$(BUNDLE): node_modules $(shell find scripts -name '*.ts' -o -name '*.java' 2>/dev/null)
 	@$(TSX) scripts/bundle.ts $(ENTRY_POINTS)
 	@touch $@
 

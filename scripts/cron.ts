@@ -11,7 +11,8 @@ import { ExitCode, UsageError } from "./lib/errors.ts";
 import { log } from "./lib/log.ts";
 import { whyNotRun } from "./lib/shell.ts";
 import { checkForCron, fileMarker, mergeIntoCrontab, removeFromCrontab, renderCronFile, type CronSettings } from "./lib/schedule/cron-file.ts";
-import { listJobs, repoRoot } from "./lib/schedule/jobs.ts";
+import { listJobs } from "./lib/schedule/jobs.ts";
+import { repoRoot } from "./lib/checkout.ts";
 import { strategyKinds } from "./lib/strategies/registry.ts";
 
 const action = process.argv[2];

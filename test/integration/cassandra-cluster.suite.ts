@@ -165,6 +165,7 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
     const writtenAfter = await writer.written();
     await writer.stop();
     assert.equal(backup.code, 0, backup.stderr);
+    assert.doesNotMatch(backup.stderr, /instead of composure's JMX client|JMX client is not built/, "every node's steps ran through composure's JMX client");
     assert.ok(writtenAfter > writtenBefore, `the writer kept inserting during the backup (${writtenBefore} -> ${writtenAfter} rows)`);
     assert.deepEqual([await project.startedAt("cassandra1"), await project.startedAt("cassandra2")], startedAt, "no node was restarted");
 
@@ -301,6 +302,7 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
     assert.match(byName.cassandra2.error, /not backed up: it is part of cassandra cluster ring, whose backup by service cassandra1 failed/);
     assert.equal(byName.files.status, "failed");
     assert.match(byName.files.error, /nodetool is not in the image .*busybox.*node files-1.*\(the cassandra strategy runs nodetool and cqlsh inside every node's container/);
+    assert.match(backup.stderr, /node files-1 \(container [^)]*\): nodetool tablestats instead of composure's JMX client \(the image has no sh, or no java on its PATH\)/, "the JMX client falls back to nodetool, and says why");
     assert.ok(!existsSync(path.join(destination, project.name, runId, "cassandra1")), "no artifact directory is left");
     assert.deepEqual(await composureSnapshots(node1), []);
     assert.deepEqual(await composureSnapshots(node2), []);

@@ -6,7 +6,8 @@ import { describe, test } from "node:test";
 import { chooseKeyspaces, classifyStatement, idempotentCreate, jsonRows, parseSnapshotDir, planSchema, splitStatements, tablesInSchema } from "../../scripts/lib/strategies/cassandra/cql.ts";
 import { isCassandraImage } from "../../scripts/lib/strategies/cassandra/index.ts";
 import { selectTables } from "../../scripts/lib/strategies/cassandra/restore.ts";
-import { exactCountBytesLimit, exactCountLimit, smallTables, type ClusterFacts, type TableStatistics } from "../../scripts/lib/strategies/cassandra/snapshot.ts";
+import { exactCountBytesLimit, exactCountLimit, smallTables, type ClusterFacts } from "../../scripts/lib/strategies/cassandra/snapshot.ts";
+import { clientStatistics, type TableStatistics } from "../../scripts/lib/strategies/cassandra/jmx.ts";
 
 // The shape of `DESCRIBE KEYSPACE shop WITH INTERNALS` from Cassandra 5.0 (options shortened).
 const described = `
@@ -167,4 +168,10 @@ test("exact counts only for tables small on every node, by partitions and by liv
   // events: few partitions but wide (a count would read all of it); users: many partitions on one node.
   assert.deepEqual(smallTables([one, two], ["shop"]), ["shop.orders"]);
   assert.deepEqual(smallTables([one, node({})], ["shop"]), [], "a node without statistics: nothing is known to be small");
+});
+
+test("the JMX client's table figures: one tab-separated line per table, unreadable figures left out", () => {
+  const statistics = clientStatistics("shop\torders\t40000\t1048576\nshop\tevents\t\tnot-a-number\n\nsystem\tlocal\t1\t5120\n");
+  assert.deepEqual([...statistics.partitions], [["shop.orders", 40000], ["system.local", 1]]);
+  assert.deepEqual([...statistics.liveBytes], [["shop.orders", 1048576], ["system.local", 5120]]);
 });

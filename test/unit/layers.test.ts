@@ -17,7 +17,7 @@ const layers: string[][] = [
   ["lifecycle", "archive", "remote"],
   ["docker", "compose"],
   ["catalog", "config"],
-  ["errors.ts", "log.ts", "shell.ts", "process-identity.ts"],
+  ["errors.ts", "log.ts", "shell.ts", "process-identity.ts", "checkout.ts"],
 ];
 
 const layerOf = (file: string) => layers.findIndex((names) => names.includes(file.split("/")[0]));

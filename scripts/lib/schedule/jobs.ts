@@ -4,16 +4,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { tiers, type Schedule } from "../config/schema.ts";
+import { repoRoot } from "../checkout.ts";
 
-/** The checkout: the nearest folder with a package.json above this module (scripts/lib/schedule, or dist/ when bundled). */
-export const repoRoot = nearestPackageRoot(import.meta.dirname);
-
-function nearestPackageRoot(from: string): string {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, "package.json"))) return dir;
-    if (dir === path.dirname(dir)) throw new Error(`no package.json above ${from}: run composure from its checkout`);
-  }
-}
 
 /** Bundled (dist/<name>.mjs, what `make` runs) or the TypeScript sources through tsx. */
 const runningBundled = import.meta.url.endsWith(".mjs");

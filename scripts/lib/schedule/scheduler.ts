@@ -10,7 +10,8 @@ import type { ChildProcess } from "node:child_process";
 import cron, { type ScheduledTask } from "node-cron";
 import { $ } from "zx";
 import { log } from "../log.ts";
-import { nodeArgumentsOf, repoRoot, type Job } from "./jobs.ts";
+import { nodeArgumentsOf, type Job } from "./jobs.ts";
+import { repoRoot } from "../checkout.ts";
 
 export interface JobRun {
   job: Job;

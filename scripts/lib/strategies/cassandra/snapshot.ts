@@ -3,6 +3,7 @@
 // its volumes by a read-only helper (no copy inside the container, no downtime). Used by backups
 // and by the rescue copy a restore keeps of the tables it replaces.
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
 import type { ArtifactStore } from "../../store/types.ts";
@@ -13,7 +14,8 @@ import { withHelper } from "../../docker/helper.ts";
 import { inspectContainer } from "../../docker/containers.ts";
 import type { Leftover } from "../../lifecycle/journal.ts";
 import { chooseKeyspaces, jsonRows, parseSnapshotDir, quoteIdentifier, tableKey, tablesInSchema } from "./cql.ts";
-import { cqlsh, describeNode, nodetool, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
+import { clearSnapshotOn, jmxClientClass, snapshotNode, tableStatistics, type TableStatistics } from "./jmx.ts";
+import { cqlsh, describeNode, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
 
 /**
  * Tables below this many estimated partitions and this many live bytes (on every node) also get
@@ -38,14 +40,14 @@ export interface Snapshot {
   /** `DESCRIBE KEYSPACE ... WITH INTERNALS` of each keyspace, taken right after the snapshot. */
   schema: string;
   identities: Map<string, NodeIdentity>;
-  /** Per node, tableKey -> estimated partitions (nodetool tablestats, taken before the snapshot). */
+  /** Per node, tableKey -> estimated partitions (the table figures, taken before the snapshot). */
   estimates: Map<string, Map<string, number>>;
   /** Exact row counts of the small tables, finished before the snapshot began (the lower bound under writes). */
   countsBefore: Record<string, number>;
   /** How long those counts took (the estimates come with the tablestats every backup runs anyway). */
   countSeconds: number;
   seconds: number;
-  /** `nodetool clearsnapshot -t <tag>` on every node (and any stale composure tag found); throws naming the nodes it failed on. */
+  /** Clears the tag on every node; throws naming the nodes it failed on. */
   clear(): Promise<void>;
 }
 
@@ -53,9 +55,9 @@ export interface Snapshot {
 export const stagingDirName = "composure-restore";
 
 /**
- * Every node running, the keyspace filter resolved, then `nodetool tablestats` and `nodetool
- * snapshot -t <tag> <keyspaces>` on all nodes at once. The tablestats run first on every node, so
- * that a node without nodetool or whose JMX does not answer stops the backup before any snapshot
+ * Every node running, the keyspace filter resolved, then the table figures and a snapshot
+ * `<tag>` of the keyspaces on all nodes at once (jmx.ts). The figures come first on every node, so
+ * that a node whose JMX does not answer stops the backup before any snapshot
  * exists; a snapshot failing on one node clears the tag on every node before the error is thrown.
  */
 export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, tag: string): Promise<Snapshot> {
@@ -63,8 +65,9 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   if (cluster.nodes.length === 0) throw new Error(`cluster ${cluster.name} has no containers`);
   const nodes = await onEveryNode(cluster.nodes, requireRunning);
   const first = nodes[0];
-  // One nodetool (a JVM start) per node before the snapshot: `tablestats`, for the partition
-  // estimates, is also the check that every node answers. No separate `nodetool flush`: the
+  if (!existsSync(jmxClientClass)) log.info(`cassandra cluster ${cluster.name}: composure's JMX client is not built (no JDK when \`make install\` ran): nodetool runs every step, about 1 s slower each`);
+  // One JMX call (a JVM start) per node before the snapshot: the table figures, for the partition
+  // estimates, are also the check that every node answers. No separate flush: the
   // snapshot flushes the tables it links. The keyspaces and each node's identity (host id,
   // tokens) are read meanwhile.
   const identities = new Map<string, NodeIdentity>();
@@ -84,12 +87,12 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   const countsBefore = await countSmallTables(cluster.name, first, smallTables(estimated.value, choice.keyspaces));
   const countSeconds = (performance.now() - countStarted) / 1000;
   const clearOn = async (targets: CassandraNode[]) => {
-    const results = await Promise.allSettled(targets.map((node) => nodetool(node, ["clearsnapshot", "-t", tag], 300_000)));
+    const results = await Promise.allSettled(targets.map((node) => clearSnapshotOn(node, tag)));
     const failed = results.flatMap((result, index) => (result.status === "rejected" ? [`${messageOf(result.reason)} (clear it by hand: docker exec ${targets[index].container.name} nodetool clearsnapshot -t ${tag})`] : []));
     if (failed.length) throw new Error(`snapshot ${tag} could not be cleared: ${failed.join("; ")}`);
   };
-  const snapshotOn = (node: CassandraNode) => nodetool(node, ["snapshot", "-t", tag, ...choice.keyspaces]);
-  // The schema is read while the nodes snapshot (cqlsh beside nodetool's JVM), not after them.
+  const snapshotOn = (node: CassandraNode) => snapshotNode(node, tag, choice.keyspaces);
+  // The schema is read while the nodes snapshot (cqlsh beside the JMX client's JVM), not after them.
   const describing = describeKeyspaces(first, choice.keyspaces);
   describing.catch(() => undefined); // awaited below
   try {
@@ -97,7 +100,7 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
     await onEveryNode(nodes, (node) =>
       snapshotOn(node).catch(async (error: unknown) => {
         if (!/already exists/i.test(messageOf(error))) throw error;
-        await nodetool(node, ["clearsnapshot", "-t", tag], 300_000);
+        await clearSnapshotOn(node, tag);
         await snapshotOn(node);
       }),
     );
@@ -255,37 +258,6 @@ export function selectorsOf(tables: string[]): string[] {
   return [...new Set([...keyspaces, ...tables])].sort();
 }
 
-/** A node's figures per tableKey: estimated partitions and live bytes on disk. */
-export interface TableStatistics {
-  partitions: Map<string, number>;
-  liveBytes: Map<string, number>;
-}
-
-/**
- * `nodetool tablestats -F json <keyspaces>` of one node. A failing nodetool throws; output it
- * cannot read only costs the estimates (a warning).
- */
-export async function tableStatistics(node: CassandraNode, keyspaces: string[]): Promise<TableStatistics> {
-  const output = await nodetool(node, ["tablestats", "-F", "json", ...keyspaces]);
-  const statistics: TableStatistics = { partitions: new Map(), liveBytes: new Map() };
-  let document: Record<string, { tables?: Record<string, { number_of_partitions_estimate?: number; space_used_live?: string | number }> }>;
-  try {
-    document = JSON.parse(output.slice(output.indexOf("{")));
-  } catch (error) {
-    log.warn(`${describeNode(node)}: no partition estimates (nodetool tablestats printed no JSON: ${messageOf(error)})`);
-    return statistics;
-  }
-  for (const [keyspace, stats] of Object.entries(document)) {
-    if (!stats || typeof stats !== "object" || !stats.tables) continue;
-    for (const [table, tableStats] of Object.entries(stats.tables)) {
-      const [estimate, liveBytes] = [Number(tableStats.number_of_partitions_estimate), Number(tableStats.space_used_live)];
-      if (Number.isFinite(estimate)) statistics.partitions.set(tableKey(keyspace, table), estimate);
-      if (Number.isFinite(liveBytes)) statistics.liveBytes.set(tableKey(keyspace, table), liveBytes);
-    }
-  }
-  return statistics;
-}
-
 /**
  * Exact row counts (`SELECT count(*)`) of the given tables, in one cqlsh session per attempt, at
  * the consistency level of each attempt in turn: tables whose count fails (a timeout on a big or
@@ -333,7 +305,7 @@ export interface ClusterFacts {
   bounds?: Record<string, [number, number]>;
   rows: number;
   complete: boolean;
-  /** tableKey -> the largest estimate of partitions on any node (nodetool tablestats). */
+  /** tableKey -> the largest estimate of partitions on any node (the table figures). */
   estimatedPartitions: Record<string, number>;
   selectors: string[];
 }
@@ -368,7 +340,7 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
   }
   const { counts, bounds } = await factsWork;
   const counted = Object.keys(snapshot.countsBefore).length;
-  log.info(`cassandra cluster ${snapshot.cluster.name}: row facts: partition estimates of ${tableNames.length} table(s) from nodetool tablestats, exact counts of ${counted} small table(s) in ${formatSeconds(snapshot.countSeconds)} before the snapshot and ${formatSeconds(factsSeconds())} after it (beside the capture)`);
+  log.info(`cassandra cluster ${snapshot.cluster.name}: row facts: partition estimates of ${tableNames.length} table(s) from the table figures, exact counts of ${counted} small table(s) in ${formatSeconds(snapshot.countSeconds)} before the snapshot and ${formatSeconds(factsSeconds())} after it (beside the capture)`);
   for (const result of nodeResults) {
     const facts = result.artifact.facts as unknown as NodeFacts;
     const estimates = snapshot.estimates.get(facts.node);
@@ -453,7 +425,7 @@ export async function clearLeftoverTag(leftover: Leftover): Promise<void> {
     const container = await inspectContainer(id).catch(() => undefined);
     if (!container) continue;
     if (!container.running) waiting.push(key);
-    else await nodetool({ key, service: leftover.service, number: 0, container }, ["clearsnapshot", "-t", tag], 300_000);
+    else await clearSnapshotOn({ key, service: leftover.service, number: 0, container }, tag);
   }
   if (waiting.length) throw new Error(`the Cassandra snapshot ${tag} an interrupted run left stays on ${waiting.join(", ")} until it runs again`);
   log.info(`${leftover.service}: cleared the Cassandra snapshot ${tag} an interrupted run left on ${nodes.length} node(s)`);
