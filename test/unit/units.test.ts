@@ -5,7 +5,7 @@ import { test } from "node:test";
 import type { ServiceInfo } from "../../scripts/lib/compose/discover.ts";
 import type { MountInfo } from "../../scripts/lib/docker/containers.ts";
 import type { ServiceSettings } from "../../scripts/lib/config/schema.ts";
-import { inParallel, unitsOf } from "../../scripts/lib/pipeline/units.ts";
+import { inParallel, StopWindow, unitsOf } from "../../scripts/lib/pipeline/units.ts";
 import type { PlannedService } from "../../scripts/lib/pipeline/plan.ts";
 
 const volume = (source: string): MountInfo => ({ type: "volume", source, destination: `/${source}`, readOnly: false });
@@ -65,4 +65,22 @@ test("the pool runs at most `limit` at once and keeps the order of the results",
   });
   assert.deepEqual(results, [100, 20, 60, 40, 80]);
   assert.equal(most, 2);
+});
+
+test("the stop window: one stopped service's capture at a time, hot captures move bytes only once none holds or waits for it", async () => {
+  const window = new StopWindow();
+  const events: string[] = [];
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const stopMode = (name: string, ms: number) => window.hold(async () => (events.push(`${name} down`), await sleep(ms), events.push(`${name} up`)));
+  const hot = async (name: string) => (await window.clear(), events.push(`${name} moves`));
+  assert.equal(window.busy, false);
+  await hot("before");
+  const all = Promise.all([stopMode("a", 30), stopMode("b", 10), hot("cache"), hot("db")]);
+  assert.equal(window.busy, true);
+  await all;
+  assert.deepEqual(events, ["before moves", "a down", "a up", "b down", "b up", "cache moves", "db moves"]);
+  assert.equal(window.busy, false);
+  await assert.rejects(window.hold(async () => Promise.reject(new Error("stop failed"))), /stop failed/);
+  assert.equal(window.busy, false, "a failed capture leaves the window");
+  await hot("after");
 });

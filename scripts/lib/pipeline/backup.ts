@@ -1,7 +1,8 @@
 // One backup run of one project: plan, lock, recover, then every unit of services (units.ts),
-// several at once up to `parallelism`, the services of a unit in turn (pre hook -> open the
-// strategy's session -> capture -> release -> post hook), each failure contained to its
-// service, and finally the manifest, written last.
+// several at once up to `parallelism` (but a stopped service's capture moves bytes alone: see
+// StopWindow), the services of a unit in turn (pre hook -> open the strategy's session ->
+// capture -> release -> post hook), each failure contained to its service, and finally the
+// manifest, written last.
 import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -13,7 +14,7 @@ import { execCapture } from "../docker/containers.ts";
 import { describeEngineError } from "../docker/engine.ts";
 import { removeLeftoverHelpers } from "../docker/helper.ts";
 import { messageOf } from "../errors.ts";
-import { formatBytes, log } from "../log.ts";
+import { formatBytes, formatSeconds, log } from "../log.ts";
 import { getStrategy, journalRecovery } from "../strategies/registry.ts";
 import { createRunScope, SessionOpenError, type BackupContext, type CaptureSession, type RunScope } from "../strategies/types.ts";
 import { runStores, type RunStores } from "../store/run-stores.ts";
@@ -23,7 +24,7 @@ import { remoteFrom, uploadRun } from "./offsite.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
 import type { PlannedService, ProjectPlan } from "./plan.ts";
-import { inParallel, unitsOf } from "./units.ts";
+import { inParallel, StopWindow, unitsOf } from "./units.ts";
 
 export interface BackupOutcome {
   manifest: Manifest;
@@ -48,7 +49,7 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     // What the strategies share across the services of this run (a cluster's capturer): dropped with the run.
     const scope = createRunScope();
     const stores = runStores(config, project, runDir);
-    const state = { runDir, helperImage, journal, cleanup, scope, stores };
+    const state = { runDir, helperImage, journal, cleanup, scope, stores, stopWindow: new StopWindow() };
     const units = unitsOf(plan);
     const parallelism = parallelismOf(config);
     if (units.length > 1 && parallelism > 1) log.info(`${units.length} units, up to ${parallelism} captured at once`);
@@ -129,6 +130,7 @@ interface RunState {
   journal: StopJournal;
   cleanup: CleanupStack;
   scope: RunScope;
+  stopWindow: StopWindow;
 }
 
 async function backupService(config: Config, plan: ProjectPlan, planned: PlannedService, state: RunState): Promise<ServiceRecord> {
@@ -137,7 +139,9 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
   const strategy = getStrategy(planned.strategy);
   const serviceDir = path.join(state.runDir, service.name);
   const record: ServiceRecord = { name: service.name, strategy: strategy.kind, tier: settings.tier ?? "medium", status: "ok", image: service.image, stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
-  let session: CaptureSession | undefined;
+  const stops = strategy.stopsForCapture?.(settings) === true;
+  // Filled once the session is open: a capture that fails afterwards still reports what it stopped.
+  const opened: { session?: CaptureSession } = {};
   let facts: Record<string, unknown> | undefined;
   try {
     await mkdir(serviceDir, { mode: 0o700 });
@@ -152,25 +156,29 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
       scope: state.scope,
       runDir: state.runDir,
       serviceDir,
-      store: await state.stores.open(service.name, serviceDir, storageEngineOf(config, settings), !strategy.stopsForCapture?.(settings)),
+      store: await state.stores.open(service.name, serviceDir, storageEngineOf(config, settings), !stops),
       mounts: planned.mounts,
     };
     log.info(`${service.name}: capture started (${strategy.kind})`);
     await runHook(planned, "pre");
     await failpoint("backup:prepare");
-    const opening = strategy.openSession(ctx);
-    // On the stack the moment the session exists; a signal meanwhile waits for it (a stop in progress).
-    const release = await state.cleanup.pushWhenReady(
-      `release ${service.name}`,
-      opening.then((opened) => () => opened.release()),
-    );
-    session = await opening;
-    facts = session.facts;
-    const opened = session;
-    record.artifacts = await captureThenRelease(service.name, () => opened.capture(), release);
+    const work = async () => {
+      const opening = strategy.openSession(ctx);
+      // On the stack the moment the session exists; a signal meanwhile waits for it (a stop in progress).
+      const release = await state.cleanup.pushWhenReady(
+        `release ${service.name}`,
+        opening.then((session) => () => session.release()),
+      );
+      const session = (opened.session = await opening);
+      facts = session.facts;
+      const capture = stops ? () => session.capture() : async () => (await waitForStopWindow(service.name, state.stopWindow), session.capture());
+      return captureThenRelease(service.name, capture, release);
+    };
+    record.artifacts = await (stops ? state.stopWindow.hold(work) : work());
     await runHook(planned, "post");
     const bytes = record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
-    log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${session.stopped.length ? `, down ${session.downtimeSeconds().toFixed(1)} s` : ", no downtime"}`);
+    const downtime = opened.session?.stopped.length ? `, down ${opened.session.downtimeSeconds().toFixed(1)} s` : ", no downtime";
+    log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${downtime}`);
   } catch (caught) {
     let error = caught;
     if (caught instanceof SessionOpenError) {
@@ -183,14 +191,22 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     await rm(serviceDir, { recursive: true, force: true });
     log.error(`${service.name}: backup failed: ${record.error}`);
   }
-  record.stopped = [...(session?.stopped ?? [])];
+  record.stopped = [...(opened.session?.stopped ?? [])];
   if (facts) record.facts = facts;
-  record.downtimeSeconds = round(session?.downtimeSeconds() ?? 0);
+  record.downtimeSeconds = round(opened.session?.downtimeSeconds() ?? 0);
   record.durationSeconds = round((performance.now() - started) / 1000);
   return record;
 }
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
+
+/** A hot capture waits while a stopped service is being captured (StopWindow), and says so. */
+async function waitForStopWindow(service: string, window: StopWindow): Promise<void> {
+  if (!window.busy) return;
+  const started = performance.now();
+  await window.clear();
+  log.info(`${service}: waited ${formatSeconds((performance.now() - started) / 1000)} for the capture of a stopped service to end (it gets the machine to itself)`);
+}
 
 /** Units captured at once: composure.yml's `parallelism`, else the machine's cores, at most 4. */
 export const parallelismOf = (config: Config) => config.parallelism ?? Math.min(os.availableParallelism(), 4);

@@ -61,3 +61,52 @@ export async function inParallel<T, R>(items: T[], limit: number, work: (item: T
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
+
+/**
+ * The run's stop window. A capture that stops its service holds it alone (one such capture at a
+ * time), and hot captures move their bytes only while no stop-mode capture holds or waits for
+ * it: a stopped service's capture has the machine to itself, so it is down no longer than when
+ * captured alone. Hot captures still prepare meanwhile (a snapshot, a dump's session), and every
+ * capture still runs beside the others up to `parallelism`.
+ */
+export class StopWindow {
+  #tail: Promise<void> = Promise.resolve();
+  /** Stop-mode captures holding the window or waiting for it. */
+  #holders = 0;
+  #cleared: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  /** Runs `work` (a capture that stops its service) once no other one runs. */
+  async hold<T>(work: () => Promise<T>): Promise<T> {
+    const previous = this.#tail;
+    let done!: () => void;
+    this.#tail = new Promise((resolve) => (done = resolve));
+    this.#holders += 1;
+    try {
+      await previous;
+      return await work();
+    } finally {
+      this.#holders -= 1;
+      done();
+      if (this.#holders === 0) {
+        this.#cleared?.resolve();
+        this.#cleared = undefined;
+      }
+    }
+  }
+
+  /** True when a hot capture would have to wait. */
+  get busy(): boolean {
+    return this.#holders > 0;
+  }
+
+  /** Resolves once no stop-mode capture holds the window or waits for it. */
+  clear(): Promise<void> {
+    if (this.#holders === 0) return Promise.resolve();
+    if (!this.#cleared) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((settle) => (resolve = settle));
+      this.#cleared = { promise, resolve };
+    }
+    return this.#cleared.promise;
+  }
+}
