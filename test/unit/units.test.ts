@@ -5,7 +5,7 @@ import { test } from "node:test";
 import type { ServiceInfo } from "../../scripts/lib/compose/discover.ts";
 import type { MountInfo } from "../../scripts/lib/docker/containers.ts";
 import type { ServiceSettings } from "../../scripts/lib/config/schema.ts";
-import { inParallel, StopWindow, unitsOf } from "../../scripts/lib/pipeline/units.ts";
+import { inParallel, startOrder, StopWindow, unitsOf } from "../../scripts/lib/pipeline/units.ts";
 import type { PlannedService } from "../../scripts/lib/pipeline/plan.ts";
 
 const volume = (source: string): MountInfo => ({ type: "volume", source, destination: `/${source}`, readOnly: false });
@@ -39,6 +39,14 @@ test("services sharing a volume, a cluster's members and a stop-mode service's d
   assert.deepEqual(units, [["app", "worker", "files"], ["cass1", "cass2"], ["db"]]);
 });
 
+test("units start hot ones first, the longest by the previous run first (unknown ones as longest), then the stop-mode ones in plan order", () => {
+  const entries = ["files", "db", "cache", "new", "web", "search"].map((name) => planned(service(name, [volume(name)]), ["files", "web"].includes(name) ? "volume" : "postgres"));
+  const units = entries.map((entry) => [entry]);
+  const previous = new Map([["files", 30], ["db", 2], ["cache", 9], ["web", 1], ["search", 9]]);
+  assert.deepEqual(namesOf(startOrder(units, previous)), [["new"], ["cache"], ["search"], ["db"], ["files"], ["web"]]);
+  assert.deepEqual(namesOf(startOrder(units, new Map())), [["db"], ["cache"], ["new"], ["search"], ["files"], ["web"]], "no previous run: plan order, hot ones first");
+});
+
 test("a hot service's dependents stay apart, and so do services sharing only a bind mount nobody backs up", () => {
   const db = service("db", [volume("pg"), bind("/srv/config")]);
   const app = service("app", [volume("app"), bind("/srv/config")], ["db"]);
@@ -67,20 +75,54 @@ test("the pool runs at most `limit` at once and keeps the order of the results",
   assert.equal(most, 2);
 });
 
-test("the stop window: one stopped service's capture at a time, hot captures move bytes only once none holds or waits for it", async () => {
+test("the stop window: a stopped service's capture runs alone, after the hot sessions whose turn came first opened and the hot bytes in flight moved", async () => {
   const window = new StopWindow();
   const events: string[] = [];
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-  const stopMode = (name: string, ms: number) => window.hold(async () => (events.push(`${name} down`), await sleep(ms), events.push(`${name} up`)));
-  const hot = async (name: string) => (await window.clear(), events.push(`${name} moves`));
+  const capture = async (name: string, stops: boolean, openMs: number, moveMs: number) => {
+    const turn = window.turn(stops); // taken before any await, as the pipeline does
+    await sleep(1);
+    await turn.begin();
+    events.push(`${name} opens`);
+    await sleep(openMs);
+    turn.opened();
+    await turn.clear();
+    events.push(`${name} moves`);
+    await sleep(moveMs);
+    events.push(`${name} done`);
+    turn.end();
+  };
+  await Promise.all([capture("snapshot", false, 30, 20), capture("app", true, 5, 30), capture("late", false, 5, 5)]);
+  assert.deepEqual(events.slice(0, 4), ["snapshot opens", "app opens", "app moves", "app done"], "the hot session whose turn came first opens; then the stopped service is captured alone");
+  assert.deepEqual(new Set(events.slice(4)), new Set(["snapshot moves", "snapshot done", "late opens", "late moves", "late done"]), "the hot captures go on after it");
+
+  // A stop-mode turn taken while a hot capture moves bytes waits for its end.
+  const moving = new StopWindow();
+  const hotTurn = moving.turn(false);
+  await hotTurn.begin();
+  hotTurn.opened();
+  await hotTurn.clear();
+  const stopTurn = moving.turn(true);
+  let stopped = false;
+  const stopping = stopTurn.begin().then(() => (stopped = true));
+  await sleep(10);
+  assert.equal(stopped, false, "no stop while a hot capture moves bytes");
+  hotTurn.end();
+  await stopping;
+  stopTurn.end();
   assert.equal(window.busy, false);
-  await hot("before");
-  const all = Promise.all([stopMode("a", 30), stopMode("b", 10), hot("cache"), hot("db")]);
-  assert.equal(window.busy, true);
-  await all;
-  assert.deepEqual(events, ["before moves", "a down", "a up", "b down", "b up", "cache moves", "db moves"]);
-  assert.equal(window.busy, false);
-  await assert.rejects(window.hold(async () => Promise.reject(new Error("stop failed"))), /stop failed/);
-  assert.equal(window.busy, false, "a failed capture leaves the window");
-  await hot("after");
+
+  const second = new StopWindow();
+  const failed = second.turn(true);
+  const hot = second.turn(false);
+  let moved = false;
+  const hotCapture = (async () => (await hot.begin(), hot.opened(), await hot.clear(), (moved = true)))();
+  await sleep(10);
+  assert.equal(moved, false, "a hot capture queued behind a stop-mode one waits");
+  failed.end();
+  failed.end(); // idempotent
+  await hotCapture;
+  assert.equal(moved, true, "a stop-mode turn that ended without a capture (it failed first) frees the window");
+  hot.end();
+  assert.equal(second.busy, false);
 });

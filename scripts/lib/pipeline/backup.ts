@@ -24,7 +24,7 @@ import { remoteFrom, uploadRun } from "./offsite.ts";
 import { StopJournal } from "../lifecycle/journal.ts";
 import { acquireLock } from "./lock.ts";
 import type { PlannedService, ProjectPlan } from "./plan.ts";
-import { inParallel, StopWindow, unitsOf } from "./units.ts";
+import { inParallel, startOrder, StopWindow, stopsForCapture, unitsOf } from "./units.ts";
 
 export interface BackupOutcome {
   manifest: Manifest;
@@ -50,7 +50,9 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     const scope = createRunScope();
     const stores = runStores(config, project, runDir);
     const state = { runDir, helperImage, journal, cleanup, scope, stores, stopWindow: new StopWindow() };
-    const units = unitsOf(plan);
+    // The services' previous good records: their durations order the units, their facts are the trends' baselines.
+    const previous = await lastGoodRecords(config.destination, project, plan.services.map((planned) => planned.service.name));
+    const units = startOrder(unitsOf(plan), new Map([...previous].map(([name, { record }]) => [name, record.durationSeconds])));
     const parallelism = parallelismOf(config);
     if (units.length > 1 && parallelism > 1) log.info(`${units.length} units, up to ${parallelism} captured at once`);
     const captured = await inParallel(units, parallelism, async (unit) => {
@@ -60,7 +62,7 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
     });
     const recordOf = new Map(captured.flat().map((record) => [record.name, record]));
     records.push(...plan.services.filter((entry) => !entry.excluded).map((entry) => recordOf.get(entry.service.name)!));
-    await compareWithPreviousRuns(config, plan, runId, records);
+    compareWithPreviousRuns(plan, runId, records, previous);
     const failed = records.filter((record) => record.status === "failed").length;
     const manifest: Manifest = {
       format: "composure/1",
@@ -92,9 +94,8 @@ export async function runBackup(config: Config, plan: ProjectPlan, helperImage: 
  * Fact trends: each good record against the same service's previous good run. A suspect record
  * stays good (the data is what it is); the warning says what fell and what keeps the evidence.
  */
-async function compareWithPreviousRuns(config: Config, plan: ProjectPlan, runId: string, records: ServiceRecord[]): Promise<void> {
+function compareWithPreviousRuns(plan: ProjectPlan, runId: string, records: ServiceRecord[], baselines: Map<string, { runId: string; record: ServiceRecord }>): void {
   const good = records.filter((record) => record.status === "ok");
-  const baselines = await lastGoodRecords(config.destination, plan.project.name, good.map((record) => record.name));
   for (const record of good) {
     const baseline = baselines.get(record.name);
     const settings = plan.services.find((planned) => planned.service.name === record.name)?.settings;
@@ -139,9 +140,10 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
   const strategy = getStrategy(planned.strategy);
   const serviceDir = path.join(state.runDir, service.name);
   const record: ServiceRecord = { name: service.name, strategy: strategy.kind, tier: settings.tier ?? "medium", status: "ok", image: service.image, stopped: [], downtimeSeconds: 0, durationSeconds: 0, artifacts: [] };
-  const stops = strategy.stopsForCapture?.(settings) === true;
-  // Filled once the session is open: a capture that fails afterwards still reports what it stopped.
-  const opened: { session?: CaptureSession } = {};
+  const stops = stopsForCapture(planned);
+  // Taken before the first await, so that turns follow the plan's order (units.ts StopWindow).
+  const turn = state.stopWindow.turn(stops);
+  let session: CaptureSession | undefined;
   let facts: Record<string, unknown> | undefined;
   try {
     await mkdir(serviceDir, { mode: 0o700 });
@@ -162,24 +164,25 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     log.info(`${service.name}: capture started (${strategy.kind})`);
     await runHook(planned, "pre");
     await failpoint("backup:prepare");
-    const work = async () => {
-      const opening = strategy.openSession(ctx);
-      // On the stack the moment the session exists; a signal meanwhile waits for it (a stop in progress).
-      const release = await state.cleanup.pushWhenReady(
-        `release ${service.name}`,
-        opening.then((session) => () => session.release()),
-      );
-      const session = (opened.session = await opening);
-      facts = session.facts;
-      const capture = stops ? () => session.capture() : async () => (await waitForStopWindow(service.name, state.stopWindow), session.capture());
-      return captureThenRelease(service.name, capture, release);
-    };
-    record.artifacts = await (stops ? state.stopWindow.hold(work) : work());
+    await waitLogged(service.name, "to open its session", () => turn.begin());
+    const opening = strategy.openSession(ctx);
+    // On the stack the moment the session exists; a signal meanwhile waits for it (a stop in progress).
+    const release = await state.cleanup.pushWhenReady(
+      `release ${service.name}`,
+      opening.then((opened) => () => opened.release()),
+    );
+    session = await opening;
+    turn.opened();
+    facts = session.facts;
+    const opened = session;
+    const capture = async () => (await waitLogged(service.name, "to move its bytes", () => turn.clear()), opened.capture());
+    record.artifacts = await captureThenRelease(service.name, capture, release);
+    turn.end();
     await runHook(planned, "post");
     const bytes = record.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
-    const downtime = opened.session?.stopped.length ? `, down ${opened.session.downtimeSeconds().toFixed(1)} s` : ", no downtime";
-    log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${downtime}`);
+    log.info(`${service.name}: ${record.artifacts.length} artifact(s), ${formatBytes(bytes)}${session.stopped.length ? `, down ${session.downtimeSeconds().toFixed(1)} s` : ", no downtime"}`);
   } catch (caught) {
+    turn.end();
     let error = caught;
     if (caught instanceof SessionOpenError) {
       facts = caught.facts;
@@ -191,21 +194,21 @@ async function backupService(config: Config, plan: ProjectPlan, planned: Planned
     await rm(serviceDir, { recursive: true, force: true });
     log.error(`${service.name}: backup failed: ${record.error}`);
   }
-  record.stopped = [...(opened.session?.stopped ?? [])];
+  record.stopped = [...(session?.stopped ?? [])];
   if (facts) record.facts = facts;
-  record.downtimeSeconds = round(opened.session?.downtimeSeconds() ?? 0);
+  record.downtimeSeconds = round(session?.downtimeSeconds() ?? 0);
   record.durationSeconds = round((performance.now() - started) / 1000);
   return record;
 }
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
 
-/** A hot capture waits while a stopped service is being captured (StopWindow), and says so. */
-async function waitForStopWindow(service: string, window: StopWindow): Promise<void> {
-  if (!window.busy) return;
+/** Waits for the service's turn in the stop window; a wait that took time is logged. */
+async function waitLogged(service: string, what: string, wait: () => Promise<void>): Promise<void> {
   const started = performance.now();
-  await window.clear();
-  log.info(`${service}: waited ${formatSeconds((performance.now() - started) / 1000)} for the capture of a stopped service to end (it gets the machine to itself)`);
+  await wait();
+  const seconds = (performance.now() - started) / 1000;
+  if (seconds >= 0.1) log.info(`${service}: waited ${formatSeconds(seconds)} ${what} (a stopped service's capture gets the machine to itself)`);
 }
 
 /** Units captured at once: composure.yml's `parallelism`, else the machine's cores, at most 4. */

@@ -48,6 +48,23 @@ export function unitsOf(plan: ProjectPlan): PlannedService[][] {
   return [...units.values()];
 }
 
+/** True when the service's capture stops it (or others). */
+export const stopsForCapture = (planned: PlannedService) => getStrategy(planned.strategy).stopsForCapture?.(planned.settings) === true;
+
+/**
+ * The order units start in: hot units (nothing stopped) first, the longest first by their
+ * services' durations in the previous good run (a unit never seen before counts as longest, and
+ * ties keep plan order), so that the long captures do not start last; then the units that stop
+ * a service, in plan order: each takes the stop window once the hot work before it has moved
+ * its bytes (StopWindow), so its capture has the machine to itself.
+ */
+export function startOrder(units: PlannedService[][], previousSeconds: Map<string, number>): PlannedService[][] {
+  const secondsOf = (unit: PlannedService[]) => unit.reduce((sum, planned) => sum + (previousSeconds.get(planned.service.name) ?? Infinity), 0);
+  const hot = units.filter((unit) => !unit.some(stopsForCapture));
+  const stopping = units.filter((unit) => unit.some(stopsForCapture));
+  return [...hot.map((unit, index) => ({ unit, index, seconds: secondsOf(unit) })).sort((a, b) => b.seconds - a.seconds || a.index - b.index).map(({ unit }) => unit), ...stopping];
+}
+
 /** Runs `work` on every item, at most `limit` at once; results in the order of `items`. */
 export async function inParallel<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
@@ -63,50 +80,99 @@ export async function inParallel<T, R>(items: T[], limit: number, work: (item: T
 }
 
 /**
- * The run's stop window. A capture that stops its service holds it alone (one such capture at a
- * time), and hot captures move their bytes only while no stop-mode capture holds or waits for
- * it: a stopped service's capture has the machine to itself, so it is down no longer than when
- * captured alone. Hot captures still prepare meanwhile (a snapshot, a dump's session), and every
- * capture still runs beside the others up to `parallelism`.
+ * The run's stop window: a stopped service's capture gets the machine to itself, so that it is
+ * down no longer than when captured alone. Each service takes a turn when its backup begins. A
+ * stop-mode capture stops its service once the stop-mode captures before it are done, the hot
+ * sessions whose turn came before it are open (a Cassandra snapshot, a dump's session) and no
+ * hot capture is moving bytes; until it has restarted, later hot sessions wait to open and no
+ * hot capture starts moving bytes. Hot captures run side by side whenever no stop-mode capture
+ * holds or waits.
  */
 export class StopWindow {
-  #tail: Promise<void> = Promise.resolve();
-  /** Stop-mode captures holding the window or waiting for it. */
+  /** Stop-mode captures holding the window or queued for it. */
   #holders = 0;
-  #cleared: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Hot captures counted as opening or moving bytes: a queued stop-mode capture waits for them. */
+  #busyHot = 0;
+  #tail: Promise<void> = Promise.resolve();
+  #waiters = new Set<() => void>();
 
-  /** Runs `work` (a capture that stops its service) once no other one runs. */
-  async hold<T>(work: () => Promise<T>): Promise<T> {
-    const previous = this.#tail;
-    let done!: () => void;
-    this.#tail = new Promise((resolve) => (done = resolve));
-    this.#holders += 1;
-    try {
-      await previous;
-      return await work();
-    } finally {
-      this.#holders -= 1;
-      done();
-      if (this.#holders === 0) {
-        this.#cleared?.resolve();
-        this.#cleared = undefined;
-      }
-    }
+  /** A service's turn, taken now. */
+  turn(stops: boolean): Turn {
+    return stops ? this.#stopTurn() : this.#hotTurn();
   }
 
-  /** True when a hot capture would have to wait. */
+  /** True while a stop-mode capture holds the window or waits for it. */
   get busy(): boolean {
     return this.#holders > 0;
   }
 
-  /** Resolves once no stop-mode capture holds the window or waits for it. */
-  clear(): Promise<void> {
-    if (this.#holders === 0) return Promise.resolve();
-    if (!this.#cleared) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((settle) => (resolve = settle));
-      this.#cleared = { promise, resolve };
-    }
-    return this.#cleared.promise;
+  #stopTurn(): Turn {
+    this.#holders += 1;
+    const previous = this.#tail;
+    let done!: () => void;
+    this.#tail = new Promise((resolve) => (done = resolve));
+    let ended = false;
+    return {
+      begin: async () => {
+        await previous;
+        await this.#until(() => this.#busyHot === 0);
+      },
+      opened: () => undefined,
+      clear: async () => undefined,
+      end: () => {
+        if (ended) return;
+        ended = true;
+        this.#holders -= 1;
+        done();
+        this.#wake();
+      },
+    };
   }
+
+  #hotTurn(): Turn {
+    // Counted while it opens its session and while it moves bytes; between the two (an open
+    // session) a queued stop-mode capture goes first.
+    let counted = false;
+    const count = (on: boolean) => {
+      if (counted === on) return;
+      counted = on;
+      this.#busyHot += on ? 1 : -1;
+      if (!on) this.#wake();
+    };
+    const whenClear = async () => {
+      await this.#until(() => this.#holders === 0);
+      count(true);
+    };
+    if (this.#holders === 0) count(true);
+    return {
+      begin: async () => {
+        if (!counted) await whenClear();
+      },
+      opened: () => count(false),
+      clear: whenClear,
+      end: () => count(false),
+    };
+  }
+
+  async #until(ready: () => boolean): Promise<void> {
+    while (!ready()) await new Promise<void>((resolve) => this.#waiters.add(resolve));
+  }
+
+  #wake(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiters) wake();
+  }
+}
+
+/** One service's place in the stop window. */
+export interface Turn {
+  /** Resolves when the session may open (a stop-mode one: stop its service). */
+  begin(): Promise<void>;
+  /** The session is open: a stop-mode capture waiting for it may go before it moves bytes. */
+  opened(): void;
+  /** Resolves when the capture may move bytes: a hot one once no stop-mode capture holds or waits. */
+  clear(): Promise<void>;
+  /** The capture is over (restarted, or failed): idempotent, and due on every path. */
+  end(): void;
 }
