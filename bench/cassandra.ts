@@ -1,7 +1,7 @@
 // The Cassandra dataset: one table of about 500 MB x BENCH_SIZE on disk, in a single node of the
 // fixture image, loaded with cqlsh COPY FROM from a CSV that python3 writes inside the container
-// (a fixed seed: the same rows on every machine). Then composure's cassandra strategy (nodetool
-// flush + snapshot, the snapshot's directories through the host FIFO into zstd; hot) and its
+// (a fixed seed: the same rows on every machine). Then composure's cassandra strategy (a snapshot
+// over JMX, the snapshot's directories through the host FIFO into zstd; hot) and its
 // restore (TRUNCATE + nodetool import), against a raw read of the node's data directory. Then the
 // node is recreated on an empty volume, a new ring with new tokens as after a disaster, and the
 // same run restored again: the bulk loader (sstableloader) path, per GB next to the import's.

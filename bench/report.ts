@@ -253,7 +253,7 @@ export function formatTable(results: Results, targets: Target[]): string {
   };
   if (results.cassandra) {
     const cassandra = results.cassandra;
-    engineRows("cassandra", { engine: "Cassandra", dataset: "table", records: "rows", backup: "nodetool snapshot", restore: "TRUNCATE + nodetool import" }, cassandra);
+    engineRows("cassandra", { engine: "Cassandra", dataset: "table", records: "rows", backup: "snapshot over JMX", restore: "TRUNCATE + nodetool import" }, cassandra);
     if (cassandra.restore_new_ring_s) {
       const back = cassandra.restore_new_ring_records_ok ? "all rows back" : "ROWS DIFFER";
       rows.push(["cassandra", "composure restore into a new ring (sstableloader)", s(cassandra.restore_new_ring_s), `${fixed(cassandra.restore_new_ring_s_per_gb)} s/GB against ${fixed(cassandra.restore_s_per_gb)} s/GB through nodetool import; ${back}`, ""]);
