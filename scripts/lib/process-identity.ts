@@ -13,6 +13,16 @@ export function startTicksOf(pid: number): string {
   }
 }
 
+/** True when process `pid` of this host has ended: no such process, or one that waits to be reaped (a zombie). */
+export function pidHasEnded(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.charAt(stat.lastIndexOf(")") + 2) === "Z";
+  } catch {
+    return true;
+  }
+}
+
 /** "host|pid|start ticks": names this process so that others can tell when it is gone. */
 export function processIdentity(): string {
   return `${os.hostname()}|${process.pid}|${startTicksOf(process.pid)}`;

@@ -73,6 +73,9 @@ describe("repository engine", { timeout: 900_000 }, () => {
     assert.match(app.artifacts[0].repository?.snapshot ?? "", /^[0-9a-f]{64}$/, "app's volume is a restic snapshot");
     assert.equal(notes.artifacts[0].path, "notes/notes.tar.zst", "notes is an archive file");
     assert.match(notes.artifacts[0].sha256 ?? "", /^[0-9a-f]{64}$/);
+    const keys = readdirSync(path.join(repository, "keys"));
+    assert.equal(keys.length, 1, "restic's first key was replaced");
+    assert.equal(JSON.parse(readFileSync(path.join(repository, "keys", keys[0]), "utf8")).N, 1024, "composure made the password: the key's scrypt is light");
     const firstAdded = added(first);
     assert.ok(firstAdded > 30 * 1024 ** 2 * 0.9, `the first backup stored the data (${firstAdded} bytes)`);
 
@@ -141,7 +144,7 @@ describe("repository engine", { timeout: 900_000 }, () => {
     await waitFor("restic's lock in the repository", () => readdirSync(path.join(repository, "locks")).length > 0, 120_000, 50);
     killed.kill("SIGKILL");
     await killed;
-    // The host went down with it: its helper (and the restic in it) is gone too.
+    // The host went down with it: its restic (killed with composure) and any helper are gone too.
     const helpers = (await docker("ps", "-aq", "--filter", `label=composure.helper=${project.name}`)).split("\n").filter(Boolean);
     if (helpers.length) await docker("rm", "-f", ...helpers);
     assert.ok(readdirSync(path.join(repository, "locks")).length > 0, "the killed run's lock is left");

@@ -60,7 +60,7 @@ for (const engine of ["archive", "repository"] as const) describe(`exclude_paths
     assert.equal(backup.code, 0, backup.stderr);
     const runId = runs.runIds().at(-1)!;
     const [artifact] = runs.manifestOf(runId).services[0].artifacts;
-    const stored = engine === "archive" ? await archiveNames(path.join(destination, project.name, runId, artifact.path)) : await snapshotNames(artifact.repository.snapshot);
+    const stored = engine === "archive" ? await archiveNames(path.join(destination, project.name, runId, artifact.path)) : await snapshotNames(artifact.repository.snapshot, artifact.repository.source);
     assert.deepEqual(stored.filter((name) => /(^|\/)(cache|lost\+found)(\/|$)|\.tmp$|touch pwned/.test(name) && name !== "a/cache" && name !== "a/cache/kept"), [], "nothing excluded is stored");
     for (const name of ["keep.txt", ".secret.key", "a/cache/kept", "sub/data.bin"]) assert.ok(stored.includes(name), `${name} is stored`);
     assert.deepEqual(artifact.facts.excludePaths, ["cache/**", "*.tmp", "lost+found", hostileName]);
@@ -120,9 +120,10 @@ for (const engine of ["archive", "repository"] as const) describe(`exclude_paths
   }
 
   /** Names in a restic snapshot, relative to the source (/v/0). */
-  async function snapshotNames(snapshot: string): Promise<string[]> {
+  /** The names under the snapshot's source folder (the volume's mountpoint, or /v/0 in a helper). */
+  async function snapshotNames(snapshot: string, source: string): Promise<string[]> {
     const listing = await resticOf(destination, project.name).run("ls", "--no-lock", snapshot);
-    return listing.split("\n").filter((line) => line.startsWith("/v/0/")).map((line) => line.slice("/v/0/".length));
+    return listing.split("\n").filter((line) => line.startsWith(`${source}/`)).map((line) => line.slice(source.length + 1));
   }
 });
 

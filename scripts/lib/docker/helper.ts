@@ -101,23 +101,48 @@ export async function removeLeftoverHelpers(project: string): Promise<number> {
   return leftovers.length;
 }
 
-/** A running helper with the FIFO directory (local engine), and how to remove both. */
+/** A helper with the FIFO directory (local engine), and how to remove both. */
 export interface HelperSession {
   helper: Helper;
   pipe: PipeDir | undefined;
+  /** Resolves once the helper runs (its commands wait for that); rejects when it cannot start. */
+  started: Promise<void>;
   close(): Promise<void>;
 }
 
-/** Starts a helper that mounts `binds` (and the FIFO directory on a local engine). */
-export async function openHelper(image: string, project: string, binds: string[]): Promise<HelperSession> {
+/**
+ * Starts a helper that mounts `binds` (and the FIFO directory on a local engine) and hands the
+ * session over once the FIFO folder exists, while the container still starts: whatever does not
+ * need the helper goes on meanwhile (restic on the host opens the repository).
+ */
+export async function beginHelper(image: string, project: string, binds: string[]): Promise<HelperSession> {
   const pipe = isLocalEngine() ? await createPipeDir() : undefined;
+  const starting = startHelper({ image, project, binds: pipe ? [...binds, pipe.bind] : binds });
+  starting.catch(() => undefined); // the session's `started` and its commands report it
+  let running: Helper | undefined;
+  const started = starting.then((helper) => void (running = helper));
+  const helper: Helper = {
+    get id() {
+      if (!running) throw new Error("the helper container has not started yet");
+      return running.id;
+    },
+    run: async (argv, options) => (await starting).run(argv, options),
+    stream: async (argv, stdout, options) => (await starting).stream(argv, stdout, options),
+    remove: async () => (await starting.catch(() => undefined))?.remove(),
+  };
+  return { helper, pipe, started, close: async () => void (await Promise.all([helper.remove(), pipe?.remove()])) };
+}
+
+/** Starts a helper that mounts `binds` (and the FIFO directory on a local engine): beginHelper, once it runs. */
+export async function openHelper(image: string, project: string, binds: string[]): Promise<HelperSession> {
+  const session = await beginHelper(image, project, binds);
   try {
-    const helper = await startHelper({ image, project, binds: pipe ? [...binds, pipe.bind] : binds });
-    return { helper, pipe, close: async () => void (await Promise.all([helper.remove(), pipe?.remove()])) };
+    await session.started;
   } catch (error) {
-    await pipe?.remove();
+    await session.close();
     throw error;
   }
+  return session;
 }
 
 /** Runs `work` with a helper that mounts `binds` (and the FIFO directory on a local engine). */

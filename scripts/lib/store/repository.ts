@@ -1,6 +1,7 @@
 // The repository engine: every source becomes a restic snapshot of the project's repository.
-// Trees are read by restic inside the helper that already mounts them, at the same path from run
-// to run, tagged with the source's name, so that the previous snapshot of that source is its
+// Trees are read by restic on the host when composure may read them there (a volume's mountpoint,
+// as root beside a local engine: the fastest, measured), else inside the helper that already
+// mounts them; either way at the same path from run to run, tagged with the source's name, so that the previous snapshot of that source is its
 // parent and unchanged files (same size, mtime, inode) are not read again. Streams (dumps) go
 // through restic on the host (--stdin) under a stable file name, so unchanged chunks are stored once.
 import { randomUUID } from "node:crypto";
@@ -15,7 +16,7 @@ import type { Extraction } from "../archive/tar-transfer.ts";
 import type { TarEntry } from "../archive/tar-inspector.ts";
 import { formatBytes, log, startProgress } from "../log.ts";
 import { resticExcludes } from "../config/path-patterns.ts";
-import { checkPassword, checkVersion, clearStaleLocks, lastMessage, restic, resticError, resticInHelperWithProgress, resticProcess, type Repository } from "./restic.ts";
+import { checkPassword, checkVersion, clearStaleLocks, lastMessage, restic, resticError, resticInHelperWithProgress, resticOnHostWithProgress, resticProcess, type Repository } from "./restic.ts";
 import type { ArtifactStore, ReadBack, StoredArtifact, TreeSource } from "./types.ts";
 import { passGate, type SourceGate } from "./gate.ts";
 import { makeFifo, unblockFifoWriter, type PipeDir } from "../docker/pipe-dir.ts";
@@ -53,17 +54,19 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
         log.info(`${label}: restic keeps symlinks as links, and this source must be stored with what they point to: kept in an archive file`);
         return target.fallback.putTree(name, source, label);
       }
-      const paths = source.entries ? source.entries.map((entry) => path.posix.join(source.dir, entry)) : [source.dir];
-      const args = ["backup", "--json", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), ...resticExcludes(source.exclude ?? [], source.dir)];
+      const dir = source.hostDir ?? source.dir;
+      const paths = source.entries ? source.entries.map((entry) => path.posix.join(dir, entry)) : [dir];
+      const args = ["backup", "--json", ...tags(name), ...(source.relinked ? ["--ignore-ctime"] : []), ...resticExcludes(source.exclude ?? [], dir)];
       const started = performance.now();
       const progress = startProgress(label);
-      const backup = (gateArgs: string[]) => resticInHelperWithProgress(repository, source.helper, [...args, ...gateArgs, "--", ...paths], progress);
-      const gated = source.gate && source.pipe ? throughGate(source.gate, source.pipe, backup) : passGate(source.gate).then(() => backup([]));
+      const run = (argv: string[]) => (source.hostDir ? resticOnHostWithProgress(repository, argv, progress) : resticInHelperWithProgress(repository, source.helper, argv, progress));
+      const backup = (gateArgs: string[]) => run([...args, ...gateArgs, "--", ...paths]);
+      const gated = source.gate && source.pipe ? throughGate(source.gate, source.pipe, Boolean(source.hostDir), backup) : passGate(source.gate).then(() => backup([]));
       const stdout = await gated.finally(() => progress.stop());
       const summary = lastMessage<BackupSummary>(stdout, "summary");
       const seconds = (performance.now() - started) / 1000;
       log.info(`${label}: ${summary.total_files_processed} files (${summary.files_unmodified} unchanged, not read again), ${formatBytes(summary.total_bytes_processed)} -> ${formatBytes(summary.data_added_packed)} added to the repository in ${seconds.toFixed(1)} s`);
-      return artifactOf(name, "tree", source.dir, summary);
+      return artifactOf(name, "tree", dir, summary);
     },
 
     async putStream(name: string, stream: Readable, label?: string): Promise<StoredArtifact> {
@@ -84,20 +87,20 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
 }
 
 /**
- * Runs `backup(gateArgs)` (a restic backup in the helper) so that restic opens the repository and
+ * Runs `backup(gateArgs)` (a restic backup in the helper, or on the host) so that restic opens the repository and
  * takes its lock while the gate is closed, and reads the tree only once it opens. The gate is an
- * exclude file that is a FIFO in the helper's pipe folder: restic reads its exclude files after
- * opening the repository and before it looks at any file, so it waits there until the FIFO's
+ * exclude file that is a FIFO in the helper's pipe folder (a host folder): restic reads its
+ * exclude files after opening the repository and before it looks at any file, so it waits there until the FIFO's
  * writer closes it. When the gate fails (the stop failed), the writer hands restic an invalid
  * pattern instead: it stops without reading anything.
  */
-async function throughGate(gate: SourceGate, pipe: PipeDir, backup: (gateArgs: string[]) => Promise<string>): Promise<string> {
+async function throughGate(gate: SourceGate, pipe: PipeDir, onHost: boolean, backup: (gateArgs: string[]) => Promise<string>): Promise<string> {
   const name = `gate-${randomUUID()}`;
   const fifo = path.join(pipe.dir, name);
   await makeFifo(fifo);
   let ended = false;
   const writer = open(fifo, "w"); // resolves once restic opens the FIFO to read it
-  const running = backup(["--exclude-file", `/pipe/${name}`]).finally(() => {
+  const running = backup(["--exclude-file", onHost ? fifo : `/pipe/${name}`]).finally(() => {
     ended = true;
     unblockFifoWriter(fifo); // restic ended before it came to the gate (wrong password, say)
   });

@@ -16,6 +16,12 @@ export interface TreeSource {
   helper: Helper;
   pipe: PipeDir | undefined;
   dir: string;
+  /**
+   * The same tree as a folder of this host, when composure may read it there (it runs as root
+   * beside a local engine): an engine that reads trees itself (restic) does so on the host,
+   * without a process started in the helper.
+   */
+  hostDir?: string;
   /** Names relative to dir (default everything in it). */
   entries?: string[];
   /** Store what symlinks point to instead of the links (VictoriaMetrics snapshots). */

@@ -1,11 +1,13 @@
 // Capturing a service's mounts as tree archives through one read-only helper: the volume
 // strategy's capture, also used by strategies that copy files beside their own snapshot (TSDBs,
 // Redis). Small files are prefetched ahead of tar, and tree facts are read alongside it.
+import { statSync } from "node:fs";
 import type { Artifact } from "../../catalog/manifest.ts";
 import type { SelectedMount } from "../../compose/mounts.ts";
 import { withHelper, type Helper, type HelperSession } from "../../docker/helper.ts";
 import type { PipeDir } from "../../docker/pipe-dir.ts";
-import { inspectVolume } from "../../docker/volumes.ts";
+import { isLocalEngine } from "../../docker/engine.ts";
+import { inspectVolume, type VolumeSpec } from "../../docker/volumes.ts";
 import { prefetchSmallFiles } from "./prefetch.ts";
 import type { VolumeFacts } from "./service-data.ts";
 import { measureTree } from "./tree-facts.ts";
@@ -16,7 +18,7 @@ import { parsePathPatterns } from "../../config/path-patterns.ts";
 export interface CaptureMountOptions {
   /** The service keeps writing meanwhile (hot mode): the facts may not match the stored tree exactly. */
   live?: boolean;
-  /** A helper that has mountBinds(mounts) already (stop mode starts it while the service stops). */
+  /** A helper that has mountBinds(mounts), maybe still starting (stop mode begins the capture meanwhile). */
   session?: HelperSession;
   /** exclude_paths: left out of every mount, recorded in the facts (a restore keeps the live ones). */
   excludePaths?: string[];
@@ -48,8 +50,9 @@ async function storeMounts(helper: Helper, pipe: PipeDir | undefined, mounts: Se
     const measured = opened.then(() => measureTree(helper, mountDir(index), exclude));
     measured.catch(() => undefined); // awaited below, after the capture
     const size = measured.then((tree) => tree.streamBytes, () => undefined);
-    const stored = await store.putTree(selected.archiveName, { helper, pipe, dir: mountDir(index), exclude, size, gate }, selected.archiveName);
-    artifacts.push({ ...stored, volume: await volumeFacts(selected), facts: { ...(await measured).facts, ...pathFacts(options) } });
+    const spec = selected.mount.type === "volume" ? await inspectVolume(selected.mount.source) : undefined;
+    const stored = await store.putTree(selected.archiveName, { helper, pipe, dir: mountDir(index), hostDir: hostDirOf(selected, spec), exclude, size, gate }, selected.archiveName);
+    artifacts.push({ ...stored, volume: volumeFacts(selected, spec), facts: { ...(await measured).facts, ...pathFacts(options) } });
   }
   return artifacts;
 }
@@ -65,11 +68,22 @@ export const mountDir = (index: number) => `/v/${index}`;
 /** The mounts read-only at mountDir(index) of a helper. */
 export const mountBinds = (mounts: SelectedMount[]) => mounts.map((selected, index) => `${selected.mount.source}:${mountDir(index)}:ro`);
 
-async function volumeFacts(selected: SelectedMount): Promise<VolumeFacts> {
+/**
+ * The mount as a folder of this host, when composure may read it there: as root beside a local
+ * engine, a bind mount's folder or a plain local volume's mountpoint (one with driver options,
+ * NFS say, is mounted there only while a container uses it).
+ */
+function hostDirOf({ mount }: SelectedMount, spec: VolumeSpec | undefined): string | undefined {
+  if (process.getuid?.() !== 0 || !isLocalEngine()) return undefined;
+  const dir = mount.type === "bind" ? mount.source : spec?.driver === "local" && Object.keys(spec.options).length === 0 ? spec.mountpoint : undefined;
+  if (!dir || /[*?[\]\\]/.test(dir)) return undefined; // restic's exclude patterns start with the folder: no glob characters in it
+  return statSync(dir, { throwIfNoEntry: false })?.isDirectory() ? dir : undefined;
+}
+
+function volumeFacts(selected: SelectedMount, spec: VolumeSpec | undefined): VolumeFacts {
   const { mount, archiveName, sharedWith } = selected;
   const destination = mount.destination || undefined;
   if (mount.type === "bind") return { name: mount.source, kind: "bind", composeName: archiveName, sharedWith, destination };
-  const spec = await inspectVolume(mount.source);
   const composeProject = spec?.labels["com.docker.compose.project"];
   return {
     name: mount.source,

@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { selectMounts, type SelectedMount } from "../../compose/mounts.ts";
 import { runningUsersOfVolume, type ContainerInfo } from "../../docker/containers.ts";
-import { helperLabel, openHelper, withHelper, type HelperSession } from "../../docker/helper.ts";
+import { beginHelper, helperLabel, openHelper, withHelper, type HelperSession } from "../../docker/helper.ts";
 import { createVolume, inspectVolume } from "../../docker/volumes.ts";
 import { log } from "../../log.ts";
 import { failpoint } from "../../lifecycle/failpoint.ts";
@@ -72,20 +72,20 @@ async function stopWithHelper(ctx: StopContext, containers: ContainerInfo[], bin
 }
 
 /**
- * Stop mode's backup: the helper starts, the capture begins while the service still runs and does
- * what it can before reading (restic opens the repository), then `containers` stop; the gate
- * opens when the pipeline calls capture(). Downtime is the reading, not the preparing. When the
- * capture fails before it is ready, the stop fails, or the session is released without a
- * capture, nothing was read and nothing stays stopped.
+ * Stop mode's backup: the capture begins while the helper starts and the service still runs, and
+ * does what it can before reading (restic opens the repository), then, once the helper runs,
+ * `containers` stop; the gate opens when the pipeline calls capture(). Downtime is the reading,
+ * not the preparing. When the capture fails before it is ready, the helper cannot start, the stop
+ * fails, or the session is released without a capture, nothing was read and nothing stays stopped.
  */
 async function captureWhileStopped(ctx: StopContext, containers: ContainerInfo[], binds: string[], capture: (session: HelperSession, gate: SourceGate) => Promise<Artifact[]>): Promise<CaptureSession> {
-  const session = await openHelper(ctx.helperImage, ctx.project.name, binds);
+  const session = await beginHelper(ctx.helperImage, ctx.project.name, binds);
   const gate = createGate();
   const capturing = capture(session, gate.gate);
   capturing.catch(() => undefined); // the pipeline awaits it through capture()
   let stoppage: Stoppage;
   try {
-    await Promise.race([gate.armed, capturing]); // the capture settles first only when it failed
+    await Promise.race([Promise.all([gate.armed, session.started]), capturing]); // the capture settles first only when it failed
     await failpoint("backup:stop");
     stoppage = await stopContainers(containers, ctx.journal, ctx.config.stop_timeout_seconds);
   } catch (error) {
