@@ -195,7 +195,7 @@ function repositoryRows(figures: RepositoryFigures): Row[] {
     [name, "  2nd backup, nothing changed", s(figures.second_s), `${added(figures.second_added_bytes)}; downtime ${s(figures.second_downtime_s)}`, ""],
     [name, "  3rd backup, 1% of the files rewritten", s(figures.third_s), `${figures.changed_files} files, ${size(figures.changed_bytes)} rewritten; ${added(figures.third_added_bytes)}`, ""],
     [name, "  restore of the 3rd into the emptied volume", s(figures.restore_s), `${x(figures.restore_s / figures.raw_read_s)} raw read; ${figures.restore_identical ? "same tree back" : "RESTORED TREE DIFFERS"}`, ""],
-    [name, "  peak RSS of the 3 backups", figures.peak_rss_mb === undefined ? "-" : `${fixed(figures.peak_rss_mb, 1)} MB`, `node ${fixed(figures.composure_peak_rss_mb, 1)} MB + restic in the helper ${figures.restic_peak_rss_mb ?? "?"} MB (VmHWM sampled every 0.1 s)`, ""],
+    [name, "  peak RSS of the 3 backups", figures.peak_rss_mb === undefined ? "-" : `${fixed(figures.peak_rss_mb, 1)} MB`, `node ${fixed(figures.composure_peak_rss_mb, 1)} MB + restic ${figures.restic_peak_rss_mb ?? "?"} MB (VmHWM sampled every 0.1 s)`, ""],
     [name, `restic ${figures.restic_version} alone: 1st backup`, s(figures.restic_first_s), `${added(figures.restic_first_added_bytes)}; peak RSS ${figures.restic_first_peak_rss_mb ?? "?"} MB`, ""],
     [name, "  2nd backup, nothing changed", s(figures.restic_second_s), added(figures.restic_second_added_bytes), ""],
   ];

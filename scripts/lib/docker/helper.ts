@@ -133,6 +133,18 @@ export async function beginHelper(image: string, project: string, binds: string[
   return { helper, pipe, started, close: async () => void (await Promise.all([helper.remove(), pipe?.remove()])) };
 }
 
+/** beginHelper for each list of binds; when one cannot begin, those begun are closed again. */
+export async function beginHelpers(image: string, project: string, bindLists: string[][]): Promise<HelperSession[]> {
+  const begun = await Promise.allSettled(bindLists.map((binds) => beginHelper(image, project, binds)));
+  const sessions = begun.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+  const failed = begun.find((result) => result.status === "rejected");
+  if (failed) {
+    await Promise.all(sessions.map((session) => session.close()));
+    throw failed.reason;
+  }
+  return sessions;
+}
+
 /** Starts a helper that mounts `binds` (and the FIFO directory on a local engine): beginHelper, once it runs. */
 export async function openHelper(image: string, project: string, binds: string[]): Promise<HelperSession> {
   const session = await beginHelper(image, project, binds);

@@ -29,7 +29,7 @@ import { imagePath, listOption, ToolMissingError } from "../shared/in-container.
 import { discoverCluster, NodesError, type Cluster } from "./nodes.ts";
 import { probeCassandra } from "./probe.ts";
 import { restoreCluster, schemaFactsOf } from "./restore.ts";
-import { captureSnapshot, clearLeftoverTag, takeSnapshot, type Snapshot } from "./snapshot.ts";
+import { beginNodeHelpers, captureSnapshot, clearLeftoverTag, takeSnapshot, type NodeHelpers, type Snapshot } from "./snapshot.ts";
 
 export const cassandraOptions = z
   .object({
@@ -151,19 +151,24 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     const tag = ctx.store.incremental ? `composure-${ctx.project.name}` : `composure-${path.basename(ctx.runDir)}`;
     // Into the journal first: a run killed from here on leaves the tag for the next command to clear.
     const strikeOff = await ctx.journal.note(cassandraStrategy.kind, ctx.service.name, { tag, nodes: cluster.nodes.map((node) => ({ id: node.container.id, key: node.key })) });
+    const target = { helperImage: ctx.helperImage, project: ctx.project.name, store: ctx.store };
     let snapshot: Snapshot;
+    let helpers: NodeHelpers | undefined; // the nodes' capture helpers start while the snapshot is taken
     try {
+      helpers = await beginNodeHelpers(cluster.nodes, target);
       snapshot = await takeSnapshot(cluster, { keyspaces: ctx.options.keyspaces, excludeKeyspaces: ctx.options.exclude_keyspaces }, tag);
     } catch (error) {
+      await helpers?.close();
       await strikeOff(); // takeSnapshot cleared what it made
       run.error = messageOf(error);
       // The record still names the cluster it was to capture.
       throw new SessionOpenError(asStepError("prepare", ctx.service.name, error), facts);
     }
+    const nodeHelpers = helpers;
     const capture = async () => {
       try {
         const started = performance.now();
-        const result = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, store: ctx.store });
+        const result = await captureSnapshot(snapshot, target, nodeHelpers);
         const seconds = (performance.now() - started) / 1000;
         const stored = result.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
         log.info(`${ctx.service.name}: cassandra cluster ${cluster.name}: snapshot ${formatSeconds(snapshot.seconds)}, capture ${formatSeconds(seconds)}: ${formatBytes(result.rawBytes)} of SSTables stored as ${formatBytes(stored)} (${formatBytes(result.rawBytes / Math.max(seconds, 0.001))}/s)`);
@@ -175,6 +180,7 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     };
     const release = async () => {
       try {
+        await nodeHelpers.close();
         await snapshot.clear();
         await strikeOff();
       } catch (error) {

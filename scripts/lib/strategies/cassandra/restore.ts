@@ -32,7 +32,7 @@ import { withHelper } from "../../docker/helper.ts";
 import { formatCount } from "../shared/in-container.ts";
 import { jsonRows, planSchema, tableKey } from "./cql.ts";
 import { cqlsh, describeNode, discoverCluster, nodetool, onEveryNode, requireRunning, ringAddressesOf, sstableloader, type CassandraNode, type Cluster } from "./nodes.ts";
-import { captureSnapshot, countRows, qualifiedName, stagingDirName, takeSnapshot, type ClusterFacts, type NodeFacts } from "./snapshot.ts";
+import { beginNodeHelpers, captureSnapshot, countRows, qualifiedName, stagingDirName, takeSnapshot, type ClusterFacts, type NodeFacts } from "./snapshot.ts";
 
 const isSchemaArtifact = (artifact: Artifact) => artifact.facts?.engine === "cassandra" && artifact.facts?.kind === "schema";
 
@@ -336,17 +336,23 @@ async function keepRescueCopy(ctx: RestoreContext<unknown>, cluster: Cluster, fi
   const rescue = ctx.rescue!;
   const store = await rescue.store(ctx.serviceName);
   const tag = `composure-rescue-${Date.now()}`;
-  const strikeOff = await ctx.journal.note("cassandra", ctx.serviceName, { tag, nodes: cluster.nodes.map((node) => ({ id: node.container.id, key: node.key })) });
-  const snapshot = await takeSnapshot(cluster, { keyspaces: present }, tag).catch(async (error: unknown) => {
-    await strikeOff(); // takeSnapshot cleared what it made
-    throw error;
-  });
+  const target = { helperImage: ctx.helperImage, project: ctx.project.name, store };
+  const helpers = await beginNodeHelpers(cluster.nodes, target); // they start while the snapshot is taken
   try {
-    const { artifacts } = await captureSnapshot(snapshot, { helperImage: ctx.helperImage, project: ctx.project.name, store });
-    for (const artifact of artifacts) rescue.add(ctx.serviceName, artifact, "cassandra");
+    const strikeOff = await ctx.journal.note("cassandra", ctx.serviceName, { tag, nodes: cluster.nodes.map((node) => ({ id: node.container.id, key: node.key })) });
+    const snapshot = await takeSnapshot(cluster, { keyspaces: present }, tag).catch(async (error: unknown) => {
+      await strikeOff(); // takeSnapshot cleared what it made
+      throw error;
+    });
+    try {
+      const { artifacts } = await captureSnapshot(snapshot, target, helpers);
+      for (const artifact of artifacts) rescue.add(ctx.serviceName, artifact, "cassandra");
+    } finally {
+      await snapshot.clear();
+      await strikeOff();
+    }
   } finally {
-    await snapshot.clear();
-    await strikeOff();
+    await helpers.close();
   }
   return `kept a rescue copy of ${present.join(", ")} (all nodes) in the rescue run`;
 }

@@ -10,7 +10,7 @@ import type { ArtifactStore } from "../../store/types.ts";
 import type { Artifact } from "../../catalog/manifest.ts";
 import { messageOf } from "../../errors.ts";
 import { formatBytes, formatSeconds, log } from "../../log.ts";
-import { withHelper } from "../../docker/helper.ts";
+import { beginHelpers, type HelperSession } from "../../docker/helper.ts";
 import { inspectContainer } from "../../docker/containers.ts";
 import type { Leftover } from "../../lifecycle/journal.ts";
 import { chooseKeyspaces, jsonRows, parseSnapshotDir, quoteIdentifier, tableKey, tablesInSchema } from "./cql.ts";
@@ -185,71 +185,89 @@ export interface CaptureTarget {
   store: ArtifactStore;
 }
 
-/**
- * Archives the node's `snapshots/<tag>` directories from its volumes into `<node>.tar.zst`. Paths
- * in the archive are the container's own (var/lib/cassandra/data/<ks>/<table>-<id>/snapshots/<tag>/...),
- * so the archive says where each file came from even with several data directories.
- */
-export async function captureNode(snapshot: Snapshot, node: CassandraNode, target: CaptureTarget): Promise<{ artifact: Artifact }> {
+/** The node's volumes, read-only under /n: what its capture helper mounts. */
+export function nodeBinds(node: CassandraNode): string[] {
   const mounts = node.container.mounts.filter((mount) => mount.type === "volume" || mount.type === "bind");
   if (mounts.length === 0) throw new Error(`${describeNode(node)} has no volume: its data directory is inside the container, where a helper cannot read it (put /var/lib/cassandra on a volume)`);
-  const binds = mounts.map((mount) => `${mount.source}:/n${mount.destination}:ro`);
-  return withHelper(target.helperImage, target.project, binds, async (helper, pipe) => {
-    // Every snapshot directory on the node's volumes (the walk does not enter snapshot directories).
-    // (Not inside the staging directories of a restore, which hold copies of snapshot directories.)
-    const found = (await helperScript(helper, `find /n -type d \\( -name ${stagingDirName} -o -path '*/snapshots/*' \\) -prune -path '*/snapshots/*' -print`)).split("\n").filter(Boolean);
-    const ours = found.filter((dir) => path.posix.basename(dir) === snapshot.tag);
-    const tables: Record<string, TableOnNode> = {};
-    const dataDirs = new Set<string>();
-    for (const dir of ours) {
-      const parsed = parseSnapshotDir(dir.slice("/n".length), snapshot.tag);
-      if (!parsed || !snapshot.keyspaces.includes(parsed.keyspace)) continue;
-      dataDirs.add(parsed.dataDir);
-      const key = tableKey(parsed.keyspace, parsed.table);
-      tables[key] ??= { dirs: [], files: 0, bytes: 0 };
-      tables[key].dirs.push(dir.slice("/n".length));
-    }
-    const dirs = Object.values(tables).flatMap((table) => table.dirs);
-    if (dirs.length === 0) {
-      const where = mounts.map((mount) => mount.destination).join(", ");
-      throw new Error(`${describeNode(node)}: no snapshot ${snapshot.tag} in its volumes (${where}): is the data directory (data_file_directories) on a volume?`);
-    }
-    // Sizes per table (file counts and bytes before compression) for the facts.
-    const sizes = await helperScript(helper, 'find "$@" -type f -exec stat -c "%s|%n" {} +', dirs.map((dir) => `/n${dir}`));
-    const tableOfDir = new Map(Object.entries(tables).flatMap(([key, table]) => table.dirs.map((dir) => [dir, key] as const)));
-    const marker = `/snapshots/${snapshot.tag}/`;
-    let rawBytes = 0;
-    for (const line of sizes.split("\n").filter(Boolean)) {
-      const bar = line.indexOf("|");
-      const bytes = Number(line.slice(0, bar));
-      const file = line.slice(bar + 1).slice("/n".length);
-      const at = file.lastIndexOf(marker);
-      const key = at === -1 ? undefined : tableOfDir.get(file.slice(0, at + marker.length - 1));
-      if (!key) continue;
-      tables[key].files += 1;
-      tables[key].bytes += bytes;
-      rawBytes += bytes;
-    }
-    const started = performance.now();
-    const stored = await target.store.putTree(node.key, { helper, pipe, dir: "/n", entries: dirs.map((dir) => dir.slice(1)), relinked: true }, `${node.key}: snapshot ${snapshot.tag}`);
-    const seconds = (performance.now() - started) / 1000;
-    log.info(`${node.key}: ${Object.keys(tables).length} tables, ${formatBytes(rawBytes)} of SSTables -> ${formatBytes(stored.bytes)} in ${formatSeconds(seconds)} (${formatBytes(rawBytes / Math.max(seconds, 0.001))}/s)`);
-    const facts: NodeFacts = {
-      kind: "node",
-      engine: "cassandra",
-      node: node.key,
-      service: node.service,
-      containerNumber: node.number,
-      container: node.container.name,
-      tag: snapshot.tag,
-      identity: snapshot.identities.get(node.key)!,
-      dataDirs: [...dataDirs].sort(),
-      tables,
-      rawBytes,
-      selectors: selectorsOf(Object.keys(tables)),
-    };
-    return { artifact: { ...stored, facts: facts as unknown as Record<string, unknown> } };
-  });
+  return mounts.map((mount) => `${mount.source}:/n${mount.destination}:ro`);
+}
+
+/** Capture helpers of nodes by node key, begun at once; close() removes them all. */
+export interface NodeHelpers {
+  sessions: Map<string, HelperSession>;
+  close(): Promise<void>;
+}
+
+/** Begins every node's capture helper (nodeBinds), so that they start while the snapshot is taken. */
+export async function beginNodeHelpers(nodes: CassandraNode[], target: Pick<CaptureTarget, "helperImage" | "project">): Promise<NodeHelpers> {
+  const binds = nodes.map(nodeBinds); // a node without a volume fails here, before anything starts
+  const sessions = await beginHelpers(target.helperImage, target.project, binds);
+  return { sessions: new Map(nodes.map((node, index) => [node.key, sessions[index]])), close: async () => void (await Promise.all(sessions.map((session) => session.close()))) };
+}
+
+/**
+ * Archives the node's `snapshots/<tag>` directories from its volumes into `<node>.tar.zst`, read
+ * in `session`, a helper with nodeBinds(node) (begun while the snapshot was taken). Paths in the
+ * archive are the container's own (var/lib/cassandra/data/<ks>/<table>-<id>/snapshots/<tag>/...),
+ * so the archive says where each file came from even with several data directories.
+ */
+export async function captureNode(snapshot: Snapshot, node: CassandraNode, target: CaptureTarget, session: HelperSession): Promise<{ artifact: Artifact }> {
+  const mounts = node.container.mounts.filter((mount) => mount.type === "volume" || mount.type === "bind");
+  const { helper, pipe } = session;
+  // Every snapshot directory on the node's volumes (the walk does not enter snapshot directories).
+  // (Not inside the staging directories of a restore, which hold copies of snapshot directories.)
+  const found = (await helperScript(helper, `find /n -type d \\( -name ${stagingDirName} -o -path '*/snapshots/*' \\) -prune -path '*/snapshots/*' -print`)).split("\n").filter(Boolean);
+  const ours = found.filter((dir) => path.posix.basename(dir) === snapshot.tag);
+  const tables: Record<string, TableOnNode> = {};
+  const dataDirs = new Set<string>();
+  for (const dir of ours) {
+    const parsed = parseSnapshotDir(dir.slice("/n".length), snapshot.tag);
+    if (!parsed || !snapshot.keyspaces.includes(parsed.keyspace)) continue;
+    dataDirs.add(parsed.dataDir);
+    const key = tableKey(parsed.keyspace, parsed.table);
+    tables[key] ??= { dirs: [], files: 0, bytes: 0 };
+    tables[key].dirs.push(dir.slice("/n".length));
+  }
+  const dirs = Object.values(tables).flatMap((table) => table.dirs);
+  if (dirs.length === 0) {
+    const where = mounts.map((mount) => mount.destination).join(", ");
+    throw new Error(`${describeNode(node)}: no snapshot ${snapshot.tag} in its volumes (${where}): is the data directory (data_file_directories) on a volume?`);
+  }
+  // Sizes per table (file counts and bytes before compression) for the facts.
+  const sizes = await helperScript(helper, 'find "$@" -type f -exec stat -c "%s|%n" {} +', dirs.map((dir) => `/n${dir}`));
+  const tableOfDir = new Map(Object.entries(tables).flatMap(([key, table]) => table.dirs.map((dir) => [dir, key] as const)));
+  const marker = `/snapshots/${snapshot.tag}/`;
+  let rawBytes = 0;
+  for (const line of sizes.split("\n").filter(Boolean)) {
+    const bar = line.indexOf("|");
+    const bytes = Number(line.slice(0, bar));
+    const file = line.slice(bar + 1).slice("/n".length);
+    const at = file.lastIndexOf(marker);
+    const key = at === -1 ? undefined : tableOfDir.get(file.slice(0, at + marker.length - 1));
+    if (!key) continue;
+    tables[key].files += 1;
+    tables[key].bytes += bytes;
+    rawBytes += bytes;
+  }
+  const started = performance.now();
+  const stored = await target.store.putTree(node.key, { helper, pipe, dir: "/n", entries: dirs.map((dir) => dir.slice(1)), relinked: true }, `${node.key}: snapshot ${snapshot.tag}`);
+  const seconds = (performance.now() - started) / 1000;
+  log.info(`${node.key}: ${Object.keys(tables).length} tables, ${formatBytes(rawBytes)} of SSTables -> ${formatBytes(stored.bytes)} in ${formatSeconds(seconds)} (${formatBytes(rawBytes / Math.max(seconds, 0.001))}/s)`);
+  const facts: NodeFacts = {
+    kind: "node",
+    engine: "cassandra",
+    node: node.key,
+    service: node.service,
+    containerNumber: node.number,
+    container: node.container.name,
+    tag: snapshot.tag,
+    identity: snapshot.identities.get(node.key)!,
+    dataDirs: [...dataDirs].sort(),
+    tables,
+    rawBytes,
+    selectors: selectorsOf(Object.keys(tables)),
+  };
+  return { artifact: { ...stored, facts: facts as unknown as Record<string, unknown> } };
 }
 
 /** Names VOLUME= may use to pick an artifact: each keyspace and each keyspace.table. */
@@ -311,12 +329,13 @@ export interface ClusterFacts {
 }
 
 /**
- * Captures a snapshot: every node's archive (one after the other: zstd uses every core), and
+ * Captures a snapshot: every node's archive (one after the other: zstd uses every core), in the
+ * helpers begun for the nodes (the caller closes them), and
  * `schema.cql` beside them. Row facts are gathered meanwhile: partition estimates of every node, and exact
  * counts of the tables that are small on every node (counted before the snapshot and again
  * after it: a table written to meanwhile is recorded with both counts as bounds).
  */
-export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget): Promise<{ artifacts: Artifact[]; rawBytes: number }> {
+export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget, helpers: NodeHelpers): Promise<{ artifacts: Artifact[]; rawBytes: number }> {
   const { tables: schemaTables, views } = tablesInSchema(snapshot.schema);
   const tableNames = schemaTables.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf("."))));
   if (tableNames.length === 0) throw new Error(`keyspace${snapshot.keyspaces.length > 1 ? "s" : ""} ${snapshot.keyspaces.join(", ")} of cassandra cluster ${snapshot.cluster.name} ha${snapshot.keyspaces.length > 1 ? "ve" : "s"} no tables: nothing to back up`);
@@ -333,7 +352,11 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget)
   storingSchema.catch(() => undefined); // awaited below
   const nodeResults: { artifact: Artifact }[] = [];
   try {
-    for (const node of snapshot.nodes) nodeResults.push(await captureNode(snapshot, node, target));
+    for (const node of snapshot.nodes) {
+      const session = helpers.sessions.get(node.key);
+      if (!session) throw new Error(`${describeNode(node)}: no capture helper was begun for it`);
+      nodeResults.push(await captureNode(snapshot, node, target, session));
+    }
   } catch (error) {
     await storingSchema.then((stored) => target.store.discard(stored)).catch(() => undefined);
     throw error;
