@@ -1,9 +1,10 @@
 // The repository engine: every source becomes a restic snapshot of the project's repository.
 // Trees are read by restic on the host when composure may read them there (a volume's mountpoint,
 // as root beside a local engine: the fastest, measured), else inside the helper that already
-// mounts them; either way at the same path from run to run, tagged with the source's name, so that the previous snapshot of that source is its
-// parent and unchanged files (same size, mtime, inode) are not read again. Streams (dumps) go
-// through restic on the host (--stdin) under a stable file name, so unchanged chunks are stored once.
+// mounts them; either way at the same path from run to run, tagged with the source's name, so
+// that the previous snapshot of that source is its parent and unchanged files (same size, mtime,
+// inode) are not read again. Streams (dumps) go through restic on the host (--stdin) under a
+// stable file name, so unchanged chunks are stored once.
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
@@ -87,11 +88,11 @@ export function repositoryStore(target: RepositoryTarget): ArtifactStore {
 }
 
 /**
- * Runs `backup(gateArgs)` (a restic backup in the helper, or on the host) so that restic opens the repository and
- * takes its lock while the gate is closed, and reads the tree only once it opens. The gate is an
- * exclude file that is a FIFO in the helper's pipe folder (a host folder): restic reads its
- * exclude files after opening the repository and before it looks at any file, so it waits there until the FIFO's
- * writer closes it. When the gate fails (the stop failed), the writer hands restic an invalid
+ * Runs `backup(gateArgs)` (a restic backup in the helper, or on the host) so that restic opens the
+ * repository and takes its lock while the gate is closed, and reads the tree only once it opens.
+ * The gate is an exclude file that is a FIFO in the helper's pipe folder (a host folder): restic
+ * reads its exclude files after opening the repository and before it looks at any file, so it
+ * waits there until the FIFO's writer closes it. When the gate fails (the stop failed), the writer hands restic an invalid
  * pattern instead: it stops without reading anything.
  */
 async function throughGate(gate: SourceGate, pipe: PipeDir, onHost: boolean, backup: (gateArgs: string[]) => Promise<string>): Promise<string> {
