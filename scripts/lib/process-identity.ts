@@ -4,23 +4,24 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 
-export function startTicksOf(pid: number): string {
+/** The fields of /proc/<pid>/stat after the command name (state first), or undefined when there is no such process. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "";
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
-    return "";
+    return undefined;
   }
+}
+
+export function startTicksOf(pid: number): string {
+  return statFields(pid)?.[19] ?? "";
 }
 
 /** True when process `pid` of this host has ended: no such process, or one that waits to be reaped (a zombie). */
 export function pidHasEnded(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.charAt(stat.lastIndexOf(")") + 2) === "Z";
-  } catch {
-    return true;
-  }
+  const state = statFields(pid)?.[0];
+  return state === undefined || state === "Z";
 }
 
 /** "host|pid|start ticks": names this process so that others can tell when it is gone. */

@@ -95,7 +95,7 @@ async function useLightKey(repository: Repository): Promise<void> {
   if (!initial || others.length) return;
   const key = await lightKeyFile(await restic(repository, ["cat", "masterkey", "--no-lock"]), await readFile(repository.passwordFile, "utf8"));
   await writeFile(path.join(keys, key.id), key.content, { mode: 0o400, flag: "wx" });
-  await restic(repository, ["key", "remove", initial], undefined, undefined, key.id);
+  await restic(repository, ["key", "remove", initial, "--key-hint", key.id]);
 }
 
 /**
@@ -172,9 +172,8 @@ export function resticProcess(repository: Repository, args: string[], input?: No
   return process;
 }
 
-/** restic on the host, resolving to its stdout; `keyHint`: the key to try first. */
-export async function restic(repository: Repository, args: string[], input?: NodeJS.ReadableStream, from?: Repository, keyHint?: string): Promise<string> {
-  const result = await resticProcess(repository, args, input, from, keyHint ? { RESTIC_KEY_HINT: keyHint } : {}).nothrow();
+export async function restic(repository: Repository, args: string[], input?: NodeJS.ReadableStream, from?: Repository): Promise<string> {
+  const result = await resticProcess(repository, args, input, from).nothrow();
   if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode ?? -1, result.stderr);
   return result.stdout;
 }
@@ -202,9 +201,9 @@ export async function resticInHelper(repository: Repository, helper: Helper, arg
  * the bytes done of the total, and are left out of the stdout it resolves to. Elsewhere it runs
  * --quiet.
  */
-async function resticWithProgress(repository: Repository, args: string[], progress: Progress, start: (argv: string[], lines: Writable | undefined, env: string[]) => Promise<{ exitCode: number; stdout?: string; stderr: string }>): Promise<string> {
+async function resticWithProgress(repository: Repository, args: string[], progress: Progress, start: (argv: string[], lines: Writable | undefined, env: Record<string, string>) => Promise<{ exitCode: number; stdout?: string; stderr: string }>): Promise<string> {
   if (!showsProgress) {
-    const result = await start([args[0], "--quiet", ...args.slice(1)], undefined, []);
+    const result = await start([args[0], "--quiet", ...args.slice(1)], undefined, {});
     if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode, result.stderr);
     return result.stdout ?? "";
   }
@@ -227,7 +226,7 @@ async function resticWithProgress(repository: Repository, args: string[], progre
       callback();
     },
   });
-  const result = await start(args, lines, ["RESTIC_PROGRESS_FPS=5"]);
+  const result = await start(args, lines, { RESTIC_PROGRESS_FPS: "5" });
   if (partial) take(partial);
   if (result.exitCode !== 0) throw resticError(repository, args[0], result.exitCode, result.stderr);
   return stdout;
@@ -236,7 +235,7 @@ async function resticWithProgress(repository: Repository, args: string[], progre
 /** resticWithProgress in a helper that has helperBinds(repository). */
 export function resticInHelperWithProgress(repository: Repository, helper: Helper, args: string[], progress: Progress): Promise<string> {
   return resticWithProgress(repository, args, progress, (argv, lines, env) => {
-    const options = { env: [...helperEnv(repository), ...env] };
+    const options = { env: [...helperEnv(repository), ...Object.entries(env).map(([name, value]) => `${name}=${value}`)] };
     return lines ? helper.stream([inHelper.binary, ...argv], lines, options) : helper.run([inHelper.binary, ...argv], options);
   });
 }
@@ -244,7 +243,7 @@ export function resticInHelperWithProgress(repository: Repository, helper: Helpe
 /** resticWithProgress on the host. */
 export function resticOnHostWithProgress(repository: Repository, args: string[], progress: Progress): Promise<string> {
   return resticWithProgress(repository, args, progress, async (argv, lines, env) => {
-    const process = resticProcess(repository, argv, undefined, undefined, Object.fromEntries(env.map((pair) => pair.split("=", 2))));
+    const process = resticProcess(repository, argv, undefined, undefined, env);
     if (lines) (process.stdout as Readable).pipe(lines);
     const result = await process.nothrow();
     return { exitCode: result.exitCode ?? -1, stdout: lines ? undefined : result.stdout, stderr: result.stderr };

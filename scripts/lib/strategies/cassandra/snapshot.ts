@@ -185,9 +185,12 @@ export interface CaptureTarget {
   store: ArtifactStore;
 }
 
+/** The node's volumes and bind mounts: where its data directories can be read from a helper. */
+const dataMounts = (node: CassandraNode) => node.container.mounts.filter((mount) => mount.type === "volume" || mount.type === "bind");
+
 /** The node's volumes, read-only under /n: what its capture helper mounts. */
 export function nodeBinds(node: CassandraNode): string[] {
-  const mounts = node.container.mounts.filter((mount) => mount.type === "volume" || mount.type === "bind");
+  const mounts = dataMounts(node);
   if (mounts.length === 0) throw new Error(`${describeNode(node)} has no volume: its data directory is inside the container, where a helper cannot read it (put /var/lib/cassandra on a volume)`);
   return mounts.map((mount) => `${mount.source}:/n${mount.destination}:ro`);
 }
@@ -212,7 +215,6 @@ export async function beginNodeHelpers(nodes: CassandraNode[], target: Pick<Capt
  * so the archive says where each file came from even with several data directories.
  */
 export async function captureNode(snapshot: Snapshot, node: CassandraNode, target: CaptureTarget, session: HelperSession): Promise<{ artifact: Artifact }> {
-  const mounts = node.container.mounts.filter((mount) => mount.type === "volume" || mount.type === "bind");
   const { helper, pipe } = session;
   // Every snapshot directory on the node's volumes (the walk does not enter snapshot directories).
   // (Not inside the staging directories of a restore, which hold copies of snapshot directories.)
@@ -230,7 +232,7 @@ export async function captureNode(snapshot: Snapshot, node: CassandraNode, targe
   }
   const dirs = Object.values(tables).flatMap((table) => table.dirs);
   if (dirs.length === 0) {
-    const where = mounts.map((mount) => mount.destination).join(", ");
+    const where = dataMounts(node).map((mount) => mount.destination).join(", ");
     throw new Error(`${describeNode(node)}: no snapshot ${snapshot.tag} in its volumes (${where}): is the data directory (data_file_directories) on a volume?`);
   }
   // Sizes per table (file counts and bytes before compression) for the facts.
