@@ -47,6 +47,15 @@ export const round = (value: number, digits = 2) => Math.round(value * 10 ** dig
 export const mb = (bytes: number) => round(bytes / 1024 ** 2, 1);
 export const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 
+/**
+ * CPU seconds the whole machine has spent busy since boot (every process, containers included),
+ * from /proc/stat's first line in USER_HZ (100 per second on Linux): all but idle and iowait.
+ */
+export function machineBusySeconds(): number {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
 export function say(message: string): void {
   process.stderr.write(`bench ${new Date().toISOString().slice(11, 19)} ${message}\n`);
 }

@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { client, loadTable, rowsPer500Mb } from "./cassandra.ts";
-import { duBytes, mariadbImage, mb, prometheusImage, removeDir, round, run, say, seconds, sqliteImage, waitUntil } from "./common.ts";
+import { duBytes, machineBusySeconds, mariadbImage, mb, prometheusImage, removeDir, round, run, say, seconds, sqliteImage, waitUntil } from "./common.ts";
 import { Composure, type StackRun } from "./composure.ts";
 import { generateMixed } from "./datasets.ts";
 import { api, documentsPer500Mb, loadIndex } from "./opensearch.ts";
@@ -120,13 +120,18 @@ async function serviceBytes(stack: ReferenceStack): Promise<Record<string, numbe
 const perService = (run: StackRun, pick: (record: StackRun["services"][number]) => number, stopModeOnly = false) =>
   Object.fromEntries(run.services.filter((record) => !stopModeOnly || record.stopped.length > 0).map((record) => [record.name, round(pick(record))]));
 
-/** One whole-stack `make backup` into a destination of its own, removed after. */
-async function backupWhole(composure: Composure, destination: string, env: Record<string, string>): Promise<StackRun> {
+/**
+ * One whole-stack `make backup` into a destination of its own, removed after, with the CPU the
+ * whole machine spent meanwhile (composure, its tools, the engines' dumps in their containers).
+ */
+async function backupWhole(composure: Composure, destination: string, env: Record<string, string>): Promise<StackRun & { machineCpuSeconds: number }> {
   try {
+    const busyBefore = machineBusySeconds();
     const backup = await composure.backupAll(destination, env);
+    const machineCpuSeconds = machineBusySeconds() - busyBefore;
     const downtimes = Object.entries(perService(backup, (record) => record.downtimeSeconds, true)).map(([name, value]) => `${name} down ${value} s`);
-    say(`stack: make backup ${env.PARALLELISM ? `PARALLELISM=${env.PARALLELISM}` : "(default parallelism)"} ${round(backup.seconds)} s; ${downtimes.join(", ") || "no stop-mode service"}`);
-    return backup;
+    say(`stack: make backup ${env.PARALLELISM ? `PARALLELISM=${env.PARALLELISM}` : "(default parallelism)"} ${round(backup.seconds)} s, the machine busy ${round(machineCpuSeconds)} CPU s; ${downtimes.join(", ") || "no stop-mode service"}`);
+    return { ...backup, machineCpuSeconds };
   } finally {
     removeDir(destination);
   }
@@ -150,6 +155,19 @@ export interface StackFigures {
   capture_sequential_s: Record<string, number>;
   capture_parallel_s: Record<string, number>;
   stored_bytes: number;
+  /** CPU seconds the whole machine was busy during each backup: on `cores` cores no run can take less than cpu / cores. */
+  machine_cpu_sequential_s: number;
+  machine_cpu_parallel_s: number;
+  cores: number;
+  /** Cores the running stack keeps busy on its own (the JVMs' housekeeping), measured before the backups. */
+  idle_cores_busy: number;
+}
+
+/** The cores the machine keeps busy on average over `secondsToWatch`. */
+async function idleLoad(secondsToWatch: number): Promise<number> {
+  const before = machineBusySeconds();
+  await new Promise((resolve) => setTimeout(resolve, secondsToWatch * 1000));
+  return (machineBusySeconds() - before) / secondsToWatch;
 }
 
 export async function measureStack(stack: ReferenceStack, sizeGb: number, work: string, timeoutMs: number): Promise<StackFigures> {
@@ -162,6 +180,8 @@ export async function measureStack(stack: ReferenceStack, sizeGb: number, work: 
     const bytes = await serviceBytes(stack);
     const total = Object.values(bytes).reduce((sum, value) => sum + value, 0);
     say(`stack: ${mb(total)} MB in its volumes (the engines' logs and system tables besides the data), seeded in ${round(loadSeconds, 1)} s`);
+    const idle = await idleLoad(5);
+    say(`stack: idle, the stack keeps ${round(idle, 2)} of ${os.availableParallelism()} cores busy`);
     const composure = new Composure(work, timeoutMs, stackProject);
     const sequential = await backupWhole(composure, path.join(work, "stack-sequential"), { PARALLELISM: "1" });
     const parallel = await backupWhole(composure, path.join(work, "stack-parallel"), {});
@@ -179,6 +199,10 @@ export async function measureStack(stack: ReferenceStack, sizeGb: number, work: 
       capture_sequential_s: perService(sequential, (record) => record.durationSeconds),
       capture_parallel_s: perService(parallel, (record) => record.durationSeconds),
       stored_bytes: stored(parallel),
+      machine_cpu_sequential_s: round(sequential.machineCpuSeconds),
+      machine_cpu_parallel_s: round(parallel.machineCpuSeconds),
+      cores: os.availableParallelism(),
+      idle_cores_busy: round(idle),
     };
   } finally {
     await stack.down();

@@ -316,7 +316,9 @@ describe("cassandra strategy on a 2-node cluster", { timeout: 900_000 }, () => {
     const backup = await composure("backup", env);
     console.log(`# backup with a node down: ${seconds(started)} s`);
     assert.equal(backup.code, 1, backup.stderr);
-    const manifest = manifestOf(runIds().at(-1)!);
+    const runId = runIds().at(-1)!;
+    assert.ok(existsSync(path.join(destination, project.name, runId, "manifest.json")), `run ${runId} has no manifest: ${backup.stderr}`);
+    const manifest = manifestOf(runId);
     assert.equal(manifest.outcome, "partial");
     const byName = Object.fromEntries(manifest.services.map((service: { name: string }) => [service.name, service]));
     assert.equal(byName.files.status, "ok", "the other services are backed up");

@@ -173,6 +173,31 @@ async function demultiplex(source: Duplex, stdout: Writable, stderr: Writable, s
   }
 }
 
+/** A command that keeps its stdin and stdout open to the caller: a conversation (see execConversation). */
+export interface Conversation {
+  /** The command's stdin; end() is the end of input it sees. */
+  input: Writable;
+  /** Its stdout, ended when the command ends. */
+  output: Readable;
+  /** Settles when the command has ended: its exit code and stderr (capped). */
+  done: Promise<ExecResult>;
+  /** Kills the command (on a local engine) and drops the connection. */
+  kill(): Promise<void>;
+}
+
+/** Runs argv in a running container for a conversation over its stdin and stdout. */
+export async function execConversation(id: string, argv: string[]): Promise<Conversation> {
+  const exec = await getEngine().getContainer(id).exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, AttachStdin: true });
+  const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+  const output = new PassThrough();
+  const stderr = collectCapped(64 * 1024);
+  const done = demultiplex(stream, output, stderr.sink)
+    .finally(() => output.end())
+    .then(async () => ({ exitCode: await exitCodeOf(exec.id), stderr: stderr.text() }));
+  done.catch(() => undefined); // the caller awaits it
+  return { input: stream, output, done, kill: () => killExec(exec.id, stream) };
+}
+
 /** Runs argv and returns its (small) stdout as text. */
 export async function execCapture(id: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult & { stdout: string }> {
   const stdout = collectCapped(16 * 1024 * 1024);

@@ -26,7 +26,8 @@ import { formatBytes, formatSeconds, log } from "../../log.ts";
 import { SessionOpenError, type BackupContext, type RestoreContext, type ScopeSlot, type Strategy } from "../types.ts";
 import { hotSession } from "../shared/session.ts";
 import { imagePath, listOption, ToolMissingError } from "../shared/in-container.ts";
-import { discoverCluster, NodesError, type Cluster } from "./nodes.ts";
+import { JmxSession } from "./jmx.ts";
+import { discoverCluster, NodesError, runningNodeOf, type Cluster } from "./nodes.ts";
 import { probeCassandra } from "./probe.ts";
 import { restoreCluster, schemaFactsOf } from "./restore.ts";
 import { beginNodeHelpers, captureSnapshot, clearLeftoverTag, takeSnapshot, type NodeHelpers, type Snapshot } from "./snapshot.ts";
@@ -135,10 +136,15 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
       log.info(`${ctx.service.name}: part of cassandra cluster ${known.run.cluster.name}, captured with ${known.run.capturer}`);
       return hotSession(async () => [], { facts: { cassandraCluster: known.run.cluster.name, capturedWith: known.run.capturer } });
     }
+    // The service's own node's JMX client starts while its ring is discovered (each a process start).
+    const ownNode = runningNodeOf(ctx.service);
+    const early = ownNode ? JmxSession.open(ownNode) : undefined;
+    const endEarly = async () => void (await early?.then((session) => session.close())); // idempotent
     let cluster: Cluster;
     try {
       cluster = await discoverCluster(ctx.config, ctx.project, ctx.service);
     } catch (error) {
+      await endEarly();
       throw asStepError("prepare", ctx.service.name, error);
     }
     if (cluster.services.length > 1) log.info(`${ctx.service.name}: cassandra cluster ${cluster.name}: services ${cluster.services.join(", ")} (${cluster.foundBy === "ring" ? "found in one ring" : "by the cluster label"}), captured together by ${ctx.service.name}`);
@@ -150,15 +156,19 @@ export const cassandraStrategy: Strategy<CassandraOptions> = {
     // run to run and unchanged SSTables are not read again.
     const tag = ctx.store.incremental ? `composure-${ctx.project.name}` : `composure-${path.basename(ctx.runDir)}`;
     // Into the journal first: a run killed from here on leaves the tag for the next command to clear.
-    const strikeOff = await ctx.journal.note(cassandraStrategy.kind, ctx.service.name, { tag, nodes: cluster.nodes.map((node) => ({ id: node.container.id, key: node.key })) });
+    const strikeOff = await ctx.journal.note(cassandraStrategy.kind, ctx.service.name, { tag, nodes: cluster.nodes.map((node) => ({ id: node.container.id, key: node.key })) }).catch(async (error: unknown) => {
+      await endEarly();
+      throw error;
+    });
     const target = { helperImage: ctx.helperImage, project: ctx.project.name, store: ctx.store };
     let snapshot: Snapshot;
     let helpers: NodeHelpers | undefined; // the nodes' capture helpers start while the snapshot is taken
     try {
       helpers = await beginNodeHelpers(cluster.nodes, target);
-      snapshot = await takeSnapshot(cluster, { keyspaces: ctx.options.keyspaces, excludeKeyspaces: ctx.options.exclude_keyspaces }, tag);
+      snapshot = await takeSnapshot(cluster, { keyspaces: ctx.options.keyspaces, excludeKeyspaces: ctx.options.exclude_keyspaces }, tag, await early);
     } catch (error) {
       await helpers?.close();
+      await endEarly();
       await strikeOff(); // takeSnapshot cleared what it made
       run.error = messageOf(error);
       // The record still names the cluster it was to capture.

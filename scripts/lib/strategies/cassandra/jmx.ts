@@ -1,16 +1,19 @@
 // What a backup asks of every Cassandra node over JMX: table figures, a snapshot, clearing it.
 // composure's own client (jmx/ComposureJmx.java, compiled into dist/ by `make install` when a
-// JDK is at hand) does each in about 0.25 s inside the node's container; nodetool, which loads
+// JDK is at hand) runs as one JVM per node for the whole backup, inside the node's container
+// (a session: about 0.2 s to start, then a few milliseconds a step); nodetool, which loads
 // Cassandra's whole classpath, takes about 1.4 s of CPU per call and stays the fallback: for a
 // checkout built without javac, and for a node the client cannot serve (its JMX elsewhere than
 // 127.0.0.1:7199, a shell-less image, an operation its Cassandra lacks).
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { repoRoot } from "../../checkout.ts";
+import { execConversation, type Conversation } from "../../docker/containers.ts";
 import { messageOf } from "../../errors.ts";
 import { log } from "../../log.ts";
-import { runTool, ToolMissingError } from "../shared/in-container.ts";
+import { isMissingTool } from "../shared/in-container.ts";
 import { tableKey } from "./cql.ts";
 import { describeNode, nodetool, type CassandraNode } from "./nodes.ts";
 
@@ -18,61 +21,190 @@ import { describeNode, nodetool, type CassandraNode } from "./nodes.ts";
 export const jmxClientClass = path.join(repoRoot, "dist", "cassandra-jmx", "ComposureJmx.class");
 /** nodetool's default port, which the client uses too. */
 const jmxPort = "7199";
+const ready = "composure-jmx-ready";
+const end = "composure-jmx-end\t";
 
 /**
- * Copies the class into the container once (a folder named by its hash, so a newer build never
- * meets an older copy; stdin is drained when it is there already), then runs it with the node's
- * own JVM, as nodetool would find it.
+ * The class comes first on stdin, then the commands: `dd bs=1` reads exactly its bytes (no more)
+ * into a folder named by its hash (a newer build never meets an older copy), or past them when it
+ * is there already; the node's own JVM then runs it, as nodetool would find it.
  */
 const launcher = [
-  'd="/tmp/composure-jmx-$1"; shift',
-  'if [ -f "$d/ComposureJmx.class" ]; then cat >/dev/null; else mkdir -p "$d" && cat >"$d/.$$" && mv "$d/.$$" "$d/ComposureJmx.class" || exit 5; fi',
+  'd="/tmp/composure-jmx-$1"; n=$2; shift 2',
+  'if [ -f "$d/ComposureJmx.class" ]; then dd bs=1 count="$n" of=/dev/null 2>/dev/null; else mkdir -p "$d" && dd bs=1 count="$n" of="$d/.$$" 2>/dev/null && mv "$d/.$$" "$d/ComposureJmx.class" || exit 5; fi',
   'j=java; if [ -x "$JAVA_HOME/bin/java" ]; then j="$JAVA_HOME/bin/java"; fi',
   'exec "$j" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss512k -cp "$d" ComposureJmx "$@"',
 ].join("\n");
 
+/** Why the client could not run, from how its process ended (or why that is not known). */
+async function whyEnded(conversation: Conversation): Promise<string> {
+  const result = await conversation.done.catch((error: unknown) => ({ exitCode: -1, stderr: messageOf(error) }));
+  if (isMissingTool({ ...result, stdout: "" })) return "the image has no sh, or no java on its PATH";
+  // The JVM may print "Picked up JAVA_TOOL_OPTIONS" before its message.
+  const message = result.stderr.trim().split("\n").filter((line) => line && !line.startsWith("Picked up ")).join(" ").slice(0, 300);
+  return `exit code ${result.exitCode}: ${message || "no message"}`;
+}
+
 /**
- * The client's output for `command` on the node, or undefined when the client cannot serve it
- * (the caller runs nodetool instead; why is logged). The node refusing the operation (a snapshot
- * tag that exists, a keyspace that does not) throws, as nodetool's failure would.
+ * composure's JMX client on one node, kept for a whole backup (ComposureJmx.java). Every step
+ * falls back to nodetool when the client cannot serve it, and logs why; the node refusing an
+ * operation throws, as nodetool's failure would. close() ends the JVM (it also ends when
+ * composure does: its stdin closes).
  */
-async function viaClient(node: CassandraNode, command: string[], timeoutMs: number): Promise<string | undefined> {
-  if (!existsSync(jmxClientClass)) return undefined;
-  const bytes = readFileSync(jmxClientClass);
-  const version = createHash("sha256").update(bytes).digest("hex").slice(0, 12);
-  const fallBack = (why: string) => {
-    log.info(`${describeNode(node)}: nodetool ${command[0]} instead of composure's JMX client (${why})`);
-    return undefined;
-  };
-  let result;
-  try {
-    result = await runTool(node.container, ["sh", "-c", launcher, "sh", version, jmxPort, ...command], { timeoutMs, stdin: bytes });
-  } catch (error) {
-    return fallBack(error instanceof ToolMissingError ? "the image has no sh, or no java on its PATH" : messageOf(error));
+export class JmxSession {
+  private lines: string[] = [];
+  private waiting?: (line: string | undefined) => void;
+  private turn: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly node: CassandraNode,
+    private conversation: Conversation | undefined,
+    /** Why the client does not serve this node (undefined: it does, or it is not built). */
+    private why: string | undefined,
+  ) {
+    if (!conversation) return;
+    createInterface({ input: conversation.output }).on("line", (line) => this.deliver(line));
+    conversation.output.on("end", () => this.deliver(undefined));
   }
-  if (result.exitCode === 0) return result.stdout;
-  // Found among the lines, not first: the JVM may print "Picked up JAVA_TOOL_OPTIONS" before it.
-  const lines = result.stderr.trim().split("\n");
-  const refusal = lines.find((line) => line.startsWith("refused: "));
-  if (result.exitCode === 1 && refusal) throw new Error(`${command[0]} on ${describeNode(node)} failed: ${refusal.slice("refused: ".length)}`);
-  const message = lines.filter((line) => line && !line.startsWith("Picked up ")).join(" ").slice(0, 300);
-  return fallBack(`exit code ${result.exitCode}: ${message || "no message"}`);
+
+  /** Starts the client on the node and waits until it is connected (or known not to serve it); never rejects. */
+  static async open(node: CassandraNode): Promise<JmxSession> {
+    if (!existsSync(jmxClientClass)) return new JmxSession(node, undefined, undefined);
+    const bytes = readFileSync(jmxClientClass);
+    const version = createHash("sha256").update(bytes).digest("hex").slice(0, 12);
+    let conversation: Conversation;
+    try {
+      conversation = await execConversation(node.container.id, ["sh", "-c", launcher, "sh", version, String(bytes.length), jmxPort]);
+    } catch (error) {
+      return new JmxSession(node, undefined, /executable file not found|no such file/i.test(messageOf(error)) ? "the image has no sh, or no java on its PATH" : messageOf(error));
+    }
+    conversation.input.on("error", () => undefined); // a client that ended: its reason comes from `done`
+    conversation.input.write(bytes);
+    const session = new JmxSession(node, conversation, undefined);
+    const first = await session.nextLine(120_000).catch((error: unknown) => messageOf(error));
+    if (first !== ready) await session.lost(first === undefined ? await whyEnded(conversation) : `it printed ${JSON.stringify(first.slice(0, 200))}`);
+    return session;
+  }
+
+  private deliver(line: string | undefined): void {
+    if (line === undefined) this.closed = true;
+    else this.lines.push(line);
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.(this.lines.shift()); // undefined: the client has ended and said all it had
+  }
+
+  /** The next line of the client's output; undefined once it has ended. */
+  private nextLine(timeoutMs: number): Promise<string | undefined> {
+    if (this.lines.length) return Promise.resolve(this.lines.shift());
+    if (this.closed) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        reject(new Error(`composure's JMX client on ${describeNode(this.node)} did not answer within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      this.waiting = (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+    });
+  }
+
+  /** The client is gone for this session: the steps after it run nodetool. */
+  private async lost(why: string): Promise<void> {
+    this.why = why;
+    const conversation = this.conversation;
+    this.conversation = undefined;
+    await conversation?.kill();
+  }
+
+  /**
+   * The client's answer to `command` (its lines), or undefined when it cannot serve it (the
+   * caller runs nodetool; why is logged). One command at a time.
+   */
+  private ask(command: string[], timeoutMs: number): Promise<string[] | undefined> {
+    const asked = this.turn.then(() => this.askNow(command, timeoutMs));
+    this.turn = asked.catch(() => undefined);
+    return asked;
+  }
+
+  private async askNow(command: string[], timeoutMs: number): Promise<string[] | undefined> {
+    const fallBack = () => {
+      if (this.why !== undefined) log.info(`${describeNode(this.node)}: nodetool ${command[0]} instead of composure's JMX client (${this.why})`);
+      return undefined;
+    };
+    if (!this.conversation) return fallBack();
+    this.conversation.input.write(`${command.join("\t")}\n`);
+    const answer: string[] = [];
+    for (;;) {
+      let line: string | undefined;
+      try {
+        line = await this.nextLine(timeoutMs);
+      } catch (error) {
+        await this.lost(messageOf(error));
+        throw error;
+      }
+      if (line === undefined) {
+        await this.lost(await whyEnded(this.conversation!));
+        return fallBack();
+      }
+      if (!line.startsWith(end)) {
+        answer.push(line);
+        continue;
+      }
+      const [code, ...message] = line.slice(end.length).split("\t");
+      if (code === "0") return answer;
+      if (code === "1") throw new Error(`${command[0]} on ${describeNode(this.node)} failed: ${message.join(" ")}`);
+      log.info(`${describeNode(this.node)}: nodetool ${command[0]} instead of composure's JMX client (${message.join(" ") || `code ${code}`})`);
+      if (code === "3") await this.lost(message.join(" "));
+      return undefined;
+    }
+  }
+
+  /** The table figures of the keyspaces (all when none is named). */
+  async tableStatistics(keyspaces: string[]): Promise<TableStatistics> {
+    const lines = await this.ask(["tablestats", ...keyspaces], 600_000);
+    if (lines !== undefined) return clientStatistics(lines.join("\n"));
+    return nodetoolStatistics(this.node, await nodetool(this.node, ["tablestats", "-F", "json", ...keyspaces]));
+  }
+
+  /** Snapshot `tag` of the keyspaces on the node (it flushes the tables first). */
+  async snapshot(tag: string, keyspaces: string[]): Promise<void> {
+    if ((await this.ask(["snapshot", tag, ...keyspaces], 600_000)) === undefined) await nodetool(this.node, ["snapshot", "-t", tag, ...keyspaces]);
+  }
+
+  /** Removes snapshot `tag` from every keyspace of the node (nothing to remove is no error). */
+  async clearSnapshot(tag: string): Promise<void> {
+    if ((await this.ask(["clearsnapshot", tag], 300_000)) === undefined) await nodetool(this.node, ["clearsnapshot", "-t", tag], 300_000);
+  }
+
+  /** Ends the client (end of its input), waiting for it at most a few seconds. */
+  async close(): Promise<void> {
+    const conversation = this.conversation;
+    this.conversation = undefined;
+    if (!conversation) return;
+    await this.turn;
+    conversation.input.end();
+    const ended = await Promise.race([conversation.done.then(() => true, () => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000).unref())]);
+    if (!ended) await conversation.kill();
+  }
+}
+
+/** Opens a session on each node at once; `work` uses them, and they are closed after it, whatever happens. */
+export async function withJmxSessions<T>(nodes: CassandraNode[], work: (sessions: JmxSession[]) => Promise<T>): Promise<T> {
+  const sessions = await Promise.all(nodes.map((node) => JmxSession.open(node)));
+  try {
+    return await work(sessions);
+  } finally {
+    await Promise.all(sessions.map((session) => session.close()));
+  }
 }
 
 /** A node's figures per tableKey: estimated partitions and live bytes on disk. */
 export interface TableStatistics {
   partitions: Map<string, number>;
   liveBytes: Map<string, number>;
-}
-
-/**
- * The table figures of the keyspaces (all when none is named) on one node. A node that does not
- * answer throws; figures it printed in a form that cannot be read only cost the estimates (a warning).
- */
-export async function tableStatistics(node: CassandraNode, keyspaces: string[]): Promise<TableStatistics> {
-  const lines = await viaClient(node, ["tablestats", ...keyspaces], 600_000);
-  if (lines !== undefined) return clientStatistics(lines);
-  return nodetoolStatistics(node, await nodetool(node, ["tablestats", "-F", "json", ...keyspaces]));
 }
 
 /** `<keyspace>\t<table>\t<partitions>\t<live bytes>` lines. */
@@ -106,14 +238,4 @@ function nodetoolStatistics(node: CassandraNode, output: string): TableStatistic
     }
   }
   return statistics;
-}
-
-/** Snapshot `tag` of the keyspaces on the node (it flushes the tables first). */
-export async function snapshotNode(node: CassandraNode, tag: string, keyspaces: string[]): Promise<void> {
-  if ((await viaClient(node, ["snapshot", tag, ...keyspaces], 600_000)) === undefined) await nodetool(node, ["snapshot", "-t", tag, ...keyspaces]);
-}
-
-/** Removes snapshot `tag` from every keyspace of the node (nothing to remove is no error). */
-export async function clearSnapshotOn(node: CassandraNode, tag: string): Promise<void> {
-  if ((await viaClient(node, ["clearsnapshot", tag], 300_000)) === undefined) await nodetool(node, ["clearsnapshot", "-t", tag], 300_000);
 }

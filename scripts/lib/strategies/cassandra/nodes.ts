@@ -7,6 +7,7 @@
 // option) overrides the discovery and joins clusters that span projects. Nodes are ordered by
 // service name, then container number, and are named `<service>-<number>`: the same name on
 // Compose v1 and v2 (container names differ), so a restore finds the node that owned the files.
+import { createHash } from "node:crypto";
 import type { ProjectInfo, ServiceInfo } from "../../compose/discover.ts";
 import type { Config } from "../../config/schema.ts";
 import { inspectContainer, type ContainerInfo } from "../../docker/containers.ts";
@@ -36,6 +37,15 @@ export interface Cluster {
   foundBy: "label" | "ring";
   /** The addresses the ring knows its nodes by (empty when no node of the service runs). */
   ringAddresses: string[];
+  /** What the service's running node said in the same cqlsh session: a snapshot need not ask it again. */
+  seen?: NodeView;
+}
+
+/** A node's keyspaces and identity, read while its ring was discovered. */
+export interface NodeView {
+  key: string;
+  keyspaces: string[];
+  identity: NodeIdentity;
 }
 
 /** The cluster option of a service: composure.yml wins over the label, as for every option. */
@@ -58,9 +68,9 @@ function nodesOf(members: ServiceInfo[]): CassandraNode[] {
     );
 }
 
-function clusterOfMembers(name: string | undefined, members: ServiceInfo[], foundBy: Cluster["foundBy"], ring: Set<string>): Cluster {
+function clusterOfMembers(name: string | undefined, members: ServiceInfo[], foundBy: Cluster["foundBy"], ring: Ring): Cluster {
   const services = members.map((member) => member.name).sort((a, b) => a.localeCompare(b));
-  return { name: name ?? services.join("+"), services, nodes: nodesOf(members), foundBy, ringAddresses: [...ring].sort() };
+  return { name: name ?? services.join("+"), services, nodes: nodesOf(members), foundBy, ringAddresses: [...ring.addresses].sort(), ...(ring.seen ? { seen: ring.seen } : {}) };
 }
 
 /**
@@ -69,17 +79,20 @@ function clusterOfMembers(name: string | undefined, members: ServiceInfo[], foun
  * with no running node is a cluster of its own: the backup then names the node that is down).
  */
 export async function discoverCluster(config: Config, project: ProjectInfo, service: ServiceInfo): Promise<Cluster> {
-  const running = nodesOf([service]).find((node) => node.container.running);
-  const ring = running ? await ringAddressesOrNone(running) : new Set<string>();
+  const running = runningNodeOf(service);
+  const ring = running ? await ringOrNone(running) : { addresses: new Set<string>() };
   const name = clusterOption(config, service);
   if (name) {
     const members = project.services.filter((candidate) => candidate.name === service.name || clusterOption(config, candidate) === name);
     return clusterOfMembers(name, members, "label", ring);
   }
-  const inRing = (candidate: ServiceInfo) => !clusterOption(config, candidate) && candidate.containers.some((container) => container.addresses.some((address) => ring.has(address)));
+  const inRing = (candidate: ServiceInfo) => !clusterOption(config, candidate) && candidate.containers.some((container) => container.addresses.some((address) => ring.addresses.has(address)));
   const members = project.services.filter((candidate) => candidate.name === service.name || inRing(candidate));
   return clusterOfMembers(undefined, members, "ring", ring);
 }
+
+/** The service's first running node, the one its ring is discovered through. */
+export const runningNodeOf = (service: ServiceInfo): CassandraNode | undefined => nodesOf([service]).find((node) => node.container.running);
 
 /** The addresses the ring knows the node by (the bulk loader must reach it there, not on 127.0.0.1). */
 export function ringAddressesOf(cluster: Cluster, node: CassandraNode): string[] {
@@ -87,24 +100,56 @@ export function ringAddressesOf(cluster: Cluster, node: CassandraNode): string[]
   return known.length ? known : node.container.addresses;
 }
 
+interface Ring {
+  addresses: Set<string>;
+  seen?: NodeView;
+}
+
 /**
- * The ring's addresses, or none when the node has no cqlsh: the service is then a cluster of its
+ * The node's ring, or none when the node has no cqlsh: the service is then a cluster of its
  * own, and the snapshot's first step (nodetool on every node) names what the image lacks.
  */
-async function ringAddressesOrNone(node: CassandraNode): Promise<Set<string>> {
+async function ringOrNone(node: CassandraNode): Promise<Ring> {
   try {
-    return await ringAddresses(node);
+    return await ringOf(node);
   } catch (error) {
-    if (error instanceof ToolMissingError) return new Set();
+    if (error instanceof ToolMissingError) return { addresses: new Set() };
     throw error;
   }
 }
 
-/** Every address of the node's ring: its own (broadcast and listen) and its peers', up or down. */
-async function ringAddresses(node: CassandraNode): Promise<Set<string>> {
-  const result = await cqlsh(node, "SELECT JSON broadcast_address, listen_address FROM system.local;\nSELECT JSON peer FROM system.peers;\n", { strict: true });
-  const addresses = jsonRows(result.stdout).flatMap((row) => [row.broadcast_address, row.listen_address, row.peer]);
-  return new Set(addresses.filter((address): address is string => typeof address === "string" && address !== ""));
+/**
+ * Every address of the node's ring (its own, broadcast and listen, and its peers', up or down),
+ * and in the same cqlsh session (a Python start each) its keyspaces and identity.
+ */
+async function ringOf(node: CassandraNode): Promise<Ring> {
+  const statements = [
+    "SELECT JSON broadcast_address, listen_address, host_id, tokens, release_version, data_center, rack, cluster_name FROM system.local;",
+    "SELECT JSON peer FROM system.peers;",
+    "SELECT JSON keyspace_name FROM system_schema.keyspaces;",
+  ];
+  const rows = jsonRows((await cqlsh(node, `${statements.join("\n")}\n`, { strict: true })).stdout);
+  const addresses = rows.flatMap((row) => [row.broadcast_address, row.listen_address, row.peer]);
+  const local = rows.find((row) => row.host_id !== undefined);
+  const keyspaces = rows.flatMap((row) => (row.keyspace_name === undefined ? [] : [String(row.keyspace_name)]));
+  return {
+    addresses: new Set(addresses.filter((address): address is string => typeof address === "string" && address !== "")),
+    ...(local && keyspaces.length ? { seen: { key: node.key, keyspaces, identity: identityFromRow(local) } } : {}),
+  };
+}
+
+/** A node's identity from its system.local row. */
+export function identityFromRow(row: Record<string, unknown>): NodeIdentity {
+  const tokens = (Array.isArray(row.tokens) ? (row.tokens as string[]) : []).map(String).sort();
+  return {
+    hostId: String(row.host_id),
+    tokenCount: tokens.length,
+    tokensSha256: createHash("sha256").update(tokens.join(",")).digest("hex"),
+    dataCenter: String(row.data_center ?? ""),
+    rack: String(row.rack ?? ""),
+    releaseVersion: String(row.release_version ?? ""),
+    clusterName: String(row.cluster_name ?? ""),
+  };
 }
 
 export const describeNode = (node: CassandraNode) => `node ${node.key} (container ${node.container.name})`;

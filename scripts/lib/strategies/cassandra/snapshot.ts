@@ -2,7 +2,6 @@
 // keyspaces, then per node one archive of exactly its `snapshots/<tag>` directories, read from
 // its volumes by a read-only helper (no copy inside the container, no downtime). Used by backups
 // and by the rescue copy a restore keeps of the tables it replaces.
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -14,8 +13,8 @@ import { beginHelpers, type HelperSession } from "../../docker/helper.ts";
 import { inspectContainer } from "../../docker/containers.ts";
 import type { Leftover } from "../../lifecycle/journal.ts";
 import { chooseKeyspaces, jsonRows, parseSnapshotDir, quoteIdentifier, tableKey, tablesInSchema } from "./cql.ts";
-import { clearSnapshotOn, jmxClientClass, snapshotNode, tableStatistics, type TableStatistics } from "./jmx.ts";
-import { cqlsh, describeNode, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
+import { jmxClientClass, JmxSession, withJmxSessions, type TableStatistics } from "./jmx.ts";
+import { cqlsh, describeNode, identityFromRow, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
 
 /**
  * Tables below this many estimated partitions and this many live bytes (on every node) also get
@@ -37,8 +36,11 @@ export interface Snapshot {
   nodes: CassandraNode[];
   tag: string;
   keyspaces: string[];
-  /** `DESCRIBE KEYSPACE ... WITH INTERNALS` of each keyspace, taken right after the snapshot. */
-  schema: string;
+  /**
+   * `DESCRIBE KEYSPACE ... WITH INTERNALS` of each keyspace, read from the moment the nodes
+   * snapshot (a cqlsh start): the nodes' captures need not wait for it.
+   */
+  schema: Promise<string>;
   identities: Map<string, NodeIdentity>;
   /** Per node, tableKey -> estimated partitions (the table figures, taken before the snapshot). */
   estimates: Map<string, Map<string, number>>;
@@ -47,7 +49,7 @@ export interface Snapshot {
   /** How long those counts took (the estimates come with the tablestats every backup runs anyway). */
   countSeconds: number;
   seconds: number;
-  /** Clears the tag on every node; throws naming the nodes it failed on. */
+  /** Clears the tag on every node and ends their JMX clients; throws naming the nodes it failed on. */
   clear(): Promise<void>;
 }
 
@@ -59,58 +61,79 @@ export const stagingDirName = "composure-restore";
  * `<tag>` of the keyspaces on all nodes at once (jmx.ts). The figures come first on every node, so
  * that a node whose JMX does not answer stops the backup before any snapshot
  * exists; a snapshot failing on one node clears the tag on every node before the error is thrown.
+ * `early`: a node's JMX client begun before (while the ring was discovered); ended with the others.
  */
-export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, tag: string): Promise<Snapshot> {
+export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, tag: string, early?: JmxSession): Promise<Snapshot> {
   const started = performance.now();
-  if (cluster.nodes.length === 0) throw new Error(`cluster ${cluster.name} has no containers`);
-  const nodes = await onEveryNode(cluster.nodes, requireRunning);
+  let nodes: CassandraNode[];
+  try {
+    if (cluster.nodes.length === 0) throw new Error(`cluster ${cluster.name} has no containers`);
+    nodes = await onEveryNode(cluster.nodes, requireRunning);
+  } catch (error) {
+    await early?.close();
+    throw error;
+  }
   const first = nodes[0];
   if (!existsSync(jmxClientClass)) log.info(`cassandra cluster ${cluster.name}: composure's JMX client is not built (no JDK when \`make install\` ran): nodetool runs every step, about 1 s slower each`);
-  // One JMX call (a JVM start) per node before the snapshot: the table figures, for the partition
-  // estimates, are also the check that every node answers. No separate flush: the
-  // snapshot flushes the tables it links. The keyspaces and each node's identity (host id,
-  // tokens) are read meanwhile.
+  // One JMX client (a JVM) per node serves every step: first the table figures, for the
+  // partition estimates, which are also the check that every node answers; then the snapshot
+  // (no separate flush: it flushes the tables it links); clear() at the end. The keyspaces and
+  // each node's identity (host id, tokens) are read meanwhile.
   const identities = new Map<string, NodeIdentity>();
-  const [listed, estimated, identified] = await Promise.allSettled([
-    selectJson(first, "SELECT JSON keyspace_name FROM system_schema.keyspaces"),
-    onEveryNode(nodes, (node) => tableStatistics(node, [])),
-    onEveryNode(nodes, async (node) => identities.set(node.key, await identityOf(node))),
-  ]);
-  if (estimated.status === "rejected") throw estimated.reason;
-  if (listed.status === "rejected") throw listed.reason;
-  if (identified.status === "rejected") throw identified.reason;
-  const existing = listed.value.map((row) => String(row.keyspace_name));
-  const choice = chooseKeyspaces(existing, request.keyspaces, request.excludeKeyspaces);
-  if (choice.problems.length) throw new KeyspaceFilterError(choice.problems.join("; "));
-  const estimates = new Map(nodes.map((node, index) => [node.key, estimated.value[index].partitions]));
-  const countStarted = performance.now();
-  const countsBefore = await countSmallTables(cluster.name, first, smallTables(estimated.value, choice.keyspaces));
-  const countSeconds = (performance.now() - countStarted) / 1000;
-  const clearOn = async (targets: CassandraNode[]) => {
-    const results = await Promise.allSettled(targets.map((node) => clearSnapshotOn(node, tag)));
-    const failed = results.flatMap((result, index) => (result.status === "rejected" ? [`${messageOf(result.reason)} (clear it by hand: docker exec ${targets[index].container.name} nodetool clearsnapshot -t ${tag})`] : []));
-    if (failed.length) throw new Error(`snapshot ${tag} could not be cleared: ${failed.join("; ")}`);
+  const sessions = new Map<string, JmxSession>();
+  const endSessions = async () => void (await Promise.all([...sessions.values()].map((session) => session.close())));
+  if (early) sessions.set(early.node.key, early);
+  const statistics = async (node: CassandraNode) => {
+    const session = sessions.get(node.key) ?? (await JmxSession.open(node));
+    sessions.set(node.key, session);
+    return session.tableStatistics([]);
   };
-  const snapshotOn = (node: CassandraNode) => snapshotNode(node, tag, choice.keyspaces);
-  // The schema is read while the nodes snapshot (cqlsh beside the JMX client's JVM), not after them.
-  const describing = describeKeyspaces(first, choice.keyspaces);
-  describing.catch(() => undefined); // awaited below
   try {
-    // A tag kept from run to run (an incremental store) may be left by a killed run: clear it and take it again.
-    await onEveryNode(nodes, (node) =>
-      snapshotOn(node).catch(async (error: unknown) => {
-        if (!/already exists/i.test(messageOf(error))) throw error;
-        await clearSnapshotOn(node, tag);
-        await snapshotOn(node);
-      }),
-    );
-    const schema = await describing;
-    const seconds = (performance.now() - started) / 1000;
-    log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
-    return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema, identities, estimates, countsBefore, countSeconds, seconds, clear: () => clearOn(nodes) };
+    // What discovery read of a node (its keyspaces, its identity) is not asked again.
+    const seen = nodes.some((node) => node.key === cluster.seen?.key) ? cluster.seen : undefined;
+    const [listed, estimated, identified] = await Promise.allSettled([
+      seen ? seen.keyspaces : selectJson(first, "SELECT JSON keyspace_name FROM system_schema.keyspaces").then((rows) => rows.map((row) => String(row.keyspace_name))),
+      onEveryNode(nodes, statistics),
+      onEveryNode(nodes, async (node) => identities.set(node.key, node.key === seen?.key ? seen.identity : await identityOf(node))),
+    ]);
+    if (estimated.status === "rejected") throw estimated.reason;
+    if (listed.status === "rejected") throw listed.reason;
+    if (identified.status === "rejected") throw identified.reason;
+    const choice = chooseKeyspaces(listed.value, request.keyspaces, request.excludeKeyspaces);
+    if (choice.problems.length) throw new KeyspaceFilterError(choice.problems.join("; "));
+    const estimates = new Map(nodes.map((node, index) => [node.key, estimated.value[index].partitions]));
+    const countStarted = performance.now();
+    const countsBefore = await countSmallTables(cluster.name, first, smallTables(estimated.value, choice.keyspaces));
+    const countSeconds = (performance.now() - countStarted) / 1000;
+    const clearOn = async (targets: CassandraNode[]) => {
+      const results = await Promise.allSettled(targets.map((node) => sessions.get(node.key)!.clearSnapshot(tag)));
+      const failed = results.flatMap((result, index) => (result.status === "rejected" ? [`${messageOf(result.reason)} (clear it by hand: docker exec ${targets[index].container.name} nodetool clearsnapshot -t ${tag})`] : []));
+      if (failed.length) throw new Error(`snapshot ${tag} could not be cleared: ${failed.join("; ")}`);
+    };
+    const snapshotOn = (node: CassandraNode) => sessions.get(node.key)!.snapshot(tag, choice.keyspaces);
+    // The schema is read while the nodes snapshot (cqlsh beside the JMX clients), not after them.
+    const describing = describeKeyspaces(first, choice.keyspaces);
+    describing.catch(() => undefined); // awaited by the capture
+    try {
+      // A tag kept from run to run (an incremental store) may be left by a killed run: clear it and take it again.
+      await onEveryNode(nodes, (node) =>
+        snapshotOn(node).catch(async (error: unknown) => {
+          if (!/already exists/i.test(messageOf(error))) throw error;
+          await sessions.get(node.key)!.clearSnapshot(tag);
+          await snapshotOn(node);
+        }),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
+      const clear = () => clearOn(nodes).finally(endSessions);
+      return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema: describing, identities, estimates, countsBefore, countSeconds, seconds, clear };
+    } catch (error) {
+      // Some nodes may have the tag: clear it everywhere (nodes that failed too: it is idempotent).
+      await clearOn(nodes).catch((clearError: unknown) => log.error(messageOf(clearError)));
+      throw error;
+    }
   } catch (error) {
-    // Some nodes may have the tag: clear it everywhere (nodes that failed too: it is idempotent).
-    await clearOn(nodes).catch((clearError: unknown) => log.error(messageOf(clearError)));
+    await endSessions();
     throw error;
   }
 }
@@ -122,16 +145,7 @@ export class KeyspaceFilterError extends Error {
 async function identityOf(node: CassandraNode): Promise<NodeIdentity> {
   const [row] = await selectJson(node, "SELECT JSON host_id, tokens, release_version, data_center, rack, cluster_name FROM system.local");
   if (!row) throw new Error(`${describeNode(node)}: system.local is empty`);
-  const tokens = (Array.isArray(row.tokens) ? (row.tokens as string[]) : []).map(String).sort();
-  return {
-    hostId: String(row.host_id),
-    tokenCount: tokens.length,
-    tokensSha256: createHash("sha256").update(tokens.join(",")).digest("hex"),
-    dataCenter: String(row.data_center ?? ""),
-    rack: String(row.rack ?? ""),
-    releaseVersion: String(row.release_version ?? ""),
-    clusterName: String(row.cluster_name ?? ""),
-  };
+  return identityFromRow(row);
 }
 
 /** Keyspace DDL (replication included) and every table, type, index and view, with dropped columns. */
@@ -216,40 +230,35 @@ export async function beginNodeHelpers(nodes: CassandraNode[], target: Pick<Capt
  */
 export async function captureNode(snapshot: Snapshot, node: CassandraNode, target: CaptureTarget, session: HelperSession): Promise<{ artifact: Artifact }> {
   const { helper, pipe } = session;
-  // Every snapshot directory on the node's volumes (the walk does not enter snapshot directories).
-  // (Not inside the staging directories of a restore, which hold copies of snapshot directories.)
-  const found = (await helperScript(helper, `find /n -type d \\( -name ${stagingDirName} -o -path '*/snapshots/*' \\) -prune -path '*/snapshots/*' -print`)).split("\n").filter(Boolean);
-  const ours = found.filter((dir) => path.posix.basename(dir) === snapshot.tag);
+  // One walk of the node's volumes: every directory of our snapshot (`D|<dir>`; the walk does not
+  // enter snapshot directories, nor the staging directories of a restore, which hold copies of
+  // them), each followed by its files' sizes (`<bytes>|<file>`), before compression, for the facts.
+  const walk = 'find /n -type d \\( -name "$1" -o -path "*/snapshots/*" \\) -prune -path "*/snapshots/$2" -print | while IFS= read -r d; do echo "D|$d"; find "$d" -type f -exec stat -c "%s|%n" {} +; done';
+  const listing = (await helperScript(helper, walk, [stagingDirName, snapshot.tag])).split("\n").filter(Boolean);
   const tables: Record<string, TableOnNode> = {};
   const dataDirs = new Set<string>();
-  for (const dir of ours) {
-    const parsed = parseSnapshotDir(dir.slice("/n".length), snapshot.tag);
-    if (!parsed || !snapshot.keyspaces.includes(parsed.keyspace)) continue;
+  let table: TableOnNode | undefined;
+  let rawBytes = 0;
+  for (const line of listing) {
+    const bar = line.indexOf("|");
+    const [kind, where] = [line.slice(0, bar), line.slice(bar + 1).slice("/n".length)];
+    if (kind !== "D") {
+      if (!table) continue;
+      table.files += 1;
+      table.bytes += Number(kind);
+      rawBytes += Number(kind);
+      continue;
+    }
+    const parsed = parseSnapshotDir(where, snapshot.tag);
+    table = parsed && snapshot.keyspaces.includes(parsed.keyspace) ? (tables[tableKey(parsed.keyspace, parsed.table)] ??= { dirs: [], files: 0, bytes: 0 }) : undefined;
+    if (!parsed || !table) continue;
     dataDirs.add(parsed.dataDir);
-    const key = tableKey(parsed.keyspace, parsed.table);
-    tables[key] ??= { dirs: [], files: 0, bytes: 0 };
-    tables[key].dirs.push(dir.slice("/n".length));
+    table.dirs.push(where);
   }
-  const dirs = Object.values(tables).flatMap((table) => table.dirs);
+  const dirs = Object.values(tables).flatMap((entry) => entry.dirs);
   if (dirs.length === 0) {
     const where = dataMounts(node).map((mount) => mount.destination).join(", ");
     throw new Error(`${describeNode(node)}: no snapshot ${snapshot.tag} in its volumes (${where}): is the data directory (data_file_directories) on a volume?`);
-  }
-  // Sizes per table (file counts and bytes before compression) for the facts.
-  const sizes = await helperScript(helper, 'find "$@" -type f -exec stat -c "%s|%n" {} +', dirs.map((dir) => `/n${dir}`));
-  const tableOfDir = new Map(Object.entries(tables).flatMap(([key, table]) => table.dirs.map((dir) => [dir, key] as const)));
-  const marker = `/snapshots/${snapshot.tag}/`;
-  let rawBytes = 0;
-  for (const line of sizes.split("\n").filter(Boolean)) {
-    const bar = line.indexOf("|");
-    const bytes = Number(line.slice(0, bar));
-    const file = line.slice(bar + 1).slice("/n".length);
-    const at = file.lastIndexOf(marker);
-    const key = at === -1 ? undefined : tableOfDir.get(file.slice(0, at + marker.length - 1));
-    if (!key) continue;
-    tables[key].files += 1;
-    tables[key].bytes += bytes;
-    rawBytes += bytes;
   }
   const started = performance.now();
   const stored = await target.store.putTree(node.key, { helper, pipe, dir: "/n", entries: dirs.map((dir) => dir.slice(1)), relinked: true }, `${node.key}: snapshot ${snapshot.tag}`);
@@ -330,17 +339,41 @@ export interface ClusterFacts {
   selectors: string[];
 }
 
+/** Every node's capture, one after the other (zstd and restic use every core), in its helper. */
+async function captureNodes(snapshot: Snapshot, target: CaptureTarget, helpers: NodeHelpers): Promise<{ artifact: Artifact }[]> {
+  const results: { artifact: Artifact }[] = [];
+  for (const node of snapshot.nodes) {
+    const session = helpers.sessions.get(node.key);
+    if (!session) throw new Error(`${describeNode(node)}: no capture helper was begun for it`);
+    results.push(await captureNode(snapshot, node, target, session));
+  }
+  return results;
+}
+
 /**
- * Captures a snapshot: every node's archive (one after the other: zstd uses every core), in the
- * helpers begun for the nodes (the caller closes them), and
- * `schema.cql` beside them. Row facts are gathered meanwhile: partition estimates of every node, and exact
+ * Captures a snapshot: every node's archive (captureNodes) in the helpers begun for the nodes
+ * (the caller closes them), from before the schema is read to its end, and `schema.cql` beside
+ * them. Row facts are gathered meanwhile: partition estimates of every node, and exact
  * counts of the tables that are small on every node (counted before the snapshot and again
  * after it: a table written to meanwhile is recorded with both counts as bounds).
  */
 export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget, helpers: NodeHelpers): Promise<{ artifacts: Artifact[]; rawBytes: number }> {
-  const { tables: schemaTables, views } = tablesInSchema(snapshot.schema);
-  const tableNames = schemaTables.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf("."))));
-  if (tableNames.length === 0) throw new Error(`keyspace${snapshot.keyspaces.length > 1 ? "s" : ""} ${snapshot.keyspaces.join(", ")} of cassandra cluster ${snapshot.cluster.name} ha${snapshot.keyspaces.length > 1 ? "ve" : "s"} no tables: nothing to back up`);
+  // The nodes' captures begin while the schema is still read.
+  const capturing = captureNodes(snapshot, target, helpers);
+  capturing.catch(() => undefined); // awaited below
+  let schema: string;
+  let tableNames: string[];
+  let views: string[];
+  try {
+    schema = await snapshot.schema;
+    const inSchema = tablesInSchema(schema);
+    tableNames = inSchema.tables.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf("."))));
+    views = inSchema.views.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf("."))));
+    if (tableNames.length === 0) throw new Error(`keyspace${snapshot.keyspaces.length > 1 ? "s" : ""} ${snapshot.keyspaces.join(", ")} of cassandra cluster ${snapshot.cluster.name} ha${snapshot.keyspaces.length > 1 ? "ve" : "s"} no tables: nothing to back up`);
+  } catch (error) {
+    await capturing.then((results) => Promise.all(results.map((result) => target.store.discard(result.artifact))), () => undefined).catch(() => undefined);
+    throw error;
+  }
   const factsStarted = performance.now();
   let factsEnded = factsStarted;
   const factsSeconds = () => (factsEnded - factsStarted) / 1000;
@@ -348,17 +381,12 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget,
     log.warn(`cassandra cluster ${snapshot.cluster.name}: row facts incomplete: ${messageOf(error)}`);
     return { counts: {} as Record<string, number>, bounds: {} as Record<string, [number, number]> };
   });
-  // schema.cql is stored beside the nodes' captures (the repository engine's restic for it opens
-  // the repository meanwhile); when a node's capture fails, it is dropped again.
-  const storingSchema = target.store.putStream("schema.cql", Readable.from([Buffer.from(snapshot.schema)]));
+  // schema.cql is stored beside the nodes' captures; when a node's capture fails, it is dropped again.
+  const storingSchema = target.store.putStream("schema.cql", Readable.from([Buffer.from(schema)]));
   storingSchema.catch(() => undefined); // awaited below
-  const nodeResults: { artifact: Artifact }[] = [];
+  let nodeResults: { artifact: Artifact }[];
   try {
-    for (const node of snapshot.nodes) {
-      const session = helpers.sessions.get(node.key);
-      if (!session) throw new Error(`${describeNode(node)}: no capture helper was begun for it`);
-      nodeResults.push(await captureNode(snapshot, node, target, session));
-    }
+    nodeResults = await capturing;
   } catch (error) {
     await storingSchema.then((stored) => target.store.discard(stored)).catch(() => undefined);
     throw error;
@@ -389,7 +417,7 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget,
     releaseVersion: [...snapshot.identities.values()][0]?.releaseVersion ?? "",
     keyspaces: snapshot.keyspaces,
     tableNames,
-    views: views.filter((key) => snapshot.keyspaces.includes(key.slice(0, key.indexOf(".")))),
+    views,
     tables: tableNames.length,
     counts,
     ...(Object.keys(bounds).length ? { bounds } : {}),
@@ -450,7 +478,7 @@ export async function clearLeftoverTag(leftover: Leftover): Promise<void> {
     const container = await inspectContainer(id).catch(() => undefined);
     if (!container) continue;
     if (!container.running) waiting.push(key);
-    else await clearSnapshotOn({ key, service: leftover.service, number: 0, container }, tag);
+    else await withJmxSessions([{ key, service: leftover.service, number: 0, container }], ([session]) => session.clearSnapshot(tag));
   }
   if (waiting.length) throw new Error(`the Cassandra snapshot ${tag} an interrupted run left stays on ${waiting.join(", ")} until it runs again`);
   log.info(`${leftover.service}: cleared the Cassandra snapshot ${tag} an interrupted run left on ${nodes.length} node(s)`);

@@ -1,19 +1,30 @@
-// composure's JMX client for a Cassandra node: the three things a backup asks of every node
-// (table figures, a snapshot, clearing it), each in one short JVM that loads only the JDK's own
-// JMX classes. nodetool loads Cassandra's whole classpath for each step: about 1.4 s of CPU per
-// call, against about 0.2 s here. Runs inside the node's container, next to the node:
+// composure's JMX client for a Cassandra node: what a backup asks of every node (table figures, a
+// snapshot, clearing it), in one short JVM per node for the whole backup that loads only the
+// JDK's own JMX classes. nodetool loads Cassandra's whole classpath for each step: about 1.4 s of
+// CPU per call, against about 0.2 s for this JVM's start and a few milliseconds per step after
+// it. Runs inside the node's container, next to the node:
 //
-//   java -cp <dir> ComposureJmx <jmx port> tablestats [keyspace...]
-//       one line per table: keyspace, table, estimated partitions, live bytes (tab-separated)
-//   java -cp <dir> ComposureJmx <jmx port> snapshot <tag> <keyspace>...
-//   java -cp <dir> ComposureJmx <jmx port> clearsnapshot <tag>
+//   java -cp <dir> ComposureJmx <jmx port>
 //
-// Exit codes: 0 done; 1 the node refused the operation (stderr: "refused: " and its message); 2 usage;
-// 3 no JMX connection (the caller then runs nodetool, which may know better); 4 the node's
-// Cassandra has no such operation, or answered with a type only its own classes know (nodetool too).
+// Once connected it prints "composure-jmx-ready", then reads commands from stdin, one per line,
+// words separated by tabs, until the end of its input:
+//
+//   tablestats [keyspace...]        one line per table: keyspace, table, estimated partitions, live bytes
+//   snapshot <tag> <keyspace>...
+//   clearsnapshot <tag>
+//
+// and ends the answer to each with "composure-jmx-end<TAB><code><TAB><message>" (no keyspace name
+// has a '-'). Codes: 0 done; 1 the node refused the operation (a snapshot tag that exists, a
+// keyspace that does not); 2 usage; 4 the node's Cassandra has no such operation, or answered with
+// a type only its own classes know (the caller runs nodetool for that step). Exit code 3: no JMX
+// connection (the caller runs nodetool, which may know better); after a lost connection a
+// command's code is 3 too, and the JVM ends.
 // Compiled for Java 8 (javac --release 8), the oldest JVM a supported Cassandra runs on.
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.rmi.UnmarshalException;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -31,22 +42,26 @@ import javax.management.remote.JMXServiceURL;
 public final class ComposureJmx {
   private static final String STORAGE_SERVICE = "org.apache.cassandra.db:type=StorageService";
   private static final String STRINGS = "[Ljava.lang.String;";
+  private static final String END = "composure-jmx-end";
 
-  public static void main(String[] args) {
-    if (args.length < 2) fail(2, "usage: ComposureJmx <jmx port> tablestats|snapshot|clearsnapshot [arguments]");
-    String[] rest = Arrays.copyOfRange(args, 2, args.length);
+  public static void main(String[] args) throws IOException {
+    if (args.length != 1) fail(2, "usage: ComposureJmx <jmx port> (commands on stdin)");
     JMXConnector connector = null;
+    MBeanServerConnection mbeans = null;
     try {
       connector = JMXConnectorFactory.connect(new JMXServiceURL("service:jmx:rmi:///jndi/rmi://127.0.0.1:" + args[0] + "/jmxrmi"));
+      mbeans = connector.getMBeanServerConnection();
     } catch (Exception e) {
       fail(3, "no JMX connection on 127.0.0.1:" + args[0] + ": " + e);
     }
+    System.out.println("composure-jmx-ready");
+    System.out.flush();
+    BufferedReader commands = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
     try {
-      run(connector.getMBeanServerConnection(), args[1], rest);
-    } catch (ReflectionException | UnmarshalException e) {
-      fail(4, "the node cannot answer " + args[1] + " here: " + e);
-    } catch (Exception e) {
-      refused(e);
+      for (String line = commands.readLine(); line != null; line = commands.readLine()) {
+        if (line.isEmpty()) continue;
+        if (!answer(mbeans, line.split("\t"))) break;
+      }
     } finally {
       try {
         connector.close();
@@ -56,36 +71,59 @@ public final class ComposureJmx {
     }
   }
 
-  private static void run(MBeanServerConnection mbeans, String command, String[] rest) throws Exception {
+  /** Runs one command and prints its answer; false when the connection is lost. */
+  private static boolean answer(MBeanServerConnection mbeans, String[] words) {
+    int code = 0;
+    String message = "";
+    try {
+      System.out.print(run(mbeans, words[0], Arrays.copyOfRange(words, 1, words.length)));
+    } catch (IllegalArgumentException e) {
+      code = 2;
+      message = e.getMessage();
+    } catch (ReflectionException | UnmarshalException e) {
+      code = 4;
+      message = "the node cannot answer " + words[0] + " here: " + e;
+    } catch (IOException e) {
+      code = 3;
+      message = "the JMX connection was lost: " + e;
+    } catch (Exception e) {
+      code = 1;
+      message = rootCause(e).getMessage();
+    }
+    System.out.println(END + "\t" + code + "\t" + String.valueOf(message).replace('\n', ' '));
+    System.out.flush();
+    return code != 3;
+  }
+
+  private static String run(MBeanServerConnection mbeans, String command, String[] rest) throws Exception {
     switch (command) {
       case "tablestats":
-        tablestats(mbeans, new HashSet<>(Arrays.asList(rest)));
-        return;
+        return tablestats(mbeans, new HashSet<>(Arrays.asList(rest)));
       case "snapshot":
-        if (rest.length < 2) fail(2, "usage: snapshot <tag> <keyspace>...");
+        if (rest.length < 2) throw new IllegalArgumentException("usage: snapshot <tag> <keyspace>...");
         invoke(mbeans, "takeSnapshot", new Object[] {rest[0], new HashMap<String, String>(), Arrays.copyOfRange(rest, 1, rest.length)},
             new String[] {"java.lang.String", "java.util.Map", STRINGS});
-        return;
+        return "";
       case "clearsnapshot":
-        if (rest.length != 1) fail(2, "usage: clearsnapshot <tag>");
+        if (rest.length != 1) throw new IllegalArgumentException("usage: clearsnapshot <tag>");
         invoke(mbeans, "clearSnapshot", new Object[] {rest[0], new String[0]}, new String[] {"java.lang.String", STRINGS});
-        return;
+        return "";
       default:
-        fail(2, "unknown command " + command);
+        throw new IllegalArgumentException("unknown command " + command);
     }
   }
 
-  /** A StorageService operation; an exception the node threw on purpose (a snapshot that exists) is exit 1 with its message. */
+  /** A StorageService operation; an exception the node threw on purpose (a snapshot that exists) is a refusal with its message. */
   private static void invoke(MBeanServerConnection mbeans, String operation, Object[] parameters, String[] signature) throws Exception {
     try {
       mbeans.invoke(new ObjectName(STORAGE_SERVICE), operation, parameters, signature);
     } catch (MBeanException e) {
-      refused(e);
+      throw new Exception(rootCause(e).getMessage(), e);
     }
   }
 
   /** Per table of the keyspaces (every keyspace when none is named): its partition estimate and live bytes. */
-  private static void tablestats(MBeanServerConnection mbeans, Set<String> keyspaces) throws Exception {
+  private static String tablestats(MBeanServerConnection mbeans, Set<String> keyspaces) throws Exception {
     Set<ObjectName> names = new TreeSet<>(mbeans.queryNames(new ObjectName("org.apache.cassandra.metrics:type=Table,keyspace=*,scope=*,name=EstimatedPartitionCount"), null));
     StringBuilder out = new StringBuilder();
     for (ObjectName name : names) {
@@ -97,18 +135,13 @@ public final class ComposureJmx {
       Object liveBytes = mbeans.getAttribute(live, "Count");
       out.append(keyspace).append('\t').append(table).append('\t').append(partitions).append('\t').append(liveBytes).append('\n');
     }
-    System.out.print(out);
+    return out.toString();
   }
 
   private static Throwable rootCause(Throwable error) {
     Throwable cause = error;
     while (cause.getCause() != null && cause.getCause() != cause) cause = cause.getCause();
     return cause;
-  }
-
-  /** Exit 1, with a prefix that tells this apart from the JVM's own exit 1 (a class it cannot load). */
-  private static void refused(Exception error) {
-    fail(1, "refused: " + rootCause(error).getMessage());
   }
 
   private static void fail(int code, String message) {
