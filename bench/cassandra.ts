@@ -97,6 +97,16 @@ export interface CassandraFigures extends EngineFigures, SlopeFigures, MedusaFig
   /** composure's repository engine (like medusa's differential storage) on the 2x table, next to medusa's. */
   composure_first_s?: number;
   composure_second_s?: number;
+  /** The row facts of the 2x table's first (archive) backup: table figures and exact counts, from its log; and that backup's time. */
+  facts_s?: number;
+  facts_backup_s?: number;
+}
+
+/** Seconds the row facts took, from a backup's log line `row facts: ... in X s, ... in Y s before the snapshot and Z s after it`. */
+export function factsSecondsOf(log: string): number | undefined {
+  const line = log.split("\n").find((entry) => entry.includes("row facts:"));
+  if (!line) return undefined;
+  return [...line.matchAll(/([\d.]+) s\b/g)].reduce((sum, match) => sum + Number(match[1]), 0);
 }
 
 export interface StorageEngineFigures {
@@ -118,7 +128,7 @@ export interface StorageEngineFigures {
  * are immutable, so the repository's second run adds the new SSTables (and what compaction rewrote).
  * cassandra-medusa backs up the same node right after each pair (bench/medusa.ts).
  */
-async function measureStorageEngines(composure: Composure, service: string, container: string, grow: Growth["grow"], rows: number, datasetBytes: () => Promise<number>, work: string, timeoutMs: number): Promise<{ engines: StorageEngineFigures; medusa: MedusaFigures }> {
+async function measureStorageEngines(composure: Composure, service: string, container: string, grow: Growth["grow"], rows: number, datasetBytes: () => Promise<number>, work: string, timeoutMs: number): Promise<{ engines: StorageEngineFigures; medusa: MedusaFigures; facts: Pick<CassandraFigures, "facts_s" | "facts_backup_s"> }> {
   const [archiveDestination, repositoryDestination] = [path.join(work, "cass-archive"), path.join(work, "cass-repository")];
   try {
     const tableBytes = await datasetBytes();
@@ -146,7 +156,9 @@ async function measureStorageEngines(composure: Composure, service: string, cont
       repository_second_s: round(repositorySecond.seconds),
       repository_second_added_bytes: repositorySecond.addedBytes ?? 0,
     };
-    return { engines, medusa: medusa.figures };
+    const factsSeconds = factsSecondsOf(archiveFirst.log);
+    const facts = factsSeconds === undefined ? {} : { facts_s: round(factsSeconds), facts_backup_s: round(archiveFirst.seconds) };
+    return { engines, medusa: medusa.figures, facts };
   } finally {
     removeDir(archiveDestination);
     removeDir(repositoryDestination);
@@ -193,8 +205,8 @@ export async function measureCassandra(stack: BenchStack, composure: Composure, 
     const perGb = (seconds: number) => round(seconds / (figures.dataset_bytes / 1e9));
     const perGbFigures = { restore_s_per_gb: perGb(figures.restore_s), restore_new_ring_s_per_gb: perGb(newRing.restore_new_ring_s) };
     if (!withRestic) return { ...figures, ...newRing, ...perGbFigures, medusa_not_measured: "restic is missing: the storage engines medusa is compared with were not measured" };
-    const { engines, medusa } = await measureStorageEngines(composure, service, await stack.containerId(service), growth.grow, 2 * rows, datasetBytes, work, timeoutMs);
-    return { ...figures, ...newRing, ...perGbFigures, engines, ...medusa, composure_first_s: engines.repository_first_s, composure_second_s: engines.repository_second_s };
+    const { engines, medusa, facts } = await measureStorageEngines(composure, service, await stack.containerId(service), growth.grow, 2 * rows, datasetBytes, work, timeoutMs);
+    return { ...figures, ...newRing, ...perGbFigures, engines, ...medusa, ...facts, composure_first_s: engines.repository_first_s, composure_second_s: engines.repository_second_s };
   } finally {
     await stack.remove(service);
   }

@@ -20,6 +20,8 @@ export interface ComposureRun {
   treePeakRssMb?: number;
   /** CPU seconds of node and every child it waited for (zstd, tar on restore ...). */
   treeCpuSeconds?: number;
+  /** The command's own log (stderr), also kept in bench/logs/. */
+  log: string;
 }
 
 export interface BackupRun extends ComposureRun {
@@ -92,7 +94,7 @@ export class Composure {
     });
     writeFileSync(path.join(benchLogs(), `${tag}.log`), result.stderr ?? ""); // the command's own timeline, to see where the time went
     const stats = JSON.parse(readFileSync(statsFile, "utf8")) as { peakRssMb: number; cpuSeconds: number };
-    return { seconds: result.seconds, peakRssMb: round(stats.peakRssMb, 1), cpuSeconds: round(stats.cpuSeconds), treePeakRssMb: result.peakRssMb, treeCpuSeconds: result.cpuSeconds };
+    return { seconds: result.seconds, peakRssMb: round(stats.peakRssMb, 1), cpuSeconds: round(stats.cpuSeconds), treePeakRssMb: result.peakRssMb, treeCpuSeconds: result.cpuSeconds, log: result.stderr ?? "" };
   }
 
   /** `env`: more for this command, e.g. STORAGE=repository. */

@@ -88,6 +88,7 @@ export function checkTargets(results: Results): Target[] {
   }
   if (results.cassandra) slopeTargets("cassandra", results.cassandra, targets);
   if (results.cassandra) medusaTargets(results.cassandra, targets);
+  if (results.cassandra) factsTarget(results.cassandra, targets);
   if (results.opensearch) slopeTargets("opensearch", results.opensearch, targets);
   if (results.stack) stackTargets(results.stack, targets);
   const rss = [volume?.peak_rss_mb, smallfiles?.peak_rss_mb, postgres?.peak_rss_mb, scaling?.peak_rss_max_mb].filter((value): value is number => value !== undefined);
@@ -131,6 +132,16 @@ function slopeRows(name: string, dataset: string, figures: SlopeFigures): Row[] 
     ...figures.slope_points.map((point): Row => [name, `${point.factor}x: ${dataset} ${size(point.dataset_bytes)}`, s(point.backup_s), `composure backup; raw read ${s(point.raw_read_s)}`, ""]),
     [name, "backup slope (least squares)", `${fixed(figures.slope_s_per_gb)} s/GB`, `raw read ${fixed(figures.raw_slope_s_per_gb)} s/GB; fixed cost ${s(figures.intercept_s)}`, ""],
   ];
+}
+
+/** Issue 20: the facts of a 1 GB table cost under 10% of its backup (the 2x table, its first backup). */
+function factsTarget(figures: CassandraFigures, targets: Target[]): void {
+  const target = "row facts of the 2x table < 10% of its backup time";
+  if (figures.facts_s === undefined || figures.facts_backup_s === undefined) {
+    targets.push({ dataset: "cassandra", target, measured: "not measured (no storage engines run, or no row facts line in the log)", result: "n/a" });
+    return;
+  }
+  targets.push({ dataset: "cassandra", target, measured: `${s(figures.facts_s)} of ${s(figures.facts_backup_s)} (${fixed((100 * figures.facts_s) / figures.facts_backup_s, 1)}%)`, result: verdict(figures.facts_s < 0.1 * figures.facts_backup_s) });
 }
 
 function stackTargets(figures: StackFigures, targets: Target[]): void {

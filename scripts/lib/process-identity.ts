@@ -18,10 +18,14 @@ export function startTicksOf(pid: number): string {
   return statFields(pid)?.[19] ?? "";
 }
 
-/** True when process `pid` of this host has ended: no such process, or one that waits to be reaped (a zombie). */
-export function pidHasEnded(pid: number): boolean {
-  const state = statFields(pid)?.[0];
-  return state === undefined || state === "Z";
+/**
+ * True when process `pid` of this host has ended: no such process, one that waits to be reaped (a
+ * zombie: where PID 1 does not reap orphans, a killed run stays one), or, given the start ticks
+ * it had, another process that reused the pid.
+ */
+export function pidHasEnded(pid: number, startTicks?: string): boolean {
+  const fields = statFields(pid);
+  return fields === undefined || fields[0] === "Z" || (startTicks !== undefined && fields[19] !== startTicks);
 }
 
 /** "host|pid|start ticks": names this process so that others can tell when it is gone. */
@@ -33,7 +37,7 @@ export function processIdentity(): string {
 export function processIsGone(owner: { host: string; pid: number; startTicks: string } | string): boolean {
   const parsed = typeof owner === "string" ? parseIdentity(owner) : owner;
   if (!parsed || parsed.host !== os.hostname()) return false; // cannot tell from here: wait for it
-  return startTicksOf(parsed.pid) !== parsed.startTicks;
+  return pidHasEnded(parsed.pid, parsed.startTicks);
 }
 
 /**
@@ -47,7 +51,7 @@ export function processHostname(): string {
 /** True when `hostname` is a processHostname() of this host whose process is gone. */
 export function hostnameProcessIsGone(hostname: string): boolean {
   const match = /^composure-([0-9a-f]{8})-(\d+)-(\d+)$/.exec(hostname);
-  return match !== null && match[1] === hostTag() && startTicksOf(Number(match[2])) !== match[3];
+  return match !== null && match[1] === hostTag() && pidHasEnded(Number(match[2]), match[3]);
 }
 
 const hostTag = () => createHash("sha256").update(os.hostname()).digest("hex").slice(0, 8);

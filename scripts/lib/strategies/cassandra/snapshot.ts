@@ -48,6 +48,8 @@ export interface Snapshot {
   countsBefore: Record<string, number>;
   /** How long those counts took (the estimates come with the tablestats every backup runs anyway). */
   countSeconds: number;
+  /** How long the slowest node took to answer with its table figures (the estimates; also the JMX check). */
+  figuresSeconds: number;
   seconds: number;
   /** Clears the tag on every node and ends their JMX clients; throws naming the nodes it failed on. */
   clear(): Promise<void>;
@@ -83,10 +85,14 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
   const sessions = new Map<string, JmxSession>();
   const endSessions = async () => void (await Promise.all([...sessions.values()].map((session) => session.close())));
   if (early) sessions.set(early.node.key, early);
+  let figuresSeconds = 0;
   const statistics = async (node: CassandraNode) => {
     const session = sessions.get(node.key) ?? (await JmxSession.open(node));
     sessions.set(node.key, session);
-    return session.tableStatistics([]);
+    const asked = performance.now();
+    const figures = await session.tableStatistics([]);
+    figuresSeconds = Math.max(figuresSeconds, (performance.now() - asked) / 1000);
+    return figures;
   };
   try {
     // What discovery read of a node (its keyspaces, its identity) is not asked again.
@@ -126,7 +132,7 @@ export async function takeSnapshot(cluster: Cluster, request: SnapshotRequest, t
       const seconds = (performance.now() - started) / 1000;
       log.info(`cassandra cluster ${cluster.name}: snapshot ${tag} of ${choice.keyspaces.join(", ")} on ${nodes.length} node(s) in ${formatSeconds(seconds)}`);
       const clear = () => clearOn(nodes).finally(endSessions);
-      return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema: describing, identities, estimates, countsBefore, countSeconds, seconds, clear };
+      return { cluster, nodes, tag, keyspaces: choice.keyspaces, schema: describing, identities, estimates, countsBefore, countSeconds, figuresSeconds, seconds, clear };
     } catch (error) {
       // Some nodes may have the tag: clear it everywhere (nodes that failed too: it is idempotent).
       await clearOn(nodes).catch((clearError: unknown) => log.error(messageOf(clearError)));
@@ -393,7 +399,7 @@ export async function captureSnapshot(snapshot: Snapshot, target: CaptureTarget,
   }
   const { counts, bounds } = await factsWork;
   const counted = Object.keys(snapshot.countsBefore).length;
-  log.info(`cassandra cluster ${snapshot.cluster.name}: row facts: partition estimates of ${tableNames.length} table(s) from the table figures, exact counts of ${counted} small table(s) in ${formatSeconds(snapshot.countSeconds)} before the snapshot and ${formatSeconds(factsSeconds())} after it (beside the capture)`);
+  log.info(`cassandra cluster ${snapshot.cluster.name}: row facts: partition estimates of ${tableNames.length} table(s) from the table figures in ${formatSeconds(snapshot.figuresSeconds)}, exact counts of ${counted} small table(s) in ${formatSeconds(snapshot.countSeconds)} before the snapshot and ${formatSeconds(factsSeconds())} after it (beside the capture)`);
   for (const result of nodeResults) {
     const facts = result.artifact.facts as unknown as NodeFacts;
     const estimates = snapshot.estimates.get(facts.node);
