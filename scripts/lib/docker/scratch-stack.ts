@@ -7,6 +7,8 @@ import type Docker from "dockerode";
 import { randomBytes } from "node:crypto";
 import { projectLabel, serviceLabel, volumeLabel, type ProjectInfo, type ServiceInfo } from "../compose/discover.ts";
 import { processIdentity, processIsGone } from "../process-identity.ts";
+import { messageOf } from "../errors.ts";
+import { log } from "../log.ts";
 import { getEngine } from "./engine.ts";
 import { removeLeftoverHelpers } from "./helper.ts";
 
@@ -45,7 +47,7 @@ export async function createScratchStack(request: ScratchRequest): Promise<Scrat
     }
     return stack;
   } catch (error) {
-    await stack.remove();
+    await stack.remove().catch((removeError: unknown) => log.warn(messageOf(removeError))); // the first error is the one to report
     throw error;
   }
 }
@@ -137,8 +139,23 @@ function scratchVolumeName(ctx: CopyContext, mount: Docker.ContainerInspectInfo[
   return `${ctx.project}_${name}`;
 }
 
-/** Removes a drill's containers (with their helpers), volumes and network. */
+/**
+ * Removes a drill's containers (with their helpers), volumes and network. Requests a killed drill
+ * sent before it died (a create, a start) may still be under way in the engine: what is left is
+ * removed again, a few times, and what stays is an error naming it.
+ */
 export async function removeDrill(project: string): Promise<void> {
+  let left: string[] = [];
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    left = await removeDrillOnce(project);
+    if (left.length === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+  }
+  throw new Error(`the restore drill ${project} left ${left.join(", ")}: remove them by hand (docker rm -f / docker volume rm / docker network rm)`);
+}
+
+/** One pass over the drill's containers, volumes and network; returns what is still there. */
+async function removeDrillOnce(project: string): Promise<string[]> {
   const engine = getEngine();
   const filters = { label: [`${drillLabel}=${project}`] };
   await removeLeftoverHelpers(project).catch(() => undefined);
@@ -148,6 +165,8 @@ export async function removeDrill(project: string): Promise<void> {
   await Promise.all((volumes ?? []).map((volume) => engine.getVolume(volume.Name).remove().catch(() => undefined)));
   const networks = await engine.listNetworks({ filters });
   await Promise.all(networks.map((network) => engine.getNetwork(network.Id).remove().catch(() => undefined)));
+  const [containersLeft, { Volumes: volumesLeft }, networksLeft] = await Promise.all([engine.listContainers({ all: true, filters }), engine.listVolumes({ filters }), engine.listNetworks({ filters })]);
+  return [...containersLeft.map((entry) => `container ${entry.Names[0]?.replace(/^\//, "") ?? entry.Id.slice(0, 12)}`), ...(volumesLeft ?? []).map((entry) => `volume ${entry.Name}`), ...networksLeft.map((entry) => `network ${entry.Name}`)];
 }
 
 /** Drills whose owning process is gone (killed): removed, whatever command runs next. */
@@ -160,6 +179,14 @@ export async function removeAbandonedDrills(): Promise<string[]> {
     if (labels?.[drillLabel]) owners.set(labels[drillLabel], labels[ownerLabel] ?? "");
   }
   const abandoned = [...owners.entries()].filter(([, owner]) => processIsGone(owner)).map(([project]) => project);
-  for (const project of abandoned) await removeDrill(project);
-  return abandoned;
+  const removed: string[] = [];
+  for (const project of abandoned) {
+    try {
+      await removeDrill(project);
+      removed.push(project);
+    } catch (error) {
+      log.warn(messageOf(error));
+    }
+  }
+  return removed;
 }

@@ -86,7 +86,7 @@ async function startScratch(production: ProjectInfo, records: ServiceRecord[]): 
   try {
     for (const container of stack.containers) if (!offline.has(container.service)) await startContainer(container.id);
   } catch (error) {
-    await stack.remove();
+    await stack.remove().catch((removeError: unknown) => log.warn(messageOf(removeError))); // the first error is the one to report
     throw error;
   }
   return stack;
