@@ -121,6 +121,7 @@ export async function beginHelper(image: string, project: string, binds: string[
   starting.catch(() => undefined); // the session's `started` and its commands report it
   let running: Helper | undefined;
   const started = starting.then((helper) => void (running = helper));
+  started.catch(() => undefined); // for those who await it (openHelper); a session closed unawaited must not crash the run
   const helper: Helper = {
     get id() {
       if (!running) throw new Error("the helper container has not started yet");
@@ -130,7 +131,8 @@ export async function beginHelper(image: string, project: string, binds: string[
     stream: async (argv, stdout, options) => (await starting).stream(argv, stdout, options),
     remove: async () => (await starting.catch(() => undefined))?.remove(),
   };
-  return { helper, pipe, started, close: async () => void (await Promise.all([helper.remove(), pipe?.remove()])) };
+  // The pipe folder goes after the container: one closed while it still starts needs the folder it mounts.
+  return { helper, pipe, started, close: async () => void (await helper.remove(), await pipe?.remove()) };
 }
 
 /** beginHelper for each list of binds; when one cannot begin, those begun are closed again. */
