@@ -82,13 +82,18 @@ describe("victoriametrics strategy", { timeout: 600_000 }, () => {
     await waitHealthy();
     const id = await containerOf("vm");
     await sh("docker", ["exec", "-i", id, "curl", "-sf", "--data-binary", "@-", "http://localhost:8428/api/v1/import/prometheus"], exposition());
-    // Imported rows become searchable after the next flush (about a second).
-    for (let attempt = 0; attempt < 60; attempt++) {
+    // Imported rows become searchable after the next flush (about a second), in an in-memory part
+    // a snapshot does not hold until VictoriaMetrics writes it to disk (every few seconds).
+    const searchable = async () => {
       const lines = (await rawSamples()).split("\n").filter(Boolean);
-      if (lines.length === 3 && lines.every((line) => line.split(" ")[1].split(",").length === samplesPerSeries)) return;
+      return lines.length === 3 && lines.every((line) => line.split(" ")[1].split(",").length === samplesPerSeries);
+    };
+    const onDisk = async () => (await inVolumes([`${volume}:/s:ro`], "find /s/data/small -name values.bin | head -n 1")).trim() !== "";
+    for (let attempt = 0; attempt < 60; attempt++) {
+      if ((await searchable()) && (await onDisk())) return;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    throw new Error("the imported samples never became searchable");
+    throw new Error("the imported samples never became searchable and written to disk");
   });
   after(async () => {
     await project.down().catch(() => undefined);
