@@ -130,8 +130,8 @@ export class JmxSession {
   }
 
   private async askNow(command: string[], timeoutMs: number): Promise<string[] | undefined> {
-    const fallBack = () => {
-      if (this.why !== undefined) log.info(`${describeNode(this.node)}: nodetool ${command[0]} instead of composure's JMX client (${this.why})`);
+    const fallBack = (why = this.why) => {
+      if (why !== undefined) log.info(`${describeNode(this.node)}: nodetool ${command[0]} instead of composure's JMX client (${why})`);
       return undefined;
     };
     if (!this.conversation) return fallBack();
@@ -156,9 +156,9 @@ export class JmxSession {
       const [code, ...message] = line.slice(end.length).split("\t");
       if (code === "0") return answer;
       if (code === "1") throw new Error(`${command[0]} on ${describeNode(this.node)} failed: ${message.join(" ")}`);
-      log.info(`${describeNode(this.node)}: nodetool ${command[0]} instead of composure's JMX client (${message.join(" ") || `code ${code}`})`);
-      if (code === "3") await this.lost(message.join(" "));
-      return undefined;
+      const why = message.join(" ") || `code ${code}`;
+      if (code === "3") await this.lost(why);
+      return fallBack(why);
     }
   }
 

@@ -124,7 +124,7 @@ async function ringOrNone(node: CassandraNode): Promise<Ring> {
  */
 async function ringOf(node: CassandraNode): Promise<Ring> {
   const statements = [
-    "SELECT JSON broadcast_address, listen_address, host_id, tokens, release_version, data_center, rack, cluster_name FROM system.local;",
+    `SELECT JSON broadcast_address, listen_address, ${identityColumns} FROM system.local;`,
     "SELECT JSON peer FROM system.peers;",
     "SELECT JSON keyspace_name FROM system_schema.keyspaces;",
   ];
@@ -137,6 +137,9 @@ async function ringOf(node: CassandraNode): Promise<Ring> {
     ...(local && keyspaces.length ? { seen: { key: node.key, keyspaces, identity: identityFromRow(local) } } : {}),
   };
 }
+
+/** The system.local columns a node's identity is made of (identityFromRow). */
+export const identityColumns = "host_id, tokens, release_version, data_center, rack, cluster_name";
 
 /** A node's identity from its system.local row. */
 export function identityFromRow(row: Record<string, unknown>): NodeIdentity {

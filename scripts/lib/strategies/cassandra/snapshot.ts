@@ -14,7 +14,7 @@ import { inspectContainer } from "../../docker/containers.ts";
 import type { Leftover } from "../../lifecycle/journal.ts";
 import { chooseKeyspaces, jsonRows, parseSnapshotDir, quoteIdentifier, tableKey, tablesInSchema } from "./cql.ts";
 import { jmxClientClass, JmxSession, withJmxSessions, type TableStatistics } from "./jmx.ts";
-import { cqlsh, describeNode, identityFromRow, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
+import { cqlsh, describeNode, identityColumns, identityFromRow, onEveryNode, requireRunning, selectJson, type CassandraNode, type Cluster, type NodeIdentity } from "./nodes.ts";
 
 /**
  * Tables below this many estimated partitions and this many live bytes (on every node) also get
@@ -149,7 +149,7 @@ export class KeyspaceFilterError extends Error {
 }
 
 async function identityOf(node: CassandraNode): Promise<NodeIdentity> {
-  const [row] = await selectJson(node, "SELECT JSON host_id, tokens, release_version, data_center, rack, cluster_name FROM system.local");
+  const [row] = await selectJson(node, `SELECT JSON ${identityColumns} FROM system.local`);
   if (!row) throw new Error(`${describeNode(node)}: system.local is empty`);
   return identityFromRow(row);
 }
